@@ -1,0 +1,22 @@
+class CustomerError(Exception):
+    """Base of every error a customers service raises on purpose; its message is fit to show."""
+
+
+class InvalidContact(CustomerError, ValueError):
+    """An email address or phone number that cannot be normalised."""
+
+
+class ConsentError(CustomerError):
+    """A consent change that the rules refuse (no evidence, unknown disclosure, …)."""
+
+
+class InvalidToken(CustomerError):
+    """A signed link that is tampered, expired, truncated or meant for another purpose."""
+
+
+class MergeError(CustomerError):
+    """Two profiles that cannot be merged."""
+
+
+class ImportFileError(CustomerError):
+    """A CSV file that cannot be read at all (wrong header, not text)."""

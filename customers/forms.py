@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from django import forms
+
+from customers.capture_hooks import capture_extensions
+from customers.exceptions import InvalidContact
+from customers.normalization import normalize_email, normalize_phone, suggest_email_correction
+
+
+class CaptureForm(forms.Form):
+    email = forms.CharField(
+        required=False,
+        max_length=400,
+        widget=forms.EmailInput(attrs={"autocomplete": "off", "inputmode": "email", "autocapitalize": "none"}),
+    )
+    phone = forms.CharField(
+        required=False, max_length=40, widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"})
+    )
+    first_name = forms.CharField(required=False, max_length=100)
+    # Consent boxes are never pre-ticked (compliance.md).
+    consent_email = forms.BooleanField(required=False, initial=False)
+    consent_sms = forms.BooleanField(required=False, initial=False)
+    keep_typed_email = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, store=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email_suggestion = None
+        self.extensions = capture_extensions()
+        for extension in self.extensions:
+            self.fields.update(extension.form_fields(store=store))
+
+    def clean_email(self) -> str | None:
+        raw = self.cleaned_data.get("email", "")
+        if not raw.strip():
+            return None
+        try:
+            email = normalize_email(raw)
+        except InvalidContact as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return email
+
+    def clean_phone(self) -> str | None:
+        raw = self.cleaned_data.get("phone", "")
+        if not raw.strip():
+            return None
+        try:
+            return normalize_phone(raw)
+        except InvalidContact as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean_first_name(self) -> str:
+        value = self.cleaned_data.get("first_name", "").strip()
+        if "\x00" in value:
+            raise forms.ValidationError("The name contains an invisible character.")
+        return value
+
+    def clean(self):
+        data = super().clean()
+        email, phone = data.get("email"), data.get("phone")
+        if "email" in self.errors or "phone" in self.errors:
+            return data
+        if not email and not phone:
+            raise forms.ValidationError("Enter an email address or a phone number.")
+        if data.get("consent_email") and not email:
+            self.add_error("consent_email", "Email consent needs an email address.")
+        if data.get("consent_sms") and not phone:
+            self.add_error("consent_sms", "SMS consent needs a phone number.")
+        if email and not data.get("keep_typed_email"):
+            suggestion = suggest_email_correction(email)
+            if suggestion:
+                self.email_suggestion = suggestion
+                self.add_error("email", f"Did you mean {suggestion}?")
+        return data

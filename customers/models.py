@@ -1,0 +1,401 @@
+"""Who we talk to: stores, one profile per customer, consent with its evidence, suppression, purchases."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Lower
+
+from customers.querysets import ConsentEvidenceQuerySet, CustomerQuerySet
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone such as Europe/Paris.")
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+
+
+class Store(models.Model):
+    code = models.SlugField(max_length=32, unique=True, help_text="Short code printed on receipts, e.g. NYC-5TH.")
+    name = models.CharField(max_length=120)
+    street = models.CharField(max_length=200)
+    city = models.CharField(max_length=100)
+    postal_code = models.CharField(max_length=20)
+    state = models.CharField(max_length=64, blank=True, help_text="State or province code, e.g. FL.")
+    country = models.CharField(max_length=2, help_text="ISO 3166 code, e.g. US.")
+    time_zone = models.CharField(max_length=64, validators=[validate_time_zone])
+    region = models.CharField(max_length=64, blank=True, help_text="Your own grouping, e.g. North-East.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    @property
+    def postal_address(self) -> str:
+        locality = " ".join(part for part in (self.postal_code, self.city, self.state) if part)
+        return ", ".join(part for part in (self.street, locality, self.country) if part)
+
+
+class StoreMembership(models.Model):
+    class Role(models.TextChoices):
+        CLERK = "clerk", "Clerk"
+        MANAGER = "manager", "Store manager"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="store_memberships")
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLERK)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "store"], name="store_membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.get_role_display()} at {self.store.code}"
+
+
+class Source(models.TextChoices):
+    WEB = "web", "Web form"
+    STORE = "store", "In store"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+
+
+class Customer(models.Model):
+    class TimeZoneSource(models.TextChoices):
+        EXPLICIT = "explicit", "Set explicitly"
+        STORE = "store", "Home store"
+        PHONE = "phone", "Phone country"
+        DEFAULT = "default", "Default"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    email = models.CharField(max_length=320, null=True, blank=True)  # noqa: DJ001 (NULL: unique when absent)
+    phone = models.CharField(max_length=16, null=True, blank=True, unique=True, help_text="E.164")
+    # Keyed hashes of the addresses, so "not suppressed" is a join in SQL and survives erasure.
+    email_hmac = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    phone_hmac = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    locale = models.CharField(max_length=16, blank=True, default="en")
+    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
+    time_zone_source = models.CharField(max_length=16, choices=TimeZoneSource.choices, default=TimeZoneSource.DEFAULT)
+    birthday = models.DateField(null=True, blank=True)
+    home_store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    source_store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_clerk = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attributes = models.JSONField(default=dict, blank=True)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_profiles"
+    )
+    erased_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="customer_email_unique_ci")]
+        indexes = [models.Index(fields=["home_store"]), models.Index(fields=["source"])]
+
+    def __str__(self) -> str:
+        if self.erased_at:
+            return f"Erased customer {str(self.public_id)[:8]}"
+        name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        return name or self.email or self.phone or f"Customer {str(self.public_id)[:8]}"
+
+    @property
+    def is_active_profile(self) -> bool:
+        return self.merged_into_id is None and self.erased_at is None
+
+
+class DisclosureText(models.Model):
+    """The exact words shown when consent was asked; versioned and hashed, never edited."""
+
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    locale = models.CharField(max_length=16, default="en")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    sha256 = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "locale", "version"], name="disclosure_version_unique")
+        ]
+        ordering = ["channel", "locale", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} disclosure v{self.version} ({self.locale})"
+
+
+class ConsentMethod(models.TextChoices):
+    CHECKOUT = "checkout", "Store checkout"
+    WEB_FORM = "web_form", "Web form"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+    ADMIN = "admin", "Admin (marketing staff)"
+    EMAIL_CONFIRMATION = "email_confirmation", "Email confirmation link"
+    SMS_KEYWORD = "sms_keyword", "SMS keyword"
+    ONE_CLICK = "one_click", "One-click unsubscribe"
+    PREFERENCE_CENTRE = "preference_centre", "Preference centre"
+    COMPLAINT = "complaint", "Spam complaint"
+    BOUNCE = "bounce", "Bounce"
+    MERGE = "merge", "Profile merge"
+    ERASURE = "erasure", "Erasure"
+
+
+class ConsentEvidence(models.Model):
+    """One append-only line of the consent ledger: who agreed to (or withdrew) what, when, how, where."""
+
+    class Action(models.TextChoices):
+        GRANT = "grant", "Granted"
+        CONFIRM = "confirm", "Confirmed (double opt-in)"
+        WITHDRAW = "withdraw", "Withdrawn"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="consent_evidence")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    purpose = models.CharField(max_length=32, default="marketing")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    method = models.CharField(max_length=24, choices=ConsentMethod.choices)
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    address = models.CharField(max_length=320, blank=True, help_text="The email or phone the consent covers.")
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    collected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    disclosure = models.ForeignKey(DisclosureText, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    disclosure_sha256 = models.CharField(max_length=64, blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    basis = models.CharField(max_length=500, blank=True, help_text="Stated legal basis, for imports and admin.")
+    source_reference = models.CharField(max_length=200, blank=True, help_text="e.g. delivery:123, import:7 row 12")
+    note = models.CharField(max_length=500, blank=True)
+
+    objects = ConsentEvidenceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["customer", "channel", "occurred_at"])]
+        verbose_name_plural = "consent evidence"
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.get_action_display().lower()} via {self.get_method_display()}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.pop("_redaction", False):
+            raise ValueError("Consent evidence is append-only; record a new entry instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Consent evidence is append-only and cannot be deleted.")
+
+
+class ConsentStatus(models.TextChoices):
+    NONE = "none", "Not asked"
+    PENDING = "pending", "Pending confirmation"
+    GRANTED = "granted", "Granted"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class ConsentState(models.Model):
+    """The current consent per (customer, channel): a cache of the ledger, moved only by services."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_states")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    status = models.CharField(max_length=16, choices=ConsentStatus.choices, default=ConsentStatus.NONE)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    last_evidence = models.ForeignKey(ConsentEvidence, null=True, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "channel"], name="consent_state_unique")]
+        indexes = [models.Index(fields=["channel", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()}: {self.get_status_display()}"
+
+
+class ConsentConfirmation(models.Model):
+    """The double opt-in email for one pending grant; its status makes sending it idempotent."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        CONFIRMED = "confirmed", "Confirmed"
+
+    grant = models.OneToOneField(ConsentEvidence, on_delete=models.PROTECT, related_name="confirmation")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_confirmations")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Confirmation for grant {self.grant_id}: {self.status}"
+
+
+class Suppression(models.Model):
+    """An address we must never message, keyed by a keyed hash so it outlives erasure."""
+
+    class Reason(models.TextChoices):
+        ERASURE = "erasure", "Erased on request"
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        COMPLAINT = "complaint", "Spam complaint"
+        CARRIER_OPT_OUT = "carrier_opt_out", "Opted out at the carrier"
+        MANUAL = "manual", "Added by staff"
+
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    address_hmac = models.CharField(max_length=64)
+    reason = models.CharField(max_length=24, choices=Reason.choices)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "address_hmac"], name="suppression_unique_address")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} suppressed ({self.get_reason_display()})"
+
+
+class Purchase(models.Model):
+    class Channel(models.TextChoices):
+        STORE = "store", "In store"
+        ONLINE = "online", "Online"
+
+    class Source(models.TextChoices):
+        TILL = "till", "Till (clerk page)"
+        ONLINE_SHOP = "online_shop", "Online shop"
+        IMPORT = "import", "Import"
+        API = "api", "API"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="purchases")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.PROTECT, related_name="purchases")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    external_ref = models.CharField(max_length=100, help_text="Order or receipt number, unique per source.")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    discount_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="USD")
+    occurred_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_ref"], name="purchase_ref_unique_per_source"),
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="purchase_amount_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(channel="online") | models.Q(store__isnull=False),
+                name="purchase_in_store_has_store",
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "occurred_at"])]
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} ({self.external_ref})"
+
+
+class MergeProposal(models.Model):
+    """Two profiles that one capture showed to be the same person (email on one, phone on the other)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        MERGED = "merged", "Merged"
+        DISMISSED = "dismissed", "Dismissed"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    other = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=300)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "other"],
+                condition=models.Q(status="open"),
+                name="merge_proposal_open_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Merge {self.customer} with {self.other}? ({self.status})"
+
+
+class CustomerImport(models.Model):
+    """One CSV upload: the dry-run report, then the real run with its progress."""
+
+    class Status(models.TextChoices):
+        VALIDATED = "validated", "Checked (dry run)"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    file_name = models.CharField(max_length=255)
+    content = models.TextField(help_text="The uploaded CSV, kept so a re-run imports the same rows.")
+    content_sha256 = models.CharField(max_length=64)
+    consent_basis = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.VALIDATED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} of {self.file_name} ({self.get_status_display()})"

@@ -1,0 +1,459 @@
+"""Profiles: capture (one customer per email and per phone), merge, erasure, purchases."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from customers.exceptions import CustomerError, InvalidContact, MergeError
+from customers.models import (
+    Channel,
+    ConsentEvidence,
+    ConsentMethod,
+    ConsentState,
+    ConsentStatus,
+    Customer,
+    MergeProposal,
+    Purchase,
+    Source,
+    Store,
+    Suppression,
+)
+from customers.normalization import address_hmac, normalize_email, normalize_phone, phone_time_zone
+from customers.selectors import suppressed_channels
+from customers.services.consent import Evidence, consent_grant, consent_withdraw, suppression_add
+
+MAX_NAME_LENGTH = 100
+_RESTRICTIVENESS = {
+    ConsentStatus.WITHDRAWN: 0,
+    ConsentStatus.PENDING: 1,
+    ConsentStatus.GRANTED: 2,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsentRequest:
+    """A consent the person gave (``granted=True``) or withdrew in the same capture."""
+
+    channel: str
+    granted: bool = True
+    #: the disclosure text shown for this channel, when it differs from the evidence's
+    disclosure: object | None = None
+
+
+@dataclasses.dataclass
+class CaptureResult:
+    customer: Customer
+    created: bool
+    merge_proposal: MergeProposal | None = None
+    phone_customer: Customer | None = None
+    consent_entries: list[ConsentEvidence] = dataclasses.field(default_factory=list)
+    suppressed: set[str] = dataclasses.field(default_factory=set)
+
+
+def _clean_name(value: str | None, label: str) -> str:
+    value = (value or "").strip()
+    if "\x00" in value:
+        raise CustomerError(f"The {label} contains an invisible character.")
+    if len(value) > MAX_NAME_LENGTH:
+        raise CustomerError(f"The {label} cannot be longer than {MAX_NAME_LENGTH} characters.")
+    return value
+
+
+def _surviving(customer: Customer | None) -> Customer | None:
+    seen = set()
+    while customer is not None and customer.merged_into_id is not None and customer.pk not in seen:
+        seen.add(customer.pk)
+        customer = customer.merged_into
+    return customer
+
+
+def _resolve_time_zone(customer: Customer) -> None:
+    if customer.time_zone_source == Customer.TimeZoneSource.EXPLICIT and customer.time_zone:
+        return
+    if customer.home_store_id:
+        customer.time_zone = customer.home_store.time_zone
+        customer.time_zone_source = Customer.TimeZoneSource.STORE
+    elif customer.phone and (zone := phone_time_zone(customer.phone)):
+        customer.time_zone = zone
+        customer.time_zone_source = Customer.TimeZoneSource.PHONE
+    else:
+        customer.time_zone = ""
+        customer.time_zone_source = Customer.TimeZoneSource.DEFAULT
+
+
+def customer_refresh_derived(customer: Customer) -> None:
+    """Recompute the fields derived from others (address hashes, time zone) before a save."""
+    customer.email_hmac = address_hmac(Channel.EMAIL, customer.email) if customer.email else ""
+    customer.phone_hmac = address_hmac(Channel.SMS, customer.phone) if customer.phone else ""
+    _resolve_time_zone(customer)
+
+
+def customer_capture(
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    source: str,
+    store: Store | None = None,
+    clerk=None,
+    locale: str | None = None,
+    time_zone: str | None = None,
+    birthday: date | None = None,
+    attributes: dict | None = None,
+    consents: list[ConsentRequest] = (),
+    evidence: Evidence | None = None,
+) -> CaptureResult:
+    """Find the profile for an email and/or phone, or create it; update it; record consents.
+
+    One customer per email and per phone: an existing match is updated, never duplicated (a
+    concurrent capture of the same new address ends on the same row). When the email and the phone
+    belong to two different profiles, the capture updates the email's profile, records SMS consent on
+    the phone's profile, and opens a ``MergeProposal``. Blank fields never overwrite known ones.
+    Raises ``InvalidContact`` / ``CustomerError`` before writing anything.
+    """
+    normalized_email = normalize_email(email) if email and email.strip() else None
+    normalized_phone = normalize_phone(phone) if phone and phone.strip() else None
+    if not normalized_email and not normalized_phone:
+        raise InvalidContact("Enter an email address or a phone number.")
+    if source not in Source.values:
+        raise CustomerError(f"Unknown source {source!r}.")
+    first_name = _clean_name(first_name, "first name")
+    last_name = _clean_name(last_name, "last name")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise CustomerError("Custom attributes must be a JSON object.")
+    for request in consents:
+        if request.channel == Channel.EMAIL and not normalized_email and request.granted:
+            raise InvalidContact("Email consent needs an email address.")
+        if request.channel == Channel.SMS and not normalized_phone and request.granted:
+            raise InvalidContact("SMS consent needs a phone number.")
+    if consents and evidence is None:
+        raise CustomerError("Consent needs evidence of how it was collected.")
+
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _capture_once(
+                    email=normalized_email,
+                    phone=normalized_phone,
+                    first_name=first_name,
+                    last_name=last_name,
+                    source=source,
+                    store=store,
+                    clerk=clerk,
+                    locale=locale,
+                    time_zone=time_zone,
+                    birthday=birthday,
+                    attributes=attributes,
+                    consents=consents,
+                    evidence=evidence,
+                )
+        except IntegrityError:
+            # Someone created the same email or phone between our look-up and insert: look again.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _capture_once(
+    *,
+    email,
+    phone,
+    first_name,
+    last_name,
+    source,
+    store,
+    clerk,
+    locale,
+    time_zone,
+    birthday,
+    attributes,
+    consents,
+    evidence,
+) -> CaptureResult:
+    by_email = _surviving(Customer.objects.with_email(email).first()) if email else None
+    by_phone = _surviving(Customer.objects.with_phone(phone).first()) if phone else None
+    if by_email is not None and by_email.erased_at:
+        by_email = None
+    if by_phone is not None and by_phone.erased_at:
+        by_phone = None
+
+    customer = by_email or by_phone
+    created = customer is None
+    proposal = None
+    phone_customer = None
+    if created:
+        customer = Customer(
+            source=source,
+            source_store=store,
+            source_clerk=clerk,
+            home_store=store,
+        )
+    if email and not customer.email:
+        customer.email = email
+    if phone and not customer.phone and (by_phone is None or by_phone.pk == customer.pk):
+        customer.phone = phone
+    if by_email and by_phone and by_email.pk != by_phone.pk:
+        phone_customer = by_phone
+    customer.first_name = first_name or customer.first_name
+    customer.last_name = last_name or customer.last_name
+    if locale:
+        customer.locale = locale[:16]
+    if time_zone:
+        from customers.models import validate_time_zone
+
+        try:
+            validate_time_zone(time_zone)
+        except Exception as exc:
+            raise CustomerError(f"{time_zone!r} is not a time zone.") from exc
+        customer.time_zone, customer.time_zone_source = time_zone, Customer.TimeZoneSource.EXPLICIT
+    if birthday:
+        customer.birthday = birthday
+    if attributes:
+        customer.attributes = {**(customer.attributes or {}), **attributes}
+    if customer.home_store_id is None and store is not None:
+        customer.home_store = store
+    customer_refresh_derived(customer)
+    customer.save()
+
+    if phone_customer is not None:
+        proposal = _merge_propose(customer, phone_customer, store=store, user=clerk)
+
+    entries = []
+    for request in consents:
+        target = phone_customer if (request.channel == Channel.SMS and phone_customer) else customer
+        shown = dataclasses.replace(evidence, disclosure=request.disclosure) if request.disclosure else evidence
+        if request.granted:
+            entries.append(consent_grant(customer=target, channel=request.channel, evidence=shown))
+        else:
+            entries.append(consent_withdraw(customer=target, channel=request.channel, evidence=shown))
+    return CaptureResult(
+        customer=customer,
+        created=created,
+        merge_proposal=proposal,
+        phone_customer=phone_customer,
+        consent_entries=entries,
+        suppressed=suppressed_channels(customer),
+    )
+
+
+def _merge_propose(customer: Customer, other: Customer, *, store, user) -> MergeProposal:
+    first, second = sorted((customer, other), key=lambda c: c.pk)
+    proposal, _ = MergeProposal.objects.get_or_create(
+        customer=first,
+        other=second,
+        status=MergeProposal.Status.OPEN,
+        defaults={
+            "reason": "One capture gave an email of one profile and a phone of the other.",
+            "store": store,
+            "proposed_by": user,
+        },
+    )
+    return proposal
+
+
+@transaction.atomic
+def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
+    """Merge ``other`` into ``survivor``: history moves or stays linked, the most restrictive consent wins.
+
+    Purchases move to the survivor; the other profile's consent ledger stays on it (append-only) and
+    is shown in the survivor's timeline through ``merged_into``. For each channel the survivor ends
+    with the most restrictive of the two explicit states (a channel never asked on one side takes the
+    other side's state). Missing contact details and names are filled from the other profile.
+    Locks both profiles in primary-key order. Raises ``MergeError`` for a profile merged or erased.
+    """
+    if survivor.pk == other.pk:
+        raise MergeError("A profile cannot be merged with itself.")
+    locked = {
+        c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[survivor.pk, other.pk]).order_by("pk")
+    }
+    survivor, other = locked[survivor.pk], locked[other.pk]
+    if not survivor.is_active_profile or not other.is_active_profile:
+        raise MergeError("Only active profiles can be merged (one was merged or erased already).")
+
+    reference = f"merge:{other.public_id}"
+    states = {
+        (state.customer_id, state.channel): state
+        for state in ConsentState.objects.filter(customer__in=[survivor, other])
+    }
+    # Move contact details first so the consent records below carry the right address.
+    moved_email = moved_phone = None
+    if not survivor.email and other.email:
+        moved_email, other.email = other.email, None
+    if not survivor.phone and other.phone:
+        moved_phone, other.phone = other.phone, None
+    other.merged_into = survivor
+    customer_refresh_derived(other)
+    other.save()
+    survivor.email = survivor.email or moved_email
+    survivor.phone = survivor.phone or moved_phone
+    survivor.first_name = survivor.first_name or other.first_name
+    survivor.last_name = survivor.last_name or other.last_name
+    survivor.birthday = survivor.birthday or other.birthday
+    survivor.home_store = survivor.home_store or other.home_store
+    survivor.attributes = {**(other.attributes or {}), **(survivor.attributes or {})}
+    customer_refresh_derived(survivor)
+    survivor.save()
+
+    for channel in Channel.values:
+        mine = states.get((survivor.pk, channel))
+        theirs = states.get((other.pk, channel))
+        explicit = [s for s in (mine, theirs) if s is not None and s.status != ConsentStatus.NONE]
+        if not explicit:
+            continue
+        winner = min(explicit, key=lambda s: _RESTRICTIVENESS[s.status])
+        current = mine.status if mine else ConsentStatus.NONE
+        if winner.status == current:
+            continue
+        evidence = Evidence(
+            method=ConsentMethod.MERGE,
+            collected_by=user,
+            source_reference=reference,
+            note=f"Most restrictive consent of the merged profiles (evidence {winner.last_evidence_id}).",
+        )
+        if winner.status == ConsentStatus.WITHDRAWN:
+            consent_withdraw(customer=survivor, channel=channel, evidence=evidence)
+        elif winner.status in (ConsentStatus.GRANTED, ConsentStatus.PENDING):
+            if channel in (Channel.EMAIL, Channel.SMS) and not (
+                survivor.email if channel == Channel.EMAIL else survivor.phone
+            ):
+                continue
+            consent_grant(customer=survivor, channel=channel, evidence=evidence)
+            if winner.status == ConsentStatus.PENDING:
+                # Still unconfirmed on the other side: keep it unconfirmed here too.
+                ConsentState.objects.filter(customer=survivor, channel=channel).update(status=ConsentStatus.PENDING)
+
+    Purchase.objects.filter(customer=other).update(customer=survivor)
+    MergeProposal.objects.filter(
+        status=MergeProposal.Status.OPEN, customer__in=[survivor, other], other__in=[survivor, other]
+    ).update(status=MergeProposal.Status.MERGED, resolved_at=timezone.now(), resolved_by=user)
+    return survivor
+
+
+def merge_proposal_dismiss(*, proposal: MergeProposal, user) -> None:
+    """Mark a proposal as not the same person; nothing else changes."""
+    if proposal.status != MergeProposal.Status.OPEN:
+        raise MergeError("This proposal is already resolved.")
+    proposal.status = MergeProposal.Status.DISMISSED
+    proposal.resolved_at = timezone.now()
+    proposal.resolved_by = user
+    proposal.save(update_fields=["status", "resolved_at", "resolved_by"])
+
+
+@transaction.atomic
+def customer_erase(*, customer: Customer, user) -> Customer:
+    """Erase a person: pseudonymise the profile, keep the suppression hashes and the aggregates.
+
+    Every channel is withdrawn (method=erasure), email and phone are suppressed by HMAC so a later
+    import cannot message them again, names, birthday, attributes and the web evidence (IP, user agent,
+    address) are blanked, and the public id is rotated so old links resolve to nothing. Purchases and
+    ledger amounts stay, attached to the pseudonymous profile. Idempotent.
+    """
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.erased_at:
+        return customer
+    for channel in Channel.values:
+        consent_withdraw(
+            customer=customer, channel=channel, evidence=Evidence(method=ConsentMethod.ERASURE, collected_by=user)
+        )
+    if customer.email:
+        suppression_add(channel=Channel.EMAIL, address=customer.email, reason=Suppression.Reason.ERASURE, user=user)
+    if customer.phone:
+        suppression_add(channel=Channel.SMS, address=customer.phone, reason=Suppression.Reason.ERASURE, user=user)
+    ConsentEvidence.objects.filter(customer=customer).update(ip_address=None, user_agent="", address="", url="")
+    customer.email = None
+    customer.phone = None
+    customer.first_name = ""
+    customer.last_name = ""
+    customer.birthday = None
+    customer.attributes = {}
+    customer.time_zone_source = Customer.TimeZoneSource.DEFAULT
+    customer.public_id = uuid.uuid4()
+    customer.erased_at = timezone.now()
+    customer.save()  # email_hmac / phone_hmac keep the keyed hashes for aggregate reporting
+    MergeProposal.objects.filter(status=MergeProposal.Status.OPEN, customer=customer).update(
+        status=MergeProposal.Status.DISMISSED, resolved_at=timezone.now(), resolved_by=user
+    )
+    MergeProposal.objects.filter(status=MergeProposal.Status.OPEN, other=customer).update(
+        status=MergeProposal.Status.DISMISSED, resolved_at=timezone.now(), resolved_by=user
+    )
+    return customer
+
+
+MAX_PURCHASE_AMOUNT = Decimal("1000000")
+
+
+def _clean_amount(value, label: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise CustomerError(f"The {label} must be a number.") from exc
+    if not amount.is_finite() or amount < 0:
+        raise CustomerError(f"The {label} cannot be negative.")
+    if amount >= MAX_PURCHASE_AMOUNT:
+        raise CustomerError(f"The {label} is implausibly large.")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise CustomerError(f"The {label} has more than two decimals.")
+    return amount
+
+
+@transaction.atomic
+def purchase_record(
+    *,
+    customer: Customer | None,
+    channel: str,
+    source: str,
+    external_ref: str,
+    amount,
+    currency: str = "USD",
+    occurred_at: datetime | None = None,
+    store: Store | None = None,
+    recorded_by=None,
+    discount_amount=0,
+) -> tuple[Purchase, bool]:
+    """Record a purchase or visit once per (source, external reference); returns (purchase, created).
+
+    Repeating the same reference returns the first record unchanged (idempotent), or raises
+    ``CustomerError`` when it disagrees on amount or customer. Refuses negative, absurd or
+    over-precise amounts, and an in-store purchase without a store.
+    """
+    external_ref = (external_ref or "").strip()
+    if not external_ref or len(external_ref) > 100 or "\x00" in external_ref:
+        raise CustomerError("Give an order or receipt number of at most 100 characters.")
+    if channel not in Purchase.Channel.values:
+        raise CustomerError(f"Unknown purchase channel {channel!r}.")
+    if source not in Purchase.Source.values:
+        raise CustomerError(f"Unknown purchase source {source!r}.")
+    if channel == Purchase.Channel.STORE and store is None:
+        raise CustomerError("An in-store purchase needs its store.")
+    amount = _clean_amount(amount, "amount")
+    discount = _clean_amount(discount_amount, "discount")
+    if discount > amount:
+        raise CustomerError("The discount cannot exceed the amount.")
+    currency = (currency or "").upper()
+    if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
+        raise CustomerError("The currency must be a three-letter code such as USD.")
+    existing = Purchase.objects.filter(source=source, external_ref=external_ref).first()
+    if existing is not None:
+        if existing.amount != amount or existing.customer_id != (customer.pk if customer else None):
+            raise CustomerError(f"Receipt {external_ref} was already recorded with other details.")
+        return existing, False
+    purchase = Purchase.objects.create(
+        customer=customer,
+        channel=channel,
+        store=store,
+        source=source,
+        external_ref=external_ref,
+        amount=amount,
+        discount_amount=discount,
+        currency=currency,
+        occurred_at=occurred_at or timezone.now(),
+        recorded_by=recorded_by,
+    )
+    return purchase, True

@@ -1,0 +1,52 @@
+import os
+
+import pytest
+from django.db import connection
+
+from tests.factories import ClerkFactory, DisclosureFactory, StoreFactory
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_required(request):
+    """A test marked ``postgres`` fails on CI without PostgreSQL, and is skipped locally."""
+    if request.node.get_closest_marker("postgres") is None:
+        return
+    request.getfixturevalue("db") if "transactional_db" not in request.fixturenames else None
+    if connection.vendor != "postgresql":
+        message = "needs PostgreSQL (set DATABASE_URL or run scripts/test)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium"}
+
+
+@pytest.fixture
+def store(db):
+    return StoreFactory(code="nyc-5th", name="Fifth Avenue", time_zone="America/New_York")
+
+
+@pytest.fixture
+def clerk(store):
+    return ClerkFactory(store=store)
+
+
+@pytest.fixture
+def disclosures(db):
+    return {
+        "email": DisclosureFactory(channel="email", version=1, text="Email me news and offers. Leave any time."),
+        "sms": DisclosureFactory(
+            channel="sms",
+            version=1,
+            text="Marketing texts, up to 4/month. Msg & data rates may apply. Reply STOP to opt out.",
+        ),
+    }
