@@ -13,6 +13,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Rate-limit counters live in the shared cache; every test starts from zero."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _postgres_required(request):
     """A test marked ``postgres`` fails on CI without PostgreSQL, and is skipped locally."""
     if request.node.get_closest_marker("postgres") is None:
