@@ -203,6 +203,13 @@ TANDEM = {
     "CONFIRMATION_LINK_MAX_AGE_DAYS": int(os.environ.get("TANDEM_CONFIRMATION_LINK_MAX_AGE_DAYS", "7")),
     "CAPTURE_RATE_LIMIT_PER_MINUTE": int(os.environ.get("TANDEM_CAPTURE_RATE_LIMIT_PER_MINUTE", "30")),
     "LOGIN_RATE_LIMIT_PER_MINUTE": int(os.environ.get("TANDEM_LOGIN_RATE_LIMIT_PER_MINUTE", "10")),
+    # Campaigns: the postal address every marketing email carries (CAN-SPAM), and channel limits.
+    "POSTAL_ADDRESS": os.environ.get(
+        "TANDEM_POSTAL_ADDRESS", "Tandem Stores, 1 Main Street, Springfield, NY 12345, USA"
+    ),
+    "SMS_MAX_SEGMENTS": int(os.environ.get("TANDEM_SMS_MAX_SEGMENTS", "4")),
+    "PUSH_TITLE_MAX_CHARS": int(os.environ.get("TANDEM_PUSH_TITLE_MAX_CHARS", "65")),
+    "PUSH_BODY_MAX_CHARS": int(os.environ.get("TANDEM_PUSH_BODY_MAX_CHARS", "240")),
 }
 
 # --- Security --------------------------------------------------------------------------------

@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("till/", include("customers.urls_till")),
     path("c/", include("customers.urls_public")),
+    path("m/", include("campaigns.urls")),
 ]

@@ -1,0 +1,505 @@
+"""The studio in the admin: segments with live counts, the campaign page as one message, previews."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.checks import InlineModelAdminChecks
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.forms.models import BaseInlineFormSet, inlineformset_factory
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
+
+from campaigns.audience import campaign_forecast, segment_counts
+from campaigns.exceptions import CampaignError, ChannelError
+from campaigns.models import AuditEvent, Campaign, Message, Segment, Variant
+from campaigns.rendering import PLACEHOLDERS
+from campaigns.segments import RuleError, segment_q
+from campaigns.selectors import audit_for_campaign, customer_for_preview, message_previews, persona_warning
+from campaigns.services.campaigns import (
+    campaign_duplicate,
+    campaign_problems,
+    campaign_record_changes,
+    campaign_schedule,
+    campaign_snapshot,
+    campaign_transition,
+)
+from campaigns.services.messages import variant_snapshot, variant_test_send
+from campaigns.services.segments import segment_static_load
+from campaigns.validation import variant_check
+from customers.models import Channel
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+# --- Segments -----------------------------------------------------------------------------------
+
+
+class SegmentForm(forms.ModelForm):
+    upload = forms.FileField(
+        required=False, help_text="Uploaded list: one email or phone per line (or a CSV whose first column has them)."
+    )
+
+    class Meta:
+        model = Segment
+        fields = ["name", "kind", "description", "is_persona", "is_active", "rules"]
+        widgets = {"rules": forms.Textarea(attrs={"rows": 12, "cols": 90, "class": "vLargeTextField rules-json"})}
+
+    def clean_upload(self):
+        upload = self.cleaned_data.get("upload")
+        if upload is None:
+            return None
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise ValidationError("Upload at most 20 MB.")
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValidationError("Upload a UTF-8 text or CSV file.") from exc
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentForm
+    list_display = ["name", "kind", "is_persona", "is_active", "updated_at"]
+    list_filter = ["kind", "is_persona", "is_active"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["live_counts"]
+    change_form_template = "admin/campaigns/segment/change_form.html"
+
+    @admin.display(description="Members now")
+    def live_counts(self, obj):
+        if obj is None or obj.pk is None:
+            return "Save to count."
+        counts = segment_counts(obj)
+        return format_html(
+            "<strong>{}</strong> customers; reachable by email {}, SMS {}, push {}",
+            counts["total"],
+            counts["email"],
+            counts["sms"],
+            counts["push"],
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        content = form.cleaned_data.get("upload")
+        if content:
+            try:
+                report = segment_static_load(segment=obj, content=content, actor=request.user)
+            except CampaignError as exc:
+                messages.error(request, str(exc))
+                return
+            messages.info(request, f"List: {report.matched} matched, {report.added} added.")
+            for line, value, why in report.unmatched[:20]:
+                messages.warning(request, f"Line {line} ({value}): {why}")
+        warning = persona_warning()
+        if warning:
+            messages.warning(request, warning)
+
+    def changelist_view(self, request, extra_context=None):
+        warning = persona_warning()
+        if warning:
+            messages.warning(request, warning)
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        return [
+            path("count/", self.admin_site.admin_view(self.count_view), name="campaigns_segment_count"),
+            *super().get_urls(),
+        ]
+
+    def count_view(self, request):
+        """Live count while editing rules: POST the rule JSON, get the numbers (one SQL query)."""
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            rules = json.loads(request.POST.get("rules") or "{}")
+            segment = Segment(kind=Segment.Kind.RULES, rules=rules)
+            segment_q(rules, now=timezone.now())
+            counts = segment_counts(segment)
+        except (ValueError, RuleError) as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse(counts)
+
+
+# --- Messages and variants -------------------------------------------------------------------------
+
+
+class VariantForm(forms.ModelForm):
+    push_image_url = forms.URLField(required=False, assume_scheme="https", max_length=500, label="Push image URL")
+
+    class Meta:
+        model = Variant
+        fields = [
+            "persona",
+            "channel",
+            "subject",
+            "preheader",
+            "html_body",
+            "text_body",
+            "sms_body",
+            "push_title",
+            "push_body",
+            "push_url",
+            "push_image_url",
+        ]
+        widgets = {
+            "html_body": forms.Textarea(attrs={"rows": 10, "cols": 80}),
+            "text_body": forms.Textarea(attrs={"rows": 4, "cols": 80}),
+            "sms_body": forms.Textarea(attrs={"rows": 3, "cols": 80, "class": "sms-body"}),
+            "push_body": forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        }
+
+    def _post_clean(self):
+        super()._post_clean()
+        # Blank fields of other channels are fine; the model's clean checks what the channel needs.
+        if not self.errors:
+            try:
+                self.warnings = variant_check(self.instance)
+            except ValidationError as exc:
+                self._update_errors(exc)
+
+
+_VARIANT_FIELDSETS = [
+    (None, {"fields": ["persona", "channel", "preview_link"]}),
+    ("Email", {"fields": ["subject", "preheader", "html_body", "text_body"], "classes": ["variant-email"]}),
+    ("SMS", {"fields": ["sms_body"], "classes": ["variant-sms"]}),
+    ("Push", {"fields": ["push_title", "push_body", "push_url", "push_image_url"], "classes": ["variant-push"]}),
+]
+
+
+class _VariantInlineBase(admin.StackedInline):
+    model = Variant
+    form = VariantForm
+    extra = 0
+    fieldsets = _VARIANT_FIELDSETS
+    readonly_fields = ["preview_link"]
+
+    @admin.display(description="Preview")
+    def preview_link(self, obj):
+        if obj is None or obj.pk is None:
+            return "Save to preview."
+        url = reverse("admin:campaigns_variant_preview", args=[obj.pk])
+        return format_html('<a class="variant-preview-link" href="{}">Preview and test</a>', url)
+
+
+class VariantInline(_VariantInlineBase):
+    fk_name = "message"
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["name", "purpose", "created_at"]
+    list_filter = ["purpose"]
+    search_fields = ["name"]
+    inlines = [VariantInline]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        _save_variant_formset(request, formset)
+
+    def get_urls(self):
+        return [
+            path(
+                "variant/<int:variant_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="campaigns_variant_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request, variant_id: int):
+        """One cell as the recipient sees it, for a chosen or random customer; POST sends a test."""
+        variant = get_object_or_404(Variant.objects.select_related("message", "persona"), pk=variant_id)
+        if not self.has_view_permission(request, variant.message):
+            raise PermissionDenied
+        customer_id = request.GET.get("customer") or request.POST.get("customer")
+        customer = customer_for_preview(customer_id=int(customer_id) if str(customer_id).isdigit() else None)
+        if request.method == "POST":
+            if not self.has_change_permission(request, variant.message):
+                raise PermissionDenied
+            try:
+                to = variant_test_send(
+                    variant=variant, user=request.user, customer=customer, phone=request.POST.get("phone", "")
+                )
+            except (CampaignError, ChannelError) as exc:
+                messages.error(request, f"Test not sent: {exc}")
+            else:
+                messages.success(request, f"Test sent to {to}.")
+            query = f"?customer={customer.pk}" if customer else ""
+            return HttpResponseRedirect(request.path + query)
+        previews = message_previews(message=variant.message, customer=customer)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview: {variant.message} / {variant}",
+            "variant": variant,
+            "customer": customer,
+            "previews": [p for p in previews if p.variant.pk == variant.pk],
+            "opts": Message._meta,
+        }
+        return TemplateResponse(request, "admin/campaigns/variant_preview.html", context)
+
+
+def _save_variant_formset(request, formset) -> None:
+    """Store each cell through the service (validation, audit trail, freeze once sending)."""
+    from campaigns.services.messages import variant_save
+
+    for obj in formset.deleted_objects:
+        obj.delete()
+    for form in formset.forms:
+        if not form.has_changed() or form in formset.deleted_forms or not form.cleaned_data:
+            continue
+        variant = form.instance
+        variant.message = formset.instance
+        before = variant_snapshot(Variant.objects.get(pk=variant.pk)) if variant.pk else None
+        for warning in variant_save(variant=variant, actor=request.user, before=before):
+            messages.warning(request, f"{variant}: {warning}")
+
+
+# --- Campaigns ---------------------------------------------------------------------------------
+
+
+class CampaignVariantFormSet(BaseInlineFormSet):
+    """The variants of the campaign's message, edited on the campaign page."""
+
+    def __init__(self, data=None, files=None, instance=None, **kwargs):
+        message = getattr(instance, "message", None) if getattr(instance, "message_id", None) else None
+        super().__init__(data, files, instance=message or Message(), **kwargs)
+
+
+class _NoRelationChecks(InlineModelAdminChecks):
+    def _check_relation(self, obj, parent_model):
+        return []
+
+
+class CampaignVariantInline(_VariantInlineBase):
+    """Variants hang off the message; the campaign page shows them as if they were its own."""
+
+    checks_class = _NoRelationChecks
+    verbose_name = "variant (persona x channel)"
+    verbose_name_plural = "Message variants: one per persona and channel; the default column has no persona"
+
+    def get_formset(self, request, obj=None, **kwargs):
+        fields = list(VariantForm.Meta.fields)
+        formset = inlineformset_factory(
+            Message,
+            Variant,
+            form=VariantForm,
+            formset=CampaignVariantFormSet,
+            fields=fields,
+            extra=self.get_extra(request, obj),
+            can_delete=self.has_delete_permission(request, obj),
+        )
+        formset.fk = Variant._meta.get_field("message")
+        return formset
+
+    def _editable(self, obj) -> bool:
+        return obj is None or obj.is_editable
+
+    def has_add_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("campaigns.view_variant") or request.user.has_perm("campaigns.change_variant")
+
+
+class CampaignForm(forms.ModelForm):
+    message = forms.ModelChoiceField(
+        queryset=Message.objects.all(),
+        required=False,
+        help_text="Leave empty to start a new message named after the campaign.",
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "goal",
+            "kpi",
+            "kpi_target",
+            "category",
+            "message",
+            "include_segments",
+            "exclude_segments",
+            "channels",
+            "mode",
+        ]
+
+
+class ChannelListFilter(admin.SimpleListFilter):
+    title = "channel"
+    parameter_name = "channel"
+
+    def lookups(self, request, model_admin):
+        return Channel.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in Channel.values:
+            return queryset.filter(channels__contains=self.value())
+        return queryset
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignForm
+    list_display = ["name", "status", "goal", "category", "channels", "scheduled_at", "updated_at"]
+    list_filter = ["status", "goal", ChannelListFilter, "category"]
+    search_fields = ["name"]
+    filter_horizontal = ["include_segments", "exclude_segments"]
+    inlines = [CampaignVariantInline]
+    actions = ["duplicate_action"]
+    change_form_template = "admin/campaigns/campaign/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["name", "status_display", "goal", "kpi", "kpi_target", "category"]}),
+        ("Audience and channels", {"fields": ["include_segments", "exclude_segments", "channels", "mode"]}),
+        ("Message", {"fields": ["message"]}),
+    ]
+
+    @admin.display(description="Status")
+    def status_display(self, obj):
+        if obj is None or obj.pk is None:
+            return "Draft"
+        when = f" for {obj.scheduled_at:%Y-%m-%d %H:%M %Z}" if obj.scheduled_at else ""
+        return f"{obj.get_status_display()}{when}"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not obj.is_editable:
+            return ["status_display", *CampaignForm.Meta.fields]
+        return ["status_display"]
+
+    @admin.action(description="Duplicate the selected campaigns (as drafts, with a copy of the message)")
+    def duplicate_action(self, request, queryset):
+        for campaign in queryset:
+            copy = campaign_duplicate(campaign=campaign, actor=request.user)
+            messages.success(request, f"Created {copy}.")
+
+    def save_model(self, request, obj, form, change):
+        if obj.pk and not Campaign.objects.get(pk=obj.pk).is_editable:
+            raise PermissionDenied("This campaign has started sending and can no longer change.")
+        request._campaign_before = campaign_snapshot(Campaign.objects.get(pk=obj.pk)) if change else None
+        if obj.message_id is None:
+            obj.message = Message.objects.create(name=obj.name, created_by=request.user)
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        formset.instance = form.instance.message
+        _save_variant_formset(request, formset)
+
+    def save_related(self, request, form, formsets, change):
+        with transaction.atomic():
+            super().save_related(request, form, formsets, change)
+            campaign_record_changes(campaign=form.instance, actor=request.user, before=request._campaign_before)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:campaign_id>/status/",
+                self.admin_site.admin_view(self.status_view),
+                name="campaigns_campaign_status",
+            ),
+            *super().get_urls(),
+        ]
+
+    def status_view(self, request, campaign_id: int):
+        """Schedule, pause, resume, cancel: each through the status service."""
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if request.method != "POST" or not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        target = request.POST.get("to", "")
+        try:
+            if target == Campaign.Status.SCHEDULED and campaign.status == Campaign.Status.DRAFT:
+                at = parse_datetime(request.POST.get("at", ""))
+                if at is None:
+                    raise CampaignError("Give the send time, e.g. 2030-01-31 09:00.")
+                if timezone.is_naive(at):
+                    at = timezone.make_aware(at)
+                campaign_schedule(campaign=campaign, at=at, actor=request.user)
+            elif target in Campaign.Status.values:
+                campaign_transition(campaign=campaign, to=target, actor=request.user)
+            else:
+                raise CampaignError("Unknown status.")
+        except CampaignError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"The campaign is now {campaign.get_status_display().lower()}.")
+        return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            customer_id = request.GET.get("preview_customer")
+            customer = customer_for_preview(customer_id=int(customer_id) if str(customer_id).isdigit() else None)
+            context.update(
+                previews=message_previews(message=obj.message, customer=customer),
+                preview_customer=customer,
+                forecast=campaign_forecast(obj),
+                problems=campaign_problems(obj),
+                audit=audit_for_campaign(obj),
+                next_statuses=_next_statuses(obj),
+                placeholders=PLACEHOLDERS,
+            )
+        else:
+            context.update(placeholders=PLACEHOLDERS)
+        context["persona_warning"] = persona_warning()
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _next_statuses(campaign: Campaign) -> list[tuple[str, str]]:
+    from campaigns.services.campaigns import TRANSITIONS
+
+    labels = {
+        Campaign.Status.DRAFT: "Back to draft",
+        Campaign.Status.SENDING: "Resume sending",
+        Campaign.Status.PAUSED: "Pause",
+        Campaign.Status.CANCELLED: "Cancel the campaign",
+    }
+    # Scheduling has its own form; "sending" and "sent" are moved by the sending engine, except resume.
+    allowed = TRANSITIONS[campaign.status]
+    result = []
+    for status, label in labels.items():
+        if status not in allowed:
+            continue
+        if status == Campaign.Status.SENDING and campaign.status != Campaign.Status.PAUSED:
+            continue
+        result.append((status, label))
+    return result
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["occurred_at", "subject_label", "subject_type", "action", "actor", "changes_summary"]
+    list_filter = ["action", "subject_type"]
+    search_fields = ["subject_label"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    @admin.display(description="Changes")
+    def changes_summary(self, obj):
+        return format_html_join("; ", "{}: {}", ((key, value) for key, value in obj.changes.items()))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,193 @@
+"""Who a campaign reaches, per channel, and why the others are left out; all of it set-based SQL.
+
+This is the module sending uses: the launch step selects ``reachable_q`` for each channel, and the
+forecast counts the very same conditions before anything is scheduled. Each reason a customer is
+left out is a ``Check`` in ``CHECKS``, applied in order, so the first failing check is the reason
+reported; later steps of the product (frequency caps, quiet hours) register their own checks with
+``check_register`` and both the forecast and sending pick them up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from campaigns.models import Campaign, CustomerPushDevice, Segment, SegmentMember
+from campaigns.segments import consent_granted_q, segment_q
+from customers.models import Channel, Customer, Suppression
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One reason a customer is not messaged on a channel now.
+
+    ``excluded_q(channel, campaign, now)`` returns the customers this check leaves out. ``effect`` is
+    ``remove`` (not sent at all) or ``defer`` (sent later, e.g. quiet hours).
+    """
+
+    reason: str
+    label: str
+    excluded_q: Callable[[str, Campaign | None, datetime], Q]
+    effect: str = "remove"
+    applies: Callable[[str, Campaign | None], bool] = lambda channel, campaign: True
+
+
+def address_present_q(channel: str) -> Q:
+    if channel == Channel.EMAIL:
+        return Q(email__isnull=False) & ~Q(email="")
+    if channel == Channel.SMS:
+        return Q(phone__isnull=False) & ~Q(phone="")
+    return Q(Exists(CustomerPushDevice.objects.filter(customer_id=OuterRef("pk"), device__active=True)))
+
+
+def suppressed_q(channel: str) -> Q:
+    column = {Channel.EMAIL: "email_hmac", Channel.SMS: "phone_hmac"}.get(channel)
+    if column is None:
+        return Q(pk__in=[])
+    listed = Suppression.objects.filter(channel=channel, address_hmac=OuterRef(column))
+    return ~Q(**{column: ""}) & Q(Exists(listed))
+
+
+CHECKS: list[Check] = [
+    Check("no_consent", "No consent", lambda channel, campaign, now: ~Q(consent_granted_q(channel))),
+    Check("missing_address", "Missing address", lambda channel, campaign, now: ~address_present_q(channel)),
+    Check("suppressed", "Suppressed address", lambda channel, campaign, now: suppressed_q(channel)),
+]
+PREFERRED_ELSEWHERE = ("preferred_elsewhere", "Reached on an earlier preferred channel")
+
+
+def check_register(check: Check, *, before: str | None = None) -> None:
+    """Add a check (idempotent by reason); ``before`` places it ahead of an existing reason."""
+    CHECKS[:] = [item for item in CHECKS if item.reason != check.reason]
+    position = next((i for i, item in enumerate(CHECKS) if item.reason == before), len(CHECKS))
+    CHECKS.insert(position, check)
+
+
+def checks_for(channel: str, campaign: Campaign | None) -> list[Check]:
+    return [check for check in CHECKS if check.applies(channel, campaign)]
+
+
+def segment_member_q(segment: Segment, *, now: datetime) -> Q:
+    if segment.kind == Segment.Kind.STATIC:
+        return Q(merged_into__isnull=True, erased_at__isnull=True) & Q(
+            Exists(SegmentMember.objects.filter(segment_id=segment.pk, customer_id=OuterRef("pk")))
+        )
+    return segment_q(segment.rules or {}, now=now)
+
+
+def audience_q(campaign: Campaign, *, now: datetime) -> Q:
+    """Customers in any included segment and in no excluded one."""
+    included = [segment_member_q(s, now=now) for s in campaign.include_segments.all()]
+    if not included:
+        return Q(pk__in=[])
+    q = included[0]
+    for part in included[1:]:
+        q |= part
+    excluded = [segment_member_q(s, now=now) for s in campaign.exclude_segments.all()]
+    for part in excluded:
+        # As a subquery, so SQL NULLs inside the excluded segment's rules cannot let anyone through.
+        q &= ~Q(pk__in=Customer.objects.filter(part).values("pk"))
+    return q
+
+
+def sendable_q(channel: str, campaign: Campaign | None, *, now: datetime) -> Q:
+    """Customers that no removing check leaves out on ``channel`` (deferral still sends later)."""
+    q = Q()
+    for check in checks_for(channel, campaign):
+        if check.effect == "remove":
+            q &= ~check.excluded_q(channel, campaign, now)
+    return q
+
+
+def reachable_q(channel: str, campaign: Campaign, *, now: datetime) -> Q:
+    """Who gets ``channel`` in ``campaign`` (before deferral): what launching selects."""
+    q = sendable_q(channel, campaign, now=now)
+    if campaign.mode == Campaign.Mode.PREFERRED:
+        order = campaign.channel_list
+        for earlier in order[: order.index(channel)]:
+            q &= ~sendable_q(earlier, campaign, now=now)
+    return q
+
+
+@dataclasses.dataclass
+class ChannelForecast:
+    channel: str
+    audience: int
+    reachable: int
+    deferred: int
+    removed: list[tuple[str, str, int]]  # (reason, label, count) in check order
+
+    @property
+    def removed_total(self) -> int:
+        return sum(count for _, _, count in self.removed)
+
+
+@dataclasses.dataclass
+class Forecast:
+    audience: int
+    channels: list[ChannelForecast]
+    checks_applied: list[str]
+
+
+def campaign_forecast(campaign: Campaign, *, now: datetime | None = None) -> Forecast:
+    """Per channel: audience, reachable, deferred and removed by reason; one aggregate query.
+
+    Every audience member is counted once per channel: under the first check that removes them,
+    else as reachable (and, if a deferring check applies, also as deferred).
+    """
+    now = now or timezone.now()
+    aggregates: dict[str, Count] = {"audience": Count("pk")}
+    plan: list[tuple[str, list[tuple[str, str, str]], list[str]]] = []
+    for channel in campaign.channel_list:
+        passed = Q()
+        removed = []
+        for index, check in enumerate(checks_for(channel, campaign)):
+            if check.effect != "remove":
+                continue
+            key = f"{channel}__{index}"
+            aggregates[key] = Count("pk", filter=passed & check.excluded_q(channel, campaign, now))
+            removed.append((key, check.reason, check.label))
+            passed &= ~check.excluded_q(channel, campaign, now)
+        if campaign.mode == Campaign.Mode.PREFERRED:
+            order = campaign.channel_list
+            elsewhere = Q(pk__in=[])
+            for earlier in order[: order.index(channel)]:
+                elsewhere |= sendable_q(earlier, campaign, now=now)
+            key = f"{channel}__elsewhere"
+            aggregates[key] = Count("pk", filter=passed & elsewhere)
+            removed.append((key, *PREFERRED_ELSEWHERE))
+            passed &= ~elsewhere
+        aggregates[f"{channel}__reachable"] = Count("pk", filter=passed)
+        deferred_keys = []
+        for index, check in enumerate(checks_for(channel, campaign)):
+            if check.effect == "defer":
+                key = f"{channel}__defer{index}"
+                aggregates[key] = Count("pk", filter=passed & check.excluded_q(channel, campaign, now))
+                deferred_keys.append(key)
+        plan.append((channel, removed, deferred_keys))
+    row = Customer.objects.filter(audience_q(campaign, now=now)).aggregate(**aggregates)
+    channels = [
+        ChannelForecast(
+            channel=channel,
+            audience=row["audience"],
+            reachable=row[f"{channel}__reachable"],
+            deferred=sum(row[key] for key in deferred_keys),
+            removed=[(reason, label, row[key]) for key, reason, label in removed],
+        )
+        for channel, removed, deferred_keys in plan
+    ]
+    applied = sorted({check.label for channel in campaign.channel_list for check in checks_for(channel, campaign)})
+    return Forecast(audience=row["audience"], channels=channels, checks_applied=applied)
+
+
+def segment_counts(segment: Segment, *, now: datetime | None = None) -> dict[str, int]:
+    """Members and, per channel, members reachable (consented, address present, not suppressed); one query."""
+    now = now or timezone.now()
+    aggregates = {"total": Count("pk")}
+    for channel in Channel.values:
+        aggregates[channel] = Count("pk", filter=sendable_q(channel, None, now=now))
+    return Customer.objects.filter(segment_member_q(segment, now=now)).aggregate(**aggregates)

@@ -1,0 +1,30 @@
+class CampaignError(Exception):
+    """Base of every error a campaigns service raises on purpose; its message is fit to show."""
+
+
+class TransitionError(CampaignError):
+    """A status change the campaign's state machine does not allow."""
+
+
+class NotReadyError(CampaignError):
+    """A campaign that cannot be scheduled yet; ``problems`` lists why."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class ChannelError(CampaignError):
+    """A channel could not deliver a message."""
+
+
+class TransientChannelError(ChannelError):
+    """Worth retrying later (timeouts, 5xx, rate limits)."""
+
+
+class PermanentChannelError(ChannelError):
+    """Never retry (bad address, opted out at the carrier, rejected content)."""
+
+    def __init__(self, message: str, *, opted_out: bool = False):
+        self.opted_out = opted_out
+        super().__init__(message)

@@ -1,0 +1,15 @@
+from campaigns.models.audit import AuditEvent
+from campaigns.models.campaigns import Campaign
+from campaigns.models.devices import CustomerPushDevice
+from campaigns.models.messages import Message, Variant
+from campaigns.models.segments import Segment, SegmentMember
+
+__all__ = [
+    "AuditEvent",
+    "Campaign",
+    "CustomerPushDevice",
+    "Message",
+    "Segment",
+    "SegmentMember",
+    "Variant",
+]

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from customers.models import Channel
+
+
+class Campaign(models.Model):
+    class Goal(models.TextChoices):
+        AWARENESS = "awareness", "Awareness"
+        ENGAGEMENT = "engagement", "Engagement"
+        CONVERSION = "conversion", "Conversion"
+        LOYALTY = "loyalty", "Loyalty"
+
+    class Kpi(models.TextChoices):
+        OPEN_RATE = "open_rate", "Open rate"
+        CLICK_RATE = "click_rate", "Click rate"
+        CONVERSION_RATE = "conversion_rate", "Purchases after the message"
+        REVENUE = "revenue", "Attributed revenue"
+        REDEMPTIONS = "redemptions", "Coupon redemptions"
+        STORE_VISITS = "store_visits", "Store visits"
+
+    class Category(models.TextChoices):
+        PROMOTIONAL = "promotional", "Promotional"
+        LOYALTY = "loyalty", "Loyalty"
+        EVENT = "event", "Event"
+        TRANSACTIONAL = "transactional", "Transactional"
+
+    class Mode(models.TextChoices):
+        ALL = "all", "Every consented channel"
+        PREFERRED = "preferred", "Preferred channel only (first consented in the order given)"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        SENDING = "sending", "Sending"
+        PAUSED = "paused", "Paused"
+        SENT = "sent", "Sent"
+        CANCELLED = "cancelled", "Cancelled"
+
+    MARKETING_CATEGORIES = frozenset({Category.PROMOTIONAL, Category.LOYALTY, Category.EVENT})
+    EDITABLE_STATUSES = frozenset({Status.DRAFT, Status.SCHEDULED})
+
+    name = models.CharField(max_length=200)
+    goal = models.CharField(max_length=16, choices=Goal.choices)
+    kpi = models.CharField("KPI", max_length=24, choices=Kpi.choices)
+    kpi_target = models.DecimalField(
+        "KPI target", max_digits=12, decimal_places=2, null=True, blank=True, help_text="e.g. 25 for a 25 % open rate."
+    )
+    category = models.CharField(
+        max_length=16,
+        choices=Category.choices,
+        default=Category.PROMOTIONAL,
+        help_text="Frequency caps apply to promotional, loyalty and event campaigns, not transactional ones.",
+    )
+    message = models.ForeignKey("campaigns.Message", on_delete=models.PROTECT, related_name="campaigns")
+    include_segments = models.ManyToManyField("campaigns.Segment", related_name="included_in", blank=True)
+    exclude_segments = models.ManyToManyField("campaigns.Segment", related_name="excluded_from", blank=True)
+    channels = models.CharField(
+        max_length=32,
+        default="email",
+        help_text="Comma-separated, in order of preference: email, sms, push.",
+    )
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ALL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, editable=False)
+    scheduled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+    duplicated_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "scheduled_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def channel_list(self) -> list[str]:
+        return [item.strip() for item in self.channels.split(",") if item.strip()]
+
+    @property
+    def is_marketing(self) -> bool:
+        return self.category in self.MARKETING_CATEGORIES
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in self.EDITABLE_STATUSES
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        channels = self.channel_list
+        unknown = [item for item in channels if item not in Channel.values]
+        if unknown:
+            raise ValidationError({"channels": f"Unknown channel {unknown[0]!r}; use email, sms, push."})
+        if not channels:
+            raise ValidationError({"channels": "Choose at least one channel."})
+        if len(set(channels)) != len(channels):
+            raise ValidationError({"channels": "Name each channel once."})

@@ -1,0 +1,240 @@
+"""Personalisation of marketers' text: a locked-down Jinja2 sandbox, checked on save, bounded at render.
+
+Marketers write ``Hi {{ first_name }}`` and ``{% if store_name %}…{% endif %}``. Everything else is
+refused before it is stored, with a message naming the line: unknown variables, attribute or item
+access, method calls, loops, macros, ``include``/``import``/``extends``, arithmetic (``"a" * 10**9``),
+unknown filters. The same check runs again whenever a template is compiled, so text that reached the
+database some other way is refused at render too; behind it, the sandbox has no globals, no loader,
+refuses every call and every arithmetic operator, and the output is cut off at a size limit.
+
+Templates compile once per variant and render many times (``compile_text``/``compile_html``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+
+from django.conf import settings
+from jinja2 import TemplateSyntaxError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+MAX_SOURCE_CHARS = 100_000
+MAX_OUTPUT_CHARS = 400_000
+MAX_RENDER_SECONDS = 0.5
+
+# Placeholder name -> what it means, shown to marketers. Loyalty placeholders join when the loyalty
+# models exist.
+PLACEHOLDERS: dict[str, str] = {
+    "first_name": "First name (\u201cfriend\u201d when unknown)",
+    "last_name": "Last name",
+    "store_name": "Home store name",
+    "store_address": "Home store postal address",
+    "brand_name": "Brand name",
+    "unsubscribe_url": "One-click unsubscribe link",
+    "preferences_url": "Preference centre link",
+}
+FALLBACKS: dict[str, str] = {"first_name": "friend", "store_name": "our stores"}
+
+ALLOWED_FILTERS = frozenset(
+    {"default", "d", "upper", "lower", "title", "capitalize", "trim", "truncate", "e", "escape"}
+)
+ALLOWED_TESTS = frozenset({"defined", "undefined", "none", "string", "number"})
+_ALLOWED_NODES = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Const,
+    nodes.If,
+    nodes.Filter,
+    nodes.Test,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.CondExpr,
+    nodes.Concat,
+)
+_NODE_LABELS = {
+    nodes.For: "Loops ({% for %})",
+    nodes.Macro: "Macros",
+    nodes.CallBlock: "Call blocks",
+    nodes.Include: "{% include %}",
+    nodes.Import: "{% import %}",
+    nodes.FromImport: "{% from … import %}",
+    nodes.Extends: "{% extends %}",
+    nodes.Block: "{% block %}",
+    nodes.Getattr: "Reading attributes (a.b)",
+    nodes.Getitem: "Reading items (a[b] or a.b)",
+    nodes.Call: "Calling functions or methods",
+    nodes.Assign: "{% set %}",
+    nodes.AssignBlock: "{% set %}",
+    nodes.FilterBlock: "{% filter %}",
+    nodes.With: "{% with %}",
+}
+
+
+class TemplateProblem(ValueError):
+    """Template text we refuse; ``line`` is 1-based when known."""
+
+    def __init__(self, message: str, *, line: int | None = None):
+        self.line = line
+        self.detail = message
+        super().__init__(f"Line {line}: {message}" if line else message)
+
+
+class _LockedSandbox(ImmutableSandboxedEnvironment):
+    """No globals, no loader, no calls, no arithmetic: the last line of defence behind the checker."""
+
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+    intercepted_unops = frozenset({"+", "-"})
+
+    def __init__(self, *, autoescape: bool):
+        super().__init__(autoescape=autoescape, loader=None, auto_reload=False, cache_size=0)
+        self.globals.clear()
+        self.filters = {name: func for name, func in self.filters.items() if name in ALLOWED_FILTERS}
+        self.tests = {name: func for name, func in self.tests.items() if name in ALLOWED_TESTS}
+
+    def is_safe_callable(self, obj) -> bool:
+        return False
+
+    def is_safe_attribute(self, obj, attr, value) -> bool:
+        return False
+
+    def call_binop(self, context, operator, left, right):
+        raise SecurityError(f"The operator {operator!r} is not available in messages.")
+
+    def call_unop(self, context, operator, arg):
+        raise SecurityError(f"The operator {operator!r} is not available in messages.")
+
+
+_html_env = _LockedSandbox(autoescape=True)
+_text_env = _LockedSandbox(autoescape=False)
+
+
+def template_check(source: str, *, allowed_names: frozenset[str] | None = None) -> None:
+    """Raise ``TemplateProblem`` (with the line) unless ``source`` is a template we accept."""
+    if not isinstance(source, str):
+        raise TemplateProblem("The text must be a string.")
+    if "\x00" in source:
+        raise TemplateProblem("The text contains a NUL character.")
+    if len(source) > MAX_SOURCE_CHARS:
+        raise TemplateProblem(f"The text is longer than {MAX_SOURCE_CHARS:,} characters.")
+    names = allowed_names if allowed_names is not None else frozenset(PLACEHOLDERS)
+    try:
+        tree = _text_env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(_syntax_message(exc), line=exc.lineno) from exc
+    # Unknown placeholders first: that is the mistake marketers make, and the clearest message.
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and name.name not in names:
+            known = ", ".join(sorted(names))
+            raise TemplateProblem(f"Unknown placeholder {{{{ {name.name} }}}}. Available: {known}.", line=name.lineno)
+    _walk(tree, names)
+
+
+def _syntax_message(exc: TemplateSyntaxError) -> str:
+    message = exc.message or "Syntax error."
+    if "unknown tag" in message:
+        return f"{message}. Only {{{{ placeholder }}}} and {{% if %}} … {{% endif %}} are available."
+    return message
+
+
+def _walk(node: nodes.Node, names: frozenset[str]) -> None:
+    line = getattr(node, "lineno", None)
+    if not isinstance(node, _ALLOWED_NODES):
+        label = next((text for kind, text in _NODE_LABELS.items() if isinstance(node, kind)), None)
+        label = label or f"This construct ({type(node).__name__})"
+        raise TemplateProblem(f"{label} is not allowed in messages.", line=line)
+    if isinstance(node, nodes.Name):
+        if node.ctx != "load":
+            raise TemplateProblem("Assigning variables is not allowed in messages.", line=line)
+        if node.name not in names:
+            known = ", ".join(sorted(names))
+            raise TemplateProblem(f"Unknown placeholder {{{{ {node.name} }}}}. Available: {known}.", line=line)
+    if isinstance(node, nodes.Filter):
+        if node.name not in ALLOWED_FILTERS:
+            raise TemplateProblem(f"The filter |{node.name} is not available in messages.", line=line)
+        if node.dyn_args is not None or node.dyn_kwargs is not None:
+            raise TemplateProblem("Filters take plain values only.", line=line)
+        for arg in [*node.args, *(kw.value for kw in node.kwargs)]:
+            if not isinstance(arg, nodes.Const):
+                raise TemplateProblem("Filters take plain values only.", line=line)
+            if node.name == "truncate" and isinstance(arg.value, int) and not 0 <= arg.value <= 10_000:
+                raise TemplateProblem("truncate takes a length between 0 and 10,000.", line=line)
+        if node.node is None:
+            raise TemplateProblem("{% filter %} blocks are not allowed in messages.", line=line)
+    if isinstance(node, nodes.Test) and node.name not in ALLOWED_TESTS:
+        raise TemplateProblem(f"The test 'is {node.name}' is not available in messages.", line=line)
+    if isinstance(node, nodes.Const) and isinstance(node.value, str) and len(node.value) > 1000:
+        raise TemplateProblem("A quoted value is longer than 1,000 characters.", line=line)
+    for child in node.iter_child_nodes():
+        _walk(child, names)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledTemplate:
+    """A checked, compiled template; ``render`` is cheap and bounded."""
+
+    source: str
+    template: object
+
+    def render(self, context: Mapping[str, object]) -> str:
+        started = time.monotonic()
+        size, chunks = 0, []
+        try:
+            for chunk in self.template.generate(**context):
+                size += len(chunk)
+                if size > MAX_OUTPUT_CHARS:
+                    raise RenderError(f"The message grew beyond {MAX_OUTPUT_CHARS:,} characters.")
+                if time.monotonic() - started > MAX_RENDER_SECONDS:
+                    raise RenderError("The message took too long to render.")
+                chunks.append(chunk)
+        except RenderError:
+            raise
+        except Exception as exc:  # anything the sandbox refuses or a template error
+            raise RenderError(f"The message could not be rendered: {exc}") from exc
+        return "".join(chunks)
+
+
+class RenderError(RuntimeError):
+    """A template that passed its check failed at render; the message must not be sent."""
+
+
+def compile_text(source: str, *, allowed_names: frozenset[str] | None = None) -> CompiledTemplate:
+    """Check and compile plain text (subject, SMS, push): no escaping."""
+    template_check(source, allowed_names=allowed_names)
+    return CompiledTemplate(source=source, template=_text_env.from_string(source))
+
+
+def compile_html(source: str, *, allowed_names: frozenset[str] | None = None) -> CompiledTemplate:
+    """Check and compile HTML: every placeholder value is HTML-escaped."""
+    template_check(source, allowed_names=allowed_names)
+    return CompiledTemplate(source=source, template=_html_env.from_string(source))
+
+
+def placeholder_context(*, customer=None, links: Mapping[str, str] | None = None, extra=None) -> dict[str, str]:
+    """The values a message sees for one customer, with fallbacks for whatever is missing.
+
+    Only plain strings go in: templates never see a model instance, so there is nothing to traverse.
+    """
+    brand = settings.TANDEM["BRAND_NAME"]
+    store = getattr(customer, "home_store", None) if customer is not None else None
+    values = {
+        "first_name": (getattr(customer, "first_name", "") or "").strip(),
+        "last_name": (getattr(customer, "last_name", "") or "").strip(),
+        "store_name": store.name if store is not None else "",
+        "store_address": store.postal_address if store is not None else "",
+        "brand_name": brand,
+        "unsubscribe_url": "",
+        "preferences_url": "",
+    }
+    values.update(links or {})
+    values.update(extra or {})
+    for name, fallback in FALLBACKS.items():
+        if not values.get(name):
+            values[name] = fallback
+    return {name: str(value) for name, value in values.items()}

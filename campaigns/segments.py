@@ -1,0 +1,228 @@
+"""Segment rules: a JSON tree compiled into one ``Q`` over customers, so a count is one SQL query.
+
+A group is ``{"match": "all" | "any" | "none", "rules": [...]}`` and may nest. A rule is one of::
+
+    {"type": "profile", "field": "first_name", "op": "eq", "value": "Ann"}
+        fields: first_name, last_name, email, phone, locale, time_zone
+        ops: eq, neq, contains, starts_with, is_set, is_not_set
+    {"type": "attribute", "key": "shoe_size", "op": "eq", "value": "42"}
+        ops: eq, neq (JSON value, type included), is_set, is_not_set
+    {"type": "store", "op": "in" | "not_in", "values": [store ids]}         (home store)
+    {"type": "region", "op": "in" | "not_in", "values": ["North-East"]}     (home store's region)
+    {"type": "source", "op": "in" | "not_in", "values": ["web", "store"]}
+    {"type": "consent", "channel": "email", "op": "granted" | "not_granted"}
+    {"type": "purchase", "metric": "recency", "op": "within" | "not_within", "days": 30, "channel": "any"}
+    {"type": "purchase", "metric": "count" | "spend", "op": "gte", "value": 3, "days": null, "channel": "online"}
+        ops for count and spend: eq, gt, gte, lt, lte; days limits the window; channel any/online/store
+
+Only active profiles (not merged away, not erased) are ever in a segment. Nothing here loads a
+customer into Python.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db.models import Count, DecimalField, Exists, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.fields.json import HasKey, KeyTransform
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
+from django.utils import timezone
+
+from customers.models import Channel, ConsentState, ConsentStatus, Customer, Purchase, Source
+
+MAX_DEPTH = 6
+MAX_RULES = 200
+PROFILE_FIELDS = ("first_name", "last_name", "email", "phone", "locale", "time_zone")
+NULLABLE_PROFILE_FIELDS = frozenset({"email", "phone"})
+STRING_OPS = ("eq", "neq", "contains", "starts_with", "is_set", "is_not_set")
+COMPARE_OPS = {"eq": Exact, "gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual}
+_ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class RuleError(ValueError):
+    """A rule tree we cannot compile; the message says where."""
+
+
+def rules_validate(tree: dict) -> None:
+    """Raise ``RuleError`` unless ``tree`` compiles."""
+    segment_q(tree, now=timezone.now())
+
+
+def segment_q(tree: dict, *, now: datetime) -> Q:
+    """The customers matching ``tree`` (active profiles only), as one ``Q``; an empty tree is everyone."""
+    counter = [0]
+    return Q(merged_into__isnull=True, erased_at__isnull=True) & _group(tree or {}, now, 1, "rules", counter)
+
+
+def _group(group, now: datetime, depth: int, where: str, counter: list[int]) -> Q:
+    if not isinstance(group, dict):
+        raise RuleError(f"{where}: expected a group or a rule.")
+    if "type" in group:
+        counter[0] += 1
+        if counter[0] > MAX_RULES:
+            raise RuleError(f"A segment may hold at most {MAX_RULES} rules.")
+        return _rule(group, now, where)
+    if depth > MAX_DEPTH:
+        raise RuleError(f"{where}: groups nest at most {MAX_DEPTH} deep.")
+    match = group.get("match", "all")
+    if match not in ("all", "any", "none"):
+        raise RuleError(f"{where}: match must be all, any or none.")
+    rules = group.get("rules", [])
+    if not isinstance(rules, list):
+        raise RuleError(f"{where}: rules must be a list.")
+    parts = [_group(rule, now, depth + 1, f"{where}[{index}]", counter) for index, rule in enumerate(rules)]
+    if not parts:
+        return Q() if match != "any" else Q(pk__in=[])
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = (combined & part) if match == "all" else (combined | part)
+    return ~combined if match == "none" else combined
+
+
+def _rule(rule: dict, now: datetime, where: str) -> Q:
+    kind = rule.get("type")
+    builders = {
+        "profile": _profile,
+        "attribute": _attribute,
+        "store": _choice("home_store_id", int),
+        "region": _choice("home_store__region", str),
+        "source": _choice("source", str, allowed=Source.values),
+        "consent": _consent,
+        "purchase": _purchase,
+    }
+    if kind not in builders:
+        raise RuleError(f"{where}: unknown rule type {kind!r}.")
+    return builders[kind](rule, now, where)
+
+
+def _profile(rule: dict, now: datetime, where: str) -> Q:
+    field, op, value = rule.get("field"), rule.get("op"), rule.get("value", "")
+    if field not in PROFILE_FIELDS:
+        raise RuleError(f"{where}: unknown profile field {field!r}.")
+    if op not in STRING_OPS:
+        raise RuleError(f"{where}: unknown operator {op!r} for a profile field.")
+    if op in ("is_set", "is_not_set"):
+        is_set = ~Q(**{field: ""}) & Q(**{f"{field}__isnull": False})
+        return is_set if op == "is_set" else ~is_set
+    if not isinstance(value, str) or not value or len(value) > 320:
+        raise RuleError(f"{where}: give a text value (1 to 320 characters).")
+    lookup = {"eq": "iexact", "neq": "iexact", "contains": "icontains", "starts_with": "istartswith"}[op]
+    matched = Q(**{f"{field}__{lookup}": value})
+    return ~matched if op == "neq" else matched
+
+
+def _attribute(rule: dict, now: datetime, where: str) -> Q:
+    key, op = rule.get("key"), rule.get("op")
+    if not isinstance(key, str) or not _ATTRIBUTE_KEY.match(key):
+        raise RuleError(f"{where}: an attribute key is 1 to 64 letters, digits, dots, dashes or underscores.")
+    has_key = Q(HasKey("attributes", key))
+    if op == "is_set":
+        return has_key
+    if op == "is_not_set":
+        return ~has_key
+    if op not in ("eq", "neq"):
+        raise RuleError(f"{where}: unknown operator {op!r} for an attribute.")
+    value = rule.get("value")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RuleError(f"{where}: an attribute value is text or a number.")
+    transform = KeyTransform(key, "attributes")
+    equal = has_key & Q(transform.get_lookup("exact")(transform, value))
+    # "not equal" includes customers without the key; written so SQL NULLs cannot drop them.
+    return equal if op == "eq" else ~equal
+
+
+def _choice(field: str, cast, allowed=None):
+    def build(rule: dict, now: datetime, where: str) -> Q:
+        op, values = rule.get("op"), rule.get("values")
+        if op not in ("in", "not_in"):
+            raise RuleError(f"{where}: use in or not_in.")
+        if not isinstance(values, list) or not values or len(values) > 500:
+            raise RuleError(f"{where}: give 1 to 500 values.")
+        try:
+            values = [cast(item) for item in values]
+        except (TypeError, ValueError) as exc:
+            raise RuleError(f"{where}: a value has the wrong type.") from exc
+        if allowed is not None and any(item not in allowed for item in values):
+            raise RuleError(f"{where}: values must be among {', '.join(allowed)}.")
+        matched = Q(**{f"{field}__in": values})
+        return matched if op == "in" else ~matched
+
+    return build
+
+
+def _consent(rule: dict, now: datetime, where: str) -> Q:
+    channel, op = rule.get("channel"), rule.get("op", "granted")
+    if channel not in Channel.values:
+        raise RuleError(f"{where}: unknown channel {channel!r}.")
+    if op not in ("granted", "not_granted"):
+        raise RuleError(f"{where}: use granted or not_granted.")
+    granted = Q(consent_granted_q(channel))
+    return granted if op == "granted" else ~granted
+
+
+def consent_granted_q(channel: str) -> Exists:
+    return Exists(
+        ConsentState.objects.filter(customer_id=OuterRef("pk"), channel=channel, status=ConsentStatus.GRANTED)
+    )
+
+
+def _purchases(rule: dict, now: datetime, where: str, *, days_required: bool):
+    channel, days = rule.get("channel", "any"), rule.get("days")
+    if channel not in ("any", *Purchase.Channel.values):
+        raise RuleError(f"{where}: purchase channel is any, online or store.")
+    purchases = Purchase.objects.filter(customer_id=OuterRef("pk"))
+    if channel != "any":
+        purchases = purchases.filter(channel=channel)
+    if days is None and days_required:
+        raise RuleError(f"{where}: give the number of days.")
+    if days is not None:
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= 36_600:
+            raise RuleError(f"{where}: days is a whole number from 1 to 36600.")
+        purchases = purchases.filter(occurred_at__gte=now - timedelta(days=days))
+    return purchases
+
+
+def _purchase(rule: dict, now: datetime, where: str) -> Q:
+    metric, op = rule.get("metric"), rule.get("op")
+    if metric == "recency":
+        if op not in ("within", "not_within"):
+            raise RuleError(f"{where}: use within or not_within.")
+        recent = Q(Exists(_purchases(rule, now, where, days_required=True)))
+        return recent if op == "within" else ~recent
+    if metric not in ("count", "spend"):
+        raise RuleError(f"{where}: purchase metric is recency, count or spend.")
+    if op not in COMPARE_OPS:
+        raise RuleError(f"{where}: use one of {', '.join(COMPARE_OPS)}.")
+    purchases = _purchases(rule, now, where, days_required=False).order_by().values("customer_id")
+    raw = rule.get("value")
+    if metric == "count":
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+            raise RuleError(f"{where}: the count is a whole number.")
+        total = Coalesce(
+            Subquery(purchases.annotate(n=Count("pk")).values("n"), output_field=IntegerField()),
+            Value(0),
+            output_field=IntegerField(),
+        )
+        value = raw
+    else:
+        try:
+            value = Decimal(str(raw))
+        except (InvalidOperation, ValueError) as exc:
+            raise RuleError(f"{where}: the amount is a number.") from exc
+        if not value.is_finite() or value < 0:
+            raise RuleError(f"{where}: the amount is a positive number.")
+        money = DecimalField(max_digits=14, decimal_places=2)
+        total = Coalesce(
+            Subquery(purchases.annotate(s=Sum("amount")).values("s"), output_field=money),
+            Value(Decimal(0)),
+            output_field=money,
+        )
+    return Q(COMPARE_OPS[op](total, value))
+
+
+def segment_customers(tree: dict, *, now: datetime | None = None):
+    """The matching customers as a lazy queryset (nothing is loaded)."""
+    return Customer.objects.filter(segment_q(tree, now=now or timezone.now()))

@@ -1,0 +1,72 @@
+"""Reads for the studio: preview rendering, preview customers, personas, the audit trail."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from django.db.models import Max
+
+from campaigns.composer import variant_compiled
+from campaigns.links import preview_links
+from campaigns.models import AuditEvent, Segment, Variant
+from campaigns.rendering import RenderError, TemplateProblem, placeholder_context
+from customers.models import Customer
+
+PERSONA_SOFT_LIMIT = 4
+
+
+@dataclasses.dataclass
+class Preview:
+    variant: Variant
+    rendered: object | None
+    error: str = ""
+
+
+def customer_for_preview(*, customer_id: int | None = None) -> Customer | None:
+    """The chosen active customer, or a random one (without scanning the table); ``None`` if none."""
+    customers = Customer.objects.active().select_related("home_store")
+    if customer_id:
+        return customers.filter(pk=customer_id).first()
+    top = customers.aggregate(top=Max("pk"))["top"]
+    if top is None:
+        return None
+    pivot = random.randint(1, top)  # noqa: S311 (not security relevant)
+    return customers.filter(pk__gte=pivot).order_by("pk").first() or customers.order_by("pk").first()
+
+
+def variant_preview(*, variant: Variant, customer: Customer | None) -> Preview:
+    """``variant`` as ``customer`` would see it (links inert); a customer with gaps gets the fallbacks."""
+    try:
+        rendered = variant_compiled(variant).render(placeholder_context(customer=customer, links=preview_links()))
+    except (TemplateProblem, RenderError) as exc:
+        return Preview(variant=variant, rendered=None, error=str(exc))
+    return Preview(variant=variant, rendered=rendered)
+
+
+def message_previews(*, message, customer: Customer | None) -> list[Preview]:
+    variants = message.variants.select_related("persona").order_by("persona__name", "channel")
+    return [variant_preview(variant=variant, customer=customer) for variant in variants]
+
+
+def personas_active_count() -> int:
+    return Segment.objects.personas().count()
+
+
+def persona_warning() -> str:
+    count = personas_active_count()
+    if count > PERSONA_SOFT_LIMIT:
+        return (
+            f"{count} personas are active. Keep it to {PERSONA_SOFT_LIMIT} or fewer: every persona is one more "
+            "variant of every message to write and check."
+        )
+    return ""
+
+
+def audit_for_campaign(campaign, *, limit: int = 50):
+    """The campaign's own events and those of its message's variants, newest first."""
+    variant_ids = list(campaign.message.variants.values_list("pk", flat=True))
+    events = AuditEvent.objects.filter(campaign=campaign) | AuditEvent.objects.filter(
+        subject_type="variant", subject_id__in=variant_ids
+    )
+    return list(events.select_related("actor").order_by("-occurred_at", "-id")[:limit])

@@ -1,0 +1,177 @@
+"""Campaign writes: changes with their audit trail, the status machine, scheduling, duplication."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns import events
+from campaigns.exceptions import CampaignError, NotReadyError, TransitionError
+from campaigns.models import Campaign, Message, Variant
+
+Status = Campaign.Status
+
+# Every move the status may make; anything else is refused.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.DRAFT: frozenset({Status.SCHEDULED, Status.CANCELLED}),
+    Status.SCHEDULED: frozenset({Status.DRAFT, Status.SENDING, Status.PAUSED, Status.CANCELLED}),
+    Status.SENDING: frozenset({Status.PAUSED, Status.SENT, Status.CANCELLED}),
+    Status.PAUSED: frozenset({Status.SENDING, Status.SCHEDULED, Status.CANCELLED}),
+    Status.SENT: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+_TRACKED_FIELDS = ("name", "goal", "kpi", "kpi_target", "category", "message", "channels", "mode")
+
+
+def _display(value) -> object:
+    if hasattr(value, "pk"):
+        return str(value)
+    if isinstance(value, (list, tuple, set)):
+        return sorted(str(item) for item in value)
+    return value if isinstance(value, (int, str, type(None))) else str(value)
+
+
+def campaign_snapshot(campaign: Campaign) -> dict:
+    """The audited fields as plain values (segments included, for an existing campaign)."""
+    data = {field: _display(getattr(campaign, field, None)) for field in _TRACKED_FIELDS}
+    if campaign.pk:
+        data["include_segments"] = _display(campaign.include_segments.all())
+        data["exclude_segments"] = _display(campaign.exclude_segments.all())
+    return data
+
+
+@transaction.atomic
+def campaign_record_changes(*, campaign: Campaign, actor, before: dict | None) -> dict:
+    """Record what changed since ``before`` (a ``campaign_snapshot``); ``None`` means just created.
+
+    Call after the admin (or any caller) has saved the campaign and its segments. Refuses changes to
+    a campaign that has started sending. Returns the changes recorded.
+    """
+    after = campaign_snapshot(campaign)
+    if before is None:
+        events.campaign_created_event(campaign=campaign, actor=actor)
+        return after
+    changes = {key: [before.get(key), value] for key, value in after.items() if before.get(key) != value}
+    if changes:
+        events.campaign_changed_event(campaign=campaign, actor=actor, changes=changes)
+    return changes
+
+
+def campaign_problems(campaign: Campaign) -> list[str]:
+    """Why ``campaign`` cannot be scheduled yet (empty when it can)."""
+    from campaigns.composer import variant_compiled
+    from campaigns.rendering import RenderError, TemplateProblem
+
+    problems = []
+    if not campaign.include_segments.exists():
+        problems.append("Choose at least one segment to send to.")
+    channels = campaign.channel_list
+    defaults = {v.channel: v for v in campaign.message.variants.filter(persona__isnull=True)}
+    for channel in channels:
+        variant = defaults.get(channel)
+        if variant is None:
+            problems.append(f"The message has no default {channel} variant.")
+            continue
+        try:
+            variant.full_clean()
+            variant_compiled(variant)
+        except Exception as exc:  # ValidationError, TemplateProblem, RenderError
+            if not isinstance(exc, (TemplateProblem, RenderError)) and not hasattr(exc, "message_dict"):
+                raise
+            problems.append(f"The default {channel} variant has errors: {exc}")
+    if campaign.category == Campaign.Category.TRANSACTIONAL and campaign.message.is_marketing:
+        problems.append("A transactional campaign needs a transactional message.")
+    if campaign.category != Campaign.Category.TRANSACTIONAL and not campaign.message.is_marketing:
+        problems.append("A marketing campaign cannot send a transactional message.")
+    return problems
+
+
+def _locked(campaign: Campaign) -> Campaign:
+    return Campaign.objects.select_for_update().get(pk=campaign.pk)
+
+
+@transaction.atomic
+def campaign_transition(*, campaign: Campaign, to: str, actor, note: str = "") -> Campaign:
+    """Move the status along ``TRANSITIONS`` (locks the campaign row; records the change).
+
+    Raises ``TransitionError`` for a move the machine does not allow, changing nothing.
+    """
+    locked = _locked(campaign)
+    old = locked.status
+    if to not in TRANSITIONS.get(old, frozenset()):
+        raise TransitionError(
+            f"A {locked.get_status_display().lower()} campaign cannot become {Status(to).label.lower()}."
+        )
+    now = timezone.now()
+    locked.status = to
+    fields = ["status", "updated_at"]
+    if to == Status.SENDING and locked.started_at is None:
+        locked.started_at = now
+        fields.append("started_at")
+    if to in (Status.SENT, Status.CANCELLED):
+        locked.finished_at = now
+        fields.append("finished_at")
+    if to == Status.DRAFT:
+        locked.scheduled_at = None
+        fields.append("scheduled_at")
+    locked.save(update_fields=fields)
+    events.campaign_status_changed_event(campaign=locked, actor=actor, old=old, new=to, note=note)
+    campaign.status, campaign.started_at, campaign.finished_at = locked.status, locked.started_at, locked.finished_at
+    campaign.scheduled_at = locked.scheduled_at
+    return locked
+
+
+@transaction.atomic
+def campaign_schedule(*, campaign: Campaign, at: datetime, actor) -> Campaign:
+    """Schedule a draft for ``at`` (aware, in the future) after checking it is complete.
+
+    Raises ``NotReadyError`` listing every problem, or ``TransitionError``; changes nothing then.
+    """
+    if timezone.is_naive(at):
+        raise CampaignError("Give the send time with its time zone.")
+    if at <= timezone.now():
+        raise CampaignError("The send time must be in the future.")
+    problems = campaign_problems(campaign)
+    if problems:
+        raise NotReadyError(problems)
+    locked = campaign_transition(campaign=campaign, to=Status.SCHEDULED, actor=actor, note=f"for {at.isoformat()}")
+    locked.scheduled_at = at
+    locked.save(update_fields=["scheduled_at", "updated_at"])
+    campaign.scheduled_at = at
+    return locked
+
+
+@transaction.atomic
+def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
+    """A new draft with the same settings and a copy of the message and its variants."""
+    message = campaign.message
+    copy_message = Message.objects.create(
+        name=f"{message.name} (copy)"[:200], purpose=message.purpose, created_by=_user(actor)
+    )
+    variants = list(message.variants.all())
+    for variant in variants:
+        variant.pk = None
+        variant.message = copy_message
+    Variant.objects.bulk_create(variants)
+    copy = Campaign.objects.create(
+        name=f"{campaign.name} (copy)"[:200],
+        goal=campaign.goal,
+        kpi=campaign.kpi,
+        kpi_target=campaign.kpi_target,
+        category=campaign.category,
+        message=copy_message,
+        channels=campaign.channels,
+        mode=campaign.mode,
+        duplicated_from=campaign,
+        created_by=_user(actor),
+    )
+    copy.include_segments.set(campaign.include_segments.all())
+    copy.exclude_segments.set(campaign.exclude_segments.all())
+    events.campaign_duplicated_event(campaign=copy, original=campaign, actor=actor)
+    return copy
+
+
+def _user(actor):
+    return actor if getattr(actor, "is_authenticated", False) else None
