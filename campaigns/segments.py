@@ -25,7 +25,7 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Count, DecimalField, Exists, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Exists, F, IntegerField, JSONField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.fields.json import HasKey, KeyTransform
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
@@ -75,7 +75,8 @@ def _group(group, now: datetime, depth: int, where: str, counter: list[int]) -> 
         raise RuleError(f"{where}: rules must be a list.")
     parts = [_group(rule, now, depth + 1, f"{where}[{index}]", counter) for index, rule in enumerate(rules)]
     if not parts:
-        return Q() if match != "any" else Q(pk__in=[])
+        # Explicit "everyone"/"no one": an empty Q() would survive negation as "everyone".
+        return Q(pk__isnull=False) if match != "any" else Q(pk__in=[])
     combined = parts[0]
     for part in parts[1:]:
         combined = (combined & part) if match == "all" else (combined | part)
@@ -118,7 +119,7 @@ def _attribute(rule: dict, now: datetime, where: str) -> Q:
     key, op = rule.get("key"), rule.get("op")
     if not isinstance(key, str) or not _ATTRIBUTE_KEY.match(key):
         raise RuleError(f"{where}: an attribute key is 1 to 64 letters, digits, dots, dashes or underscores.")
-    has_key = Q(HasKey("attributes", key))
+    has_key = Q(HasKey(F("attributes"), key))
     if op == "is_set":
         return has_key
     if op == "is_not_set":
@@ -129,7 +130,7 @@ def _attribute(rule: dict, now: datetime, where: str) -> Q:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise RuleError(f"{where}: an attribute value is text or a number.")
     transform = KeyTransform(key, "attributes")
-    equal = has_key & Q(transform.get_lookup("exact")(transform, value))
+    equal = has_key & Q(Exact(transform, Value(value, output_field=JSONField())))
     # "not equal" includes customers without the key; written so SQL NULLs cannot drop them.
     return equal if op == "eq" else ~equal
 
