@@ -11,6 +11,7 @@ from campaigns.exceptions import CampaignError
 from campaigns.links import preview_links
 from campaigns.models import Campaign, Variant
 from campaigns.rendering import placeholder_context
+from campaigns.validation import variant_check
 from customers.models import Channel
 from customers.normalization import normalize_phone
 
@@ -48,7 +49,7 @@ def variant_save(*, variant: Variant, actor, before: dict | None = None) -> list
     if campaign is not None:
         raise CampaignError(f"{campaign} has started sending; its message can no longer change.")
     variant.full_clean()
-    warnings = variant.clean() or []
+    warnings = variant_check(variant)
     created = variant.pk is None
     variant.save()
     after = variant_snapshot(variant)

@@ -1,0 +1,223 @@
+"""Campaign status machine, scheduling checks, duplication, audit trail and the forecast."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from campaigns.audience import Check, campaign_forecast, check_register, CHECKS, reachable_q
+from campaigns.exceptions import CampaignError, NotReadyError, TransitionError
+from campaigns.models import AuditEvent, Campaign, CustomerPushDevice
+from campaigns.services.campaigns import (
+    campaign_duplicate,
+    campaign_record_changes,
+    campaign_schedule,
+    campaign_snapshot,
+    campaign_transition,
+)
+from customers.models import ConsentState, Customer, Suppression
+from customers.normalization import address_hmac
+from tests.factories import CustomerFactory, UserFactory
+from tests.factories.campaigns import (
+    CampaignFactory,
+    EmailVariantFactory,
+    SegmentFactory,
+    SmsVariantFactory,
+)
+
+pytestmark = pytest.mark.django_db
+S = Campaign.Status
+
+
+@pytest.fixture
+def ready_campaign():
+    campaign = CampaignFactory(channels="email,sms", include=[SegmentFactory()])
+    EmailVariantFactory(message=campaign.message)
+    SmsVariantFactory(message=campaign.message)
+    return campaign
+
+
+def test_schedule_then_send_then_finish(ready_campaign):
+    user = UserFactory()
+    at = timezone.now() + timedelta(hours=2)
+    campaign_schedule(campaign=ready_campaign, at=at, actor=user)
+    assert ready_campaign.status == S.SCHEDULED
+    campaign_transition(campaign=ready_campaign, to=S.SENDING, actor=None)
+    campaign_transition(campaign=ready_campaign, to=S.PAUSED, actor=user)
+    campaign_transition(campaign=ready_campaign, to=S.SENDING, actor=user)
+    campaign_transition(campaign=ready_campaign, to=S.SENT, actor=None)
+    ready_campaign.refresh_from_db()
+    assert ready_campaign.status == S.SENT
+    assert ready_campaign.started_at and ready_campaign.finished_at
+    trail = list(AuditEvent.objects.filter(campaign=ready_campaign).order_by("id").values_list("changes", flat=True))
+    assert [change["status"] for change in trail] == [
+        ["draft", "scheduled"],
+        ["scheduled", "sending"],
+        ["sending", "paused"],
+        ["paused", "sending"],
+        ["sending", "sent"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("start", "to"),
+    [(S.DRAFT, S.SENDING), (S.DRAFT, S.SENT), (S.SENT, S.DRAFT), (S.CANCELLED, S.SCHEDULED), (S.SENDING, S.DRAFT)],
+)
+def test_forbidden_transitions_change_nothing(start, to):
+    campaign = CampaignFactory()
+    Campaign.objects.filter(pk=campaign.pk).update(status=start)
+    campaign.refresh_from_db()
+    with pytest.raises(TransitionError):
+        campaign_transition(campaign=campaign, to=to, actor=None)
+    campaign.refresh_from_db()
+    assert campaign.status == start
+    assert not AuditEvent.objects.filter(campaign=campaign).exists()
+
+
+def test_schedule_refuses_incomplete_campaign_and_lists_why():
+    campaign = CampaignFactory(channels="email,push")
+    EmailVariantFactory(message=campaign.message, subject="{{ settings.SECRET_KEY }}")
+    with pytest.raises(NotReadyError) as caught:
+        campaign_schedule(campaign=campaign, at=timezone.now() + timedelta(days=1), actor=None)
+    text = str(caught.value)
+    assert "segment" in text
+    assert "no default push variant" in text
+    assert "email variant has errors" in text
+    campaign.refresh_from_db()
+    assert campaign.status == S.DRAFT
+
+
+def test_schedule_refuses_the_past(ready_campaign):
+    with pytest.raises(CampaignError):
+        campaign_schedule(campaign=ready_campaign, at=timezone.now() - timedelta(minutes=1), actor=None)
+
+
+def test_duplicate_copies_message_and_variants_as_a_draft(ready_campaign):
+    excluded = SegmentFactory()
+    ready_campaign.exclude_segments.add(excluded)
+    campaign_transition(campaign=ready_campaign, to=S.CANCELLED, actor=None)
+    copy = campaign_duplicate(campaign=ready_campaign, actor=UserFactory())
+    assert copy.status == S.DRAFT
+    assert copy.message_id != ready_campaign.message_id
+    assert sorted(copy.message.variants.values_list("channel", flat=True)) == ["email", "sms"]
+    assert list(copy.exclude_segments.all()) == [excluded]
+    assert copy.duplicated_from == ready_campaign
+    assert AuditEvent.objects.filter(campaign=copy, action="duplicated").exists()
+
+
+def test_changes_are_recorded_with_before_and_after(ready_campaign):
+    user = UserFactory()
+    before = campaign_snapshot(ready_campaign)
+    ready_campaign.name = "Spring sale"
+    ready_campaign.save()
+    changes = campaign_record_changes(campaign=ready_campaign, actor=user, before=before)
+    assert changes["name"][1] == "Spring sale"
+    event = AuditEvent.objects.get(campaign=ready_campaign, action="changed")
+    assert event.actor == user
+    with pytest.raises(ValueError):
+        event.save()
+
+
+def _granted(customer, *channels):
+    for channel in channels:
+        ConsentState.objects.create(customer=customer, channel=channel, status="granted")
+    return customer
+
+
+def test_forecast_counts_reachable_and_removed_by_reason():
+    reachable = _granted(CustomerFactory(phone="+14155550101"), "email", "sms")
+    _granted(CustomerFactory(), "email")  # no phone: missing address for SMS, no SMS consent first
+    suppressed = _granted(CustomerFactory(phone="+14155550102"), "email", "sms")
+    Suppression.objects.create(channel="email", address_hmac=address_hmac("email", suppressed.email), reason="manual")
+    _granted(CustomerFactory(email=None, phone="+14155550103"), "email", "sms")  # consent but no email
+    CustomerFactory()  # no consent at all
+    campaign = CampaignFactory(channels="email,sms", include=[SegmentFactory()])
+    forecast = campaign_forecast(campaign)
+    assert forecast.audience == 5
+    email, sms = forecast.channels
+    assert email.reachable == 2
+    assert dict((reason, count) for reason, _, count in email.removed) == {
+        "no_consent": 1,
+        "missing_address": 1,
+        "suppressed": 1,
+    }
+    assert sms.reachable == 3
+    assert dict((reason, count) for reason, _, count in sms.removed)["no_consent"] == 2
+    # The forecast and launching use the same conditions.
+    for row in forecast.channels:
+        now = timezone.now()
+        selected = Customer.objects.filter(reachable_q(row.channel, campaign, now=now))
+        assert selected.count() == row.reachable
+    assert reachable.pk in Customer.objects.filter(reachable_q("email", campaign, now=timezone.now())).values_list(
+        "pk", flat=True
+    )
+
+
+def test_preferred_mode_sends_each_customer_one_channel():
+    both = _granted(CustomerFactory(phone="+14155550104"), "email", "sms")
+    sms_only = _granted(CustomerFactory(phone="+14155550105"), "sms")
+    campaign = CampaignFactory(channels="sms,email", mode=Campaign.Mode.PREFERRED, include=[SegmentFactory()])
+    sms, email = campaign_forecast(campaign).channels
+    assert sms.reachable == 2
+    assert email.reachable == 0
+    assert dict((reason, count) for reason, _, count in email.removed)["preferred_elsewhere"] == 1
+    assert {both.pk, sms_only.pk} == set(
+        Customer.objects.filter(reachable_q("sms", campaign, now=timezone.now())).values_list("pk", flat=True)
+    )
+
+
+def test_excluded_segments_leave_the_audience():
+    keep = CustomerFactory(first_name="Keep")
+    CustomerFactory(first_name="Drop")
+    drop_segment = SegmentFactory(rules={"type": "profile", "field": "first_name", "op": "eq", "value": "Drop"})
+    campaign = CampaignFactory(include=[SegmentFactory()], exclude=[drop_segment])
+    _granted(keep, "email")
+    forecast = campaign_forecast(campaign)
+    assert forecast.audience == 1
+    assert forecast.channels[0].reachable == 1
+
+
+def test_push_needs_an_active_device():
+    from push_notifications.models import GCMDevice
+
+    with_device = _granted(CustomerFactory(), "push")
+    _granted(CustomerFactory(), "push")
+    CustomerPushDevice.objects.create(
+        customer=with_device, device=GCMDevice.objects.create(registration_id="a", cloud_message_type="FCM")
+    )
+    campaign = CampaignFactory(channels="push", include=[SegmentFactory()])
+    [push] = campaign_forecast(campaign).channels
+    assert push.reachable == 1
+    assert dict((reason, count) for reason, _, count in push.removed)["missing_address"] == 1
+
+
+def test_later_checks_plug_into_the_forecast(django_assert_max_num_queries):
+    """Frequency caps and quiet hours arrive later as checks; the forecast reports them with no change."""
+    from django.db.models import Q
+
+    _granted(CustomerFactory(first_name="Capped"), "email")
+    _granted(CustomerFactory(first_name="Night"), "email")
+    _granted(CustomerFactory(first_name="Fine"), "email")
+    saved = list(CHECKS)
+    try:
+        check_register(
+            Check(
+                "frequency_cap",
+                "Frequency cap",
+                lambda channel, campaign, now: Q(first_name="Capped"),
+                applies=lambda channel, campaign: campaign is None or campaign.is_marketing,
+            )
+        )
+        check_register(
+            Check("quiet_hours", "Quiet hours", lambda channel, campaign, now: Q(first_name="Night"), effect="defer")
+        )
+        campaign = CampaignFactory(include=[SegmentFactory()])
+        with django_assert_max_num_queries(3):
+            [email] = campaign_forecast(campaign).channels
+        assert email.reachable == 2
+        assert email.deferred == 1
+        assert dict((reason, count) for reason, _, count in email.removed)["frequency_cap"] == 1
+        transactional = CampaignFactory(include=[SegmentFactory()], category="transactional")
+        assert campaign_forecast(transactional).channels[0].reachable == 3
+    finally:
+        CHECKS[:] = saved

@@ -1,0 +1,170 @@
+"""Variants: validation on save, the brand layout, rendering for customers with gaps."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from campaigns.composer import variant_compiled
+from campaigns.rendering import placeholder_context
+from campaigns.selectors import variant_preview
+from campaigns.services.messages import variant_save
+from campaigns.validation import variant_check
+from tests.factories import CustomerFactory, StoreFactory
+from tests.factories.campaigns import (
+    SMS_BODY,
+    EmailVariantFactory,
+    MessageFactory,
+    PushVariantFactory,
+    SmsVariantFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_email_sits_in_the_brand_layout_with_footer_and_inlined_css(settings):
+    variant = EmailVariantFactory()
+    customer = CustomerFactory(first_name="Ann", home_store=StoreFactory(name="Fifth Avenue"))
+    links = {"unsubscribe_url": "https://m.example/u/tok?a=1&b=2", "preferences_url": "https://m.example/p"}
+    email = variant_compiled(variant).render(placeholder_context(customer=customer, links=links))
+    assert email.subject == "Hello Ann"
+    assert email.preheader == "Our spring offers at Fifth Avenue"
+    assert "Hi Ann" in email.html
+    assert settings.TANDEM["POSTAL_ADDRESS"] in email.html
+    assert 'href="https://m.example/u/tok?a=1&amp;b=2"' in email.html
+    assert "<style" not in email.html  # inlined
+    assert 'class="card" style="' in email.html
+    # The plain-text part is generated from the HTML and carries the same footer.
+    assert "Hi Ann" in email.text
+    assert "Unsubscribe: https://m.example/u/tok?a=1&b=2" in email.text
+    assert settings.TANDEM["POSTAL_ADDRESS"] in email.text
+    assert "<h1" not in email.text
+
+
+def test_explicit_text_part_is_kept_and_still_gets_the_footer():
+    variant = EmailVariantFactory(text_body="Plain hello {{ first_name }}")
+    email = variant_compiled(variant).render(placeholder_context(links={"unsubscribe_url": "https://u"}))
+    assert email.text.startswith("Plain hello friend")
+    assert "Unsubscribe: https://u" in email.text
+
+
+def test_marketer_cannot_drop_the_footer_by_closing_the_layout():
+    variant = EmailVariantFactory(html_body="<p>Hi</p></div></div></body></html><!--")
+    email = variant_compiled(variant).render(placeholder_context(links={"unsubscribe_url": "https://u/x"}))
+    assert "https://u/x" in email.html
+    assert "https://u/x" in email.text
+
+
+def test_preview_for_a_customer_with_missing_fields():
+    customer = CustomerFactory(first_name="", last_name="", email=None, phone=None, home_store=None)
+    message = MessageFactory()
+    for factory in (EmailVariantFactory, SmsVariantFactory, PushVariantFactory):
+        preview = variant_preview(variant=factory(message=message), customer=customer)
+        assert preview.error == ""
+    email = variant_preview(variant=message.variants.get(channel="email"), customer=customer).rendered
+    assert email.subject == "Hello friend"
+    assert "our stores" in email.preheader
+    sms = variant_preview(variant=message.variants.get(channel="sms"), customer=customer).rendered
+    assert "hi friend," in sms.body
+    assert sms.count.segments == 1
+    push = variant_preview(variant=message.variants.get(channel="push"), customer=customer).rendered
+    assert push.title == "Hi friend"
+
+
+def test_preview_without_any_customer_uses_fallbacks():
+    preview = variant_preview(variant=EmailVariantFactory(), customer=None)
+    assert preview.rendered.subject == "Hello friend"
+
+
+def test_compiled_once_per_saved_version():
+    variant = EmailVariantFactory()
+    assert variant_compiled(variant) is variant_compiled(variant)
+    variant.subject = "Changed {{ first_name }}"
+    variant.save()
+    assert variant_compiled(variant).render(placeholder_context()).subject == "Changed friend"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message_part"),
+    [
+        ("subject", "{{ settings.SECRET_KEY }}", "Unknown placeholder"),
+        ("html_body", "<p>ok</p>\n{% include '/etc/passwd' %}", "Line 2"),
+        ("preheader", "{{ first_name.__class__ }}", "attributes"),
+        ("subject", "", "needs a subject"),
+    ],
+)
+def test_email_cell_is_refused_on_save(field, value, message_part):
+    variant = EmailVariantFactory.build(message=MessageFactory(), **{field: value})
+    with pytest.raises(ValidationError) as caught:
+        variant.full_clean()
+    assert message_part in " ".join(caught.value.message_dict[field])
+
+
+def test_marketing_sms_needs_brand_and_stop():
+    variant = SmsVariantFactory.build(message=MessageFactory(), sms_body="Hi {{ first_name }}, sale now on!")
+    with pytest.raises(ValidationError) as caught:
+        variant.full_clean()
+    errors = " ".join(caught.value.message_dict["sms_body"])
+    assert "brand" in errors
+    assert "Reply STOP to opt out" in errors
+
+
+def test_transactional_sms_needs_neither():
+    message = MessageFactory(purpose="transactional")
+    variant = SmsVariantFactory.build(message=message, sms_body="Your order is ready, {{ first_name }}.")
+    variant.full_clean()
+
+
+def test_sms_over_one_segment_warns_and_over_the_limit_is_refused(settings):
+    message = MessageFactory()
+    long_body = SMS_BODY + " " + "Lots more words here. " * 8
+    assert "2 segments" in " ".join(variant_check(SmsVariantFactory.build(message=message, sms_body=long_body)))
+    settings.TANDEM = {**settings.TANDEM, "SMS_MAX_SEGMENTS": 1}
+    with pytest.raises(ValidationError) as caught:
+        SmsVariantFactory.build(message=message, sms_body=long_body).full_clean()
+    assert "the limit is 1" in " ".join(caught.value.message_dict["sms_body"])
+
+
+def test_sms_over_the_default_limit_of_four_is_refused():
+    body = SMS_BODY + " " + "x" * 600
+    with pytest.raises(ValidationError) as caught:
+        SmsVariantFactory.build(message=MessageFactory(), sms_body=body).full_clean()
+    assert "the limit is 4" in " ".join(caught.value.message_dict["sms_body"])
+
+
+def test_emoji_in_sms_warns_about_ucs2():
+    warnings = variant_check(SmsVariantFactory.build(message=MessageFactory(), sms_body=SMS_BODY + " 🎉"))
+    assert any("UCS-2" in warning for warning in warnings)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"push_title": "x" * 66}, "push_title"),
+        ({"push_body": "y" * 241}, "push_body"),
+        ({"push_url": "javascript:alert(1)"}, "push_url"),
+        ({"push_url": "http://insecure.example.com"}, "push_url"),
+        ({"push_image_url": "http://img.example.com/a.png"}, "push_image_url"),
+        ({"push_title": ""}, "push_title"),
+    ],
+)
+def test_push_cell_limits(changes, field):
+    with pytest.raises(ValidationError) as caught:
+        PushVariantFactory.build(message=MessageFactory(), **changes).full_clean()
+    assert field in caught.value.message_dict
+
+
+def test_push_accepts_deep_links_and_limits_at_the_edge():
+    PushVariantFactory.build(
+        message=MessageFactory(), push_title="t" * 65, push_body="b" * 240, push_url="tandem://offers/spring"
+    ).full_clean()
+
+
+def test_variant_save_records_audit_and_returns_warnings(django_user_model):
+    from campaigns.models import AuditEvent
+
+    user = django_user_model.objects.create_user("marketer")
+    variant = SmsVariantFactory.build(message=MessageFactory(), sms_body=SMS_BODY + " " + "Words. " * 25)
+    warnings = variant_save(variant=variant, actor=user)
+    assert any("segments" in warning for warning in warnings)
+    event = AuditEvent.objects.get(subject_type="variant", subject_id=variant.pk)
+    assert event.actor == user
+    assert event.action == "created"
