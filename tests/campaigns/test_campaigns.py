@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns.audience import Check, campaign_forecast, check_register, CHECKS, reachable_q
+from campaigns.audience import CHECKS, Check, campaign_forecast, check_register, reachable_q
 from campaigns.exceptions import CampaignError, NotReadyError, TransitionError
 from campaigns.models import AuditEvent, Campaign, CustomerPushDevice
 from campaigns.services.campaigns import (
@@ -48,7 +48,8 @@ def test_schedule_then_send_then_finish(ready_campaign):
     campaign_transition(campaign=ready_campaign, to=S.SENT, actor=None)
     ready_campaign.refresh_from_db()
     assert ready_campaign.status == S.SENT
-    assert ready_campaign.started_at and ready_campaign.finished_at
+    assert ready_campaign.started_at
+    assert ready_campaign.finished_at
     trail = list(AuditEvent.objects.filter(campaign=ready_campaign).order_by("id").values_list("changes", flat=True))
     assert [change["status"] for change in trail] == [
         ["draft", "scheduled"],
@@ -136,13 +137,13 @@ def test_forecast_counts_reachable_and_removed_by_reason():
     assert forecast.audience == 5
     email, sms = forecast.channels
     assert email.reachable == 2
-    assert dict((reason, count) for reason, _, count in email.removed) == {
+    assert {reason: count for reason, _, count in email.removed} == {
         "no_consent": 1,
         "missing_address": 1,
         "suppressed": 1,
     }
     assert sms.reachable == 3
-    assert dict((reason, count) for reason, _, count in sms.removed)["no_consent"] == 2
+    assert {reason: count for reason, _, count in sms.removed}["no_consent"] == 2
     # The forecast and launching use the same conditions.
     for row in forecast.channels:
         now = timezone.now()
@@ -160,7 +161,7 @@ def test_preferred_mode_sends_each_customer_one_channel():
     sms, email = campaign_forecast(campaign).channels
     assert sms.reachable == 2
     assert email.reachable == 0
-    assert dict((reason, count) for reason, _, count in email.removed)["preferred_elsewhere"] == 1
+    assert {reason: count for reason, _, count in email.removed}["preferred_elsewhere"] == 1
     assert {both.pk, sms_only.pk} == set(
         Customer.objects.filter(reachable_q("sms", campaign, now=timezone.now())).values_list("pk", flat=True)
     )
@@ -188,7 +189,7 @@ def test_push_needs_an_active_device():
     campaign = CampaignFactory(channels="push", include=[SegmentFactory()])
     [push] = campaign_forecast(campaign).channels
     assert push.reachable == 1
-    assert dict((reason, count) for reason, _, count in push.removed)["missing_address"] == 1
+    assert {reason: count for reason, _, count in push.removed}["missing_address"] == 1
 
 
 def test_later_checks_plug_into_the_forecast(django_assert_max_num_queries):
@@ -216,7 +217,7 @@ def test_later_checks_plug_into_the_forecast(django_assert_max_num_queries):
             [email] = campaign_forecast(campaign).channels
         assert email.reachable == 2
         assert email.deferred == 1
-        assert dict((reason, count) for reason, _, count in email.removed)["frequency_cap"] == 1
+        assert {reason: count for reason, _, count in email.removed}["frequency_cap"] == 1
         transactional = CampaignFactory(include=[SegmentFactory()], category="transactional")
         assert campaign_forecast(transactional).channels[0].reachable == 3
     finally:
