@@ -254,18 +254,27 @@ class MessageAdmin(admin.ModelAdmin):
 
 def _save_variant_formset(request, formset) -> None:
     """Store each cell through the service (validation, audit trail, freeze once sending)."""
-    from campaigns.services.messages import variant_save
+    from campaigns.services.messages import variant_delete, variant_save
 
-    for obj in formset.deleted_objects:
-        obj.delete()
+    # The admin's change message reads these three lists, as after ``formset.save()``.
+    formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+    for form in formset.deleted_forms:
+        if form.instance.pk:
+            variant_delete(variant=form.instance, actor=request.user)
+            formset.deleted_objects.append(form.instance)
     for form in formset.forms:
         if not form.has_changed() or form in formset.deleted_forms or not form.cleaned_data:
             continue
         variant = form.instance
         variant.message = formset.instance
-        before = variant_snapshot(Variant.objects.get(pk=variant.pk)) if variant.pk else None
+        created = variant.pk is None
+        before = None if created else variant_snapshot(Variant.objects.get(pk=variant.pk))
         for warning in variant_save(variant=variant, actor=request.user, before=before):
             messages.warning(request, f"{variant}: {warning}")
+        if created:
+            formset.new_objects.append(variant)
+        else:
+            formset.changed_objects.append((variant, form.changed_data))
 
 
 # --- Campaigns ---------------------------------------------------------------------------------

@@ -59,6 +59,16 @@ def variant_save(*, variant: Variant, actor, before: dict | None = None) -> list
     return warnings
 
 
+@transaction.atomic
+def variant_delete(*, variant: Variant, actor) -> None:
+    """Remove one grid cell (refused once a campaign using the message has started sending)."""
+    campaign = _frozen_by(variant.message)
+    if campaign is not None:
+        raise CampaignError(f"{campaign} has started sending; its message can no longer change.")
+    events.message_changed_event(subject=variant, actor=actor, changes={"deleted": variant_snapshot(variant)})
+    variant.delete()
+
+
 def variant_test_send(*, variant: Variant, user, customer=None, phone: str = "", channel_options=None) -> str:
     """Send ``variant`` rendered for ``customer`` (placeholders only) to the staff member ``user``.
 

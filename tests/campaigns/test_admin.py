@@ -1,0 +1,208 @@
+"""The studio's admin pages render and write through the services."""
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from campaigns.models import AuditEvent, Campaign, Segment, SegmentMember, Variant
+from customers.models import ConsentState
+from tests.factories import CustomerFactory, MarketingUserFactory
+from tests.factories.campaigns import (
+    SMS_BODY,
+    CampaignFactory,
+    EmailVariantFactory,
+    PersonaFactory,
+    PushVariantFactory,
+    SegmentFactory,
+    SmsVariantFactory,
+)
+from tests.factories.customers import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def marketer(client):
+    user = MarketingUserFactory(email="marketer@staff.example.com")
+    client.login(username=user.username, password=PASSWORD)
+    return user
+
+
+@pytest.fixture
+def campaign():
+    campaign = CampaignFactory(channels="email,sms,push", include=[SegmentFactory()])
+    EmailVariantFactory(message=campaign.message)
+    SmsVariantFactory(message=campaign.message)
+    PushVariantFactory(message=campaign.message)
+    return campaign
+
+
+def test_pages_render(client, marketer, campaign):
+    customer = CustomerFactory(first_name="<b>Eve</b>")
+    ConsentState.objects.create(customer=customer, channel="email", status="granted")
+    segment = SegmentFactory(rules={"type": "consent", "channel": "email", "op": "granted"})
+    variant = campaign.message.variants.get(channel="email")
+    urls = [
+        reverse("admin:campaigns_campaign_changelist"),
+        reverse("admin:campaigns_campaign_changelist") + "?status__exact=draft&goal__exact=engagement&channel=sms",
+        reverse("admin:campaigns_campaign_add"),
+        reverse("admin:campaigns_campaign_change", args=[campaign.pk]),
+        reverse("admin:campaigns_campaign_change", args=[campaign.pk]) + f"?preview_customer={customer.pk}",
+        reverse("admin:campaigns_segment_changelist"),
+        reverse("admin:campaigns_segment_add"),
+        reverse("admin:campaigns_segment_change", args=[segment.pk]),
+        reverse("admin:campaigns_message_changelist"),
+        reverse("admin:campaigns_message_change", args=[campaign.message.pk]),
+        reverse("admin:campaigns_variant_preview", args=[variant.pk]),
+        reverse("admin:campaigns_variant_preview", args=[variant.pk]) + f"?customer={customer.pk}",
+        reverse("admin:campaigns_auditevent_changelist"),
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert b"<b>Eve</b>" not in response.content, url
+
+
+def test_campaign_page_shows_previews_forecast_and_segment_count(client, marketer, campaign):
+    customer = CustomerFactory(first_name="Ann", phone="+14155550150")
+    ConsentState.objects.create(customer=customer, channel="sms", status="granted")
+    response = client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+    page = response.content.decode()
+    assert 'sandbox=""' in page and "srcdoc=" in page
+    assert "Hello Ann" in page
+    assert "1 segment" in page
+    assert 'class="push-title"' in page
+    assert 'id="campaign-forecast"' in page
+    assert "No consent" in page
+    segment = campaign.include_segments.get()
+    page = client.get(reverse("admin:campaigns_segment_change", args=[segment.pk])).content.decode()
+    assert "reachable by email 0, SMS 1, push 0" in page
+
+
+def _campaign_form(segment, **extra):
+    data = {
+        "name": "Spring sale",
+        "goal": "conversion",
+        "kpi": "revenue",
+        "kpi_target": "",
+        "category": "promotional",
+        "message": "",
+        "include_segments": [segment.pk],
+        "channels": "email,sms,push",
+        "mode": "all",
+        "variants-TOTAL_FORMS": "3",
+        "variants-INITIAL_FORMS": "0",
+        "variants-MIN_NUM_FORMS": "0",
+        "variants-MAX_NUM_FORMS": "1000",
+    }
+    cells = [
+        {"channel": "email", "subject": "Spring is here, {{ first_name }}", "html_body": "<p>Hi {{ first_name }}</p>"},
+        {"channel": "sms", "sms_body": SMS_BODY},
+        {"channel": "push", "push_title": "Spring!", "push_body": "New in store", "push_url": "tandem://spring"},
+    ]
+    for index, cell in enumerate(cells):
+        for key, value in cell.items():
+            data[f"variants-{index}-{key}"] = value
+    data.update(extra)
+    return data
+
+
+def test_compose_a_campaign_with_three_variants(client, marketer):
+    segment = SegmentFactory()
+    response = client.post(reverse("admin:campaigns_campaign_add"), _campaign_form(segment))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    campaign = Campaign.objects.get(name="Spring sale")
+    assert campaign.message.name == "Spring sale"
+    assert sorted(campaign.message.variants.values_list("channel", flat=True)) == ["email", "push", "sms"]
+    assert campaign.created_by == marketer
+    assert AuditEvent.objects.filter(campaign=campaign, action="created").exists()
+    assert AuditEvent.objects.filter(subject_type="variant").count() == 3
+
+
+def test_a_template_payload_in_a_cell_is_refused_and_nothing_is_saved(client, marketer):
+    data = _campaign_form(SegmentFactory(), **{"variants-0-subject": "{{ settings.SECRET_KEY }}"})
+    response = client.post(reverse("admin:campaigns_campaign_add"), data)
+    assert response.status_code == 200
+    assert "Unknown placeholder" in response.content.decode()
+    assert not Campaign.objects.exists()
+    assert not Variant.objects.exists()
+
+
+def test_variants_are_read_only_once_sending(client, marketer, campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    page = client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode()
+    assert 'name="variants-0-subject"' not in page
+    assert 'name="name"' not in page
+
+
+def test_status_buttons_go_through_the_service(client, marketer, campaign):
+    url = reverse("admin:campaigns_campaign_status", args=[campaign.pk])
+    client.post(url, {"to": "scheduled", "at": "2999-01-01T09:00"})
+    campaign.refresh_from_db()
+    assert campaign.status == "scheduled"
+    client.post(url, {"to": "sent"})  # not allowed from scheduled
+    campaign.refresh_from_db()
+    assert campaign.status == "scheduled"
+    client.post(url, {"to": "cancelled"})
+    campaign.refresh_from_db()
+    assert campaign.status == "cancelled"
+
+
+def test_duplicate_action(client, marketer, campaign):
+    client.post(
+        reverse("admin:campaigns_campaign_changelist"),
+        {"action": "duplicate_action", "_selected_action": [campaign.pk]},
+    )
+    copy = Campaign.objects.exclude(pk=campaign.pk).get()
+    assert copy.message.variants.count() == 3
+
+
+def test_live_count_endpoint(client, marketer):
+    CustomerFactory(first_name="Ann")
+    CustomerFactory(first_name="Bob")
+    url = reverse("admin:campaigns_segment_count")
+    rules = {"type": "profile", "field": "first_name", "op": "eq", "value": "ann"}
+    response = client.post(url, {"rules": json.dumps(rules)})
+    assert response.json()["total"] == 1
+    bad = client.post(url, {"rules": json.dumps({"type": "nope"})})
+    assert bad.status_code == 400
+    assert "unknown rule type" in bad.json()["error"]
+
+
+def test_static_segment_upload(client, marketer):
+    known = CustomerFactory(email="known@example.com")
+    by_phone = CustomerFactory(phone="+14155550177")
+    upload = SimpleUploadedFile(
+        "list.csv", b"email\nKNOWN@example.com\n+1 415 555 0177\nnobody@example.com\nnot-an-address\n"
+    )
+    response = client.post(
+        reverse("admin:campaigns_segment_add"),
+        {"name": "VIP list", "kind": "static", "description": "", "is_active": "on", "rules": "{}", "upload": upload},
+        follow=True,
+    )
+    assert response.status_code == 200
+    segment = Segment.objects.get(name="VIP list")
+    assert set(SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)) == {
+        known.pk,
+        by_phone.pk,
+    }
+    page = response.content.decode()
+    assert "2 matched" in page
+    assert "Line 4" in page and "Line 5" in page
+
+
+def test_more_than_four_personas_warns(client, marketer):
+    PersonaFactory.create_batch(5)
+    page = client.get(reverse("admin:campaigns_segment_changelist")).content.decode()
+    assert "5 personas are active" in page
+
+
+def test_test_send_from_the_preview_page(client, marketer, campaign):
+    from django.core import mail
+
+    variant = campaign.message.variants.get(channel="email")
+    response = client.post(reverse("admin:campaigns_variant_preview", args=[variant.pk]), follow=True)
+    assert "Test sent to marketer@staff.example.com" in response.content.decode()
+    assert mail.outbox[0].to == ["marketer@staff.example.com"]
