@@ -70,7 +70,8 @@ def test_campaign_page_shows_previews_forecast_and_segment_count(client, markete
     ConsentState.objects.create(customer=customer, channel="sms", status="granted")
     response = client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
     page = response.content.decode()
-    assert 'sandbox=""' in page and "srcdoc=" in page
+    assert 'sandbox=""' in page
+    assert "srcdoc=" in page
     assert "Hello Ann" in page
     assert "1 segment" in page
     assert 'class="push-title"' in page
@@ -190,7 +191,8 @@ def test_static_segment_upload(client, marketer):
     }
     page = response.content.decode()
     assert "2 matched" in page
-    assert "Line 4" in page and "Line 5" in page
+    assert "Line 4" in page
+    assert "Line 5" in page
 
 
 def test_more_than_four_personas_warns(client, marketer):
