@@ -8,7 +8,7 @@ from loyalty.services.accounts import (
     points_expire_due,
     points_expiring,
 )
-from loyalty.services.earning import EarnResult, purchase_earn, purchase_refund_reverse
+from loyalty.services.earning import EarnResult, purchase_earn, purchase_refund_reverse, till_purchase_record
 from loyalty.services.redemptions import (
     CouponPreview,
     coupon_code_create,
@@ -39,4 +39,5 @@ __all__ = [
     "redemption_cancel",
     "tier_review_account",
     "tiers_review_due",
+    "till_purchase_record",
 ]

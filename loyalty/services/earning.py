@@ -13,7 +13,7 @@ from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 
 from customers.models import Purchase
-from loyalty.exceptions import LoyaltyError, NotEnrolled
+from loyalty.exceptions import InvalidAmount, LoyaltyError, NotEnrolled
 from loyalty.hooks import customer_in_segment
 from loyalty.lock_objects import bonus_window_qs_select_for_update
 from loyalty.models import BonusWindow, LedgerEntry, LoyaltyAccount, Programme, TierChange
@@ -255,3 +255,47 @@ def purchase_refund_reverse(
             purchase=purchase,
         )
         return entry
+
+
+def till_purchase_record(
+    *,
+    account: LoyaltyAccount,
+    store,
+    clerk,
+    receipt: str,
+    amount,
+    discount_amount=0,
+    occurred_at: datetime | None = None,
+) -> tuple[Purchase, EarnResult]:
+    """Record an in-store purchase for a member (``customers.services.purchase_record``) and earn on it.
+
+    One transaction: a refused amount or receipt changes nothing. Idempotent per receipt number (a
+    repeat returns the first purchase and what it earned). Refuses zero, negative and absurd amounts
+    with ``InvalidAmount``; ``CustomerError`` from the purchase record is re-raised as ``LoyaltyError``.
+    """
+    from customers.exceptions import CustomerError
+    from customers.services import purchase_record
+    from loyalty.services.redemptions import clean_money
+
+    amount = clean_money(amount, label="amount")
+    discount = clean_money(discount_amount or "0", label="discount", allow_zero=True)
+    if discount > amount:
+        raise InvalidAmount("The discount cannot exceed the amount.")
+    try:
+        with transaction.atomic():
+            purchase, _created = purchase_record(
+                customer=account.customer,
+                channel=Purchase.Channel.STORE,
+                source=Purchase.Source.TILL,
+                # Receipt numbers repeat across stores; the store code keeps them apart.
+                external_ref=f"{store.code}:{(receipt or '').strip()}" if (receipt or "").strip() else "",
+                amount=amount,
+                discount_amount=discount,
+                store=store,
+                recorded_by=clerk,
+                occurred_at=occurred_at,
+            )
+            result = purchase_earn(purchase=purchase, programme=account.programme, acting_user=clerk)
+    except CustomerError as exc:
+        raise LoyaltyError(str(exc)) from exc
+    return purchase, result
