@@ -105,7 +105,6 @@ class SuppressionAdmin(admin.ModelAdmin):
     search_fields = ("note",)
     search_help_text = "An email address or phone number (matched by its hash), or words of the note."
     actions = ["lift_suppression"]
-    form = SuppressionAddForm
 
     def has_change_permission(self, request, obj=None):
         return False
