@@ -27,6 +27,7 @@ from customers.models import (
 from customers.selectors import address_is_suppressed, customer_find_by_contact
 from customers.services.consent import Evidence, consent_grant, consent_withdraw
 from customers.services.editing import _LOCALE
+from customers.services.exporting import FORMULA_TRIGGERS
 from customers.services.profiles import customer_capture
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -148,6 +149,8 @@ def _parse_row(line: int, header: list[str], cells: list[str], stores: dict[str,
     row = ImportRow(line=line)
     for name, raw in zip(header, cells, strict=True):
         value = raw.strip()
+        if value.startswith("'") and value[1:].startswith(FORMULA_TRIGGERS):
+            value = value[1:]  # undo the export's formula guard, so an export imports again
         if name.startswith(ATTRIBUTE_PREFIX):
             if len(value) > MAX_ATTRIBUTE_VALUE:
                 raise CustomerError(f"{name}: at most {MAX_ATTRIBUTE_VALUE} characters.")
