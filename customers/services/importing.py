@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 
 from django.db import DatabaseError, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from customers.exceptions import CustomerError, ImportFileError
@@ -23,8 +24,10 @@ from customers.models import (
     CustomerImport,
     Source,
     Store,
+    Suppression,
 )
-from customers.selectors import address_is_suppressed, customer_find_by_contact
+from customers.normalization import address_hmac
+from customers.selectors import address_is_suppressed
 from customers.services.consent import Evidence, consent_grant, consent_withdraw
 from customers.services.editing import _LOCALE
 from customers.services.exporting import FORMULA_TRIGGERS
@@ -191,7 +194,15 @@ def _parse_row(line: int, header: list[str], cells: list[str], stores: dict[str,
     return row
 
 
-def _normalized(row: ImportRow) -> tuple[str | None, str | None]:
+_SUPPRESSED_MESSAGE = "{channel}_consent: this address is on the suppression list; it cannot be granted."
+
+
+def _withdrawn_message(channel: str, withdrawn_at) -> str:
+    when = f" on {withdrawn_at:%Y-%m-%d}" if withdrawn_at else ""
+    return f"{channel}_consent: the customer withdrew this consent{when}; an import cannot grant it again."
+
+
+def _normalized(row: ImportRow, *, check_suppression: bool = True) -> tuple[str | None, str | None]:
     from customers.normalization import normalize_email, normalize_phone
 
     try:
@@ -207,8 +218,8 @@ def _normalized(row: ImportRow) -> tuple[str | None, str | None]:
     if row.consents.get(Channel.SMS) and not phone:
         raise CustomerError("sms_consent is yes but the row has no phone.")
     for channel, address in ((Channel.EMAIL, email), (Channel.SMS, phone)):
-        if row.consents.get(channel) and address_is_suppressed(channel=channel, address=address):
-            raise CustomerError(f"{channel}_consent: this address is on the suppression list; it cannot be granted.")
+        if check_suppression and row.consents.get(channel) and address_is_suppressed(channel=channel, address=address):
+            raise CustomerError(_SUPPRESSED_MESSAGE.format(channel=channel))
     return email, phone
 
 
@@ -217,11 +228,7 @@ def _refuse_regrant_after_withdrawal(customer: Customer | None, channel: str) ->
         return
     state = ConsentState.objects.filter(customer=customer, channel=channel).first()
     if state is not None and state.status == ConsentStatus.WITHDRAWN:
-        raise CustomerError(
-            f"{channel}_consent: the customer withdrew this consent"
-            + (f" on {state.withdrawn_at:%Y-%m-%d}" if state.withdrawn_at else "")
-            + "; an import cannot grant it again."
-        )
+        raise CustomerError(_withdrawn_message(channel, state.withdrawn_at))
 
 
 def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -237,42 +244,38 @@ def _stores() -> dict[str, Store]:
     return {store.code.lower(): store for store in Store.objects.all()}
 
 
+CHECK_CHUNK = 1000
+
+
 def customer_import_check(*, content: str, consent_basis: str = "") -> ImportReport:
     """Dry run: read every row and report what an import would do; writes nothing.
 
     Raises ``ImportFileError`` for a file that cannot be read at all (no or wrong header, too many rows,
-    consent granted without a stated basis). Bad rows are reported with their line numbers.
+    consent granted without a stated basis). Bad rows are reported with their line numbers. Look-ups
+    are made per chunk of rows (a handful of queries per thousand rows), so large files check fast.
     """
     header, records = _rows(content)
     stores = _stores()
     report = ImportReport()
-    seen_emails: set[str] = set()
-    seen_phones: set[str] = set()
+    seen: tuple[set[str], set[str]] = (set(), set())
     grants = 0
+    chunk: list[tuple[ImportRow, str | None, str | None]] = []
     for line, cells in records:
         report.total_rows += 1
         if report.total_rows > MAX_ROWS:
             raise ImportFileError(f"The file has more than {MAX_ROWS} rows; split it.")
         try:
             row = _parse_row(line, header, cells, stores)
-            email, phone = _normalized(row)
-            existing = customer_find_by_contact(email=email, phone=phone)
-            for channel, wanted in row.consents.items():
-                if wanted:
-                    _refuse_regrant_after_withdrawal(existing, channel)
+            email, phone = _normalized(row, check_suppression=False)
         except CustomerError as exc:
             report.add_error(line, str(exc))
             continue
-        grants += sum(1 for wanted in row.consents.values() if wanted)
-        key_email = email.lower() if email else None
-        if existing is not None or (key_email and key_email in seen_emails) or (phone and phone in seen_phones):
-            report.updated += 1
-        else:
-            report.created += 1
-        if key_email:
-            seen_emails.add(key_email)
-        if phone:
-            seen_phones.add(phone)
+        chunk.append((row, email, phone))
+        if len(chunk) >= CHECK_CHUNK:
+            grants += _check_chunk(chunk, report, seen)
+            chunk = []
+    grants += _check_chunk(chunk, report, seen)
+    report.errors.sort(key=lambda error: error["line"])
     if report.total_rows == 0:
         raise ImportFileError("The file has a header but no rows.")
     if grants and not consent_basis.strip():
@@ -281,6 +284,61 @@ def customer_import_check(*, content: str, consent_basis: str = "") -> ImportRep
             "'Paper sign-up forms, spring 2025 fair')."
         )
     return report
+
+
+def _check_chunk(chunk, report: ImportReport, seen: tuple[set[str], set[str]]) -> int:
+    """Suppression, earlier withdrawal and create-or-update for a chunk of parsed rows; returns grants."""
+    if not chunk:
+        return 0
+    emails = {email.lower() for _row, email, _phone in chunk if email}
+    phones = {phone for _row, _email, phone in chunk if phone}
+    fields = ("pk", "email", "phone", "merged_into_id")
+    by_email = {
+        customer.email.lower(): customer
+        for customer in Customer.objects.annotate(email_lower=Lower("email"))
+        .filter(email_lower__in=emails)
+        .only(*fields)
+    }
+    by_phone = {customer.phone: customer for customer in Customer.objects.filter(phone__in=phones).only(*fields)}
+    wanted_hmacs = {
+        address_hmac(channel, address)
+        for row, email, phone in chunk
+        for channel, address in ((Channel.EMAIL, email), (Channel.SMS, phone))
+        if address and row.consents.get(channel)
+    }
+    suppressed = set(Suppression.objects.filter(address_hmac__in=wanted_hmacs).values_list("channel", "address_hmac"))
+    profile_ids = {c.merged_into_id or c.pk for c in (*by_email.values(), *by_phone.values())}
+    withdrawn = {
+        (state.customer_id, state.channel): state.withdrawn_at
+        for state in ConsentState.objects.filter(customer_id__in=profile_ids, status=ConsentStatus.WITHDRAWN)
+    }
+    seen_emails, seen_phones = seen
+    grants = 0
+    for row, email, phone in chunk:
+        key_email = email.lower() if email else None
+        existing = by_email.get(key_email) or by_phone.get(phone)
+        profile_id = (existing.merged_into_id or existing.pk) if existing else None
+        try:
+            for channel, address in ((Channel.EMAIL, email), (Channel.SMS, phone)):
+                if not row.consents.get(channel):
+                    continue
+                if (channel, address_hmac(channel, address)) in suppressed:
+                    raise CustomerError(_SUPPRESSED_MESSAGE.format(channel=channel))
+                if (profile_id, channel) in withdrawn:
+                    raise CustomerError(_withdrawn_message(channel, withdrawn[(profile_id, channel)]))
+        except CustomerError as exc:
+            report.add_error(row.line, str(exc))
+            continue
+        grants += sum(1 for wanted in row.consents.values() if wanted)
+        if existing is not None or (key_email and key_email in seen_emails) or (phone and phone in seen_phones):
+            report.updated += 1
+        else:
+            report.created += 1
+        if key_email:
+            seen_emails.add(key_email)
+        if phone:
+            seen_phones.add(phone)
+    return grants
 
 
 def customer_import_create(*, file_name: str, data: bytes, consent_basis: str = "", user=None) -> CustomerImport:

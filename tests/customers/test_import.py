@@ -342,3 +342,16 @@ def test_import_unknown_store_and_store_codes_are_case_insensitive():
     done = run("email,home_store\na@example.com,SF-UNION\n")
     assert done.error_count == 0
     assert Customer.objects.get().home_store.code == "sf-union"
+
+
+def test_dry_run_query_count_does_not_grow_with_rows(django_assert_max_num_queries):
+    CustomerFactory(email="p7@example.com")
+    suppression_add(channel=Channel.SMS, address="+14155550009", reason="complaint")
+    rows = "".join(f"p{i}@example.com,+1415555{i:04d},yes,yes\n" for i in range(500))
+    data = ("email,phone,email_consent,sms_consent\n" + rows).encode()
+    with django_assert_max_num_queries(8):
+        customer_import = customer_import_create(file_name="big.csv", data=data, consent_basis="Forms")
+    assert (customer_import.created_count, customer_import.updated_count) == (498, 1)
+    assert customer_import.errors == [
+        {"line": 11, "error": "sms_consent: this address is on the suppression list; it cannot be granted."}
+    ]
