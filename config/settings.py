@@ -156,6 +156,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.consent_confirmations_sweep",
         "schedule": 60.0,
     },
+    "customer-imports-redrive": {
+        "task": "customers.customer_imports_sweep",
+        "schedule": 60.0,
+    },
 }
 
 # --- Auth ------------------------------------------------------------------------------------

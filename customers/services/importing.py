@@ -7,10 +7,11 @@ import dataclasses
 import hashlib
 import io
 import re
+import time
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, timedelta
 
-from django.db import DatabaseError, transaction
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -39,6 +40,10 @@ MAX_ROW_CHARS = 4096
 MAX_ATTRIBUTE_VALUE = 500
 MAX_REPORTED_ERRORS = 1000
 PROGRESS_EVERY = 25
+# One slice of a run stays well under the worker's task time limit; the next slice is a new task.
+RUN_TIME_BUDGET_SECONDS = 120.0
+# A running import whose heartbeat is older than this lost its worker (longer than the time limit).
+IMPORT_LEASE = timedelta(minutes=10)
 ATTRIBUTE_PREFIX = "attr:"
 COLUMNS = (
     "email",
@@ -372,15 +377,46 @@ def customer_import_queue(*, customer_import: CustomerImport, enqueue: bool = Tr
     Compare-and-set, so confirming twice enqueues once. Returns whether this call queued it.
     ``enqueue=False`` is for a caller that runs ``customer_import_run`` itself (the command).
     """
-    from customers.tasks import customer_import_run_task
-
     queued = CustomerImport.objects.filter(pk=customer_import.pk, status=CustomerImport.Status.VALIDATED).update(
-        status=CustomerImport.Status.QUEUED, processed_rows=0
+        status=CustomerImport.Status.QUEUED,
+        processed_rows=0,
+        created_count=0,
+        updated_count=0,
+        error_count=0,
+        errors=[],
+        heartbeat_at=timezone.now(),
     )
     if queued and enqueue:
-        import_id = customer_import.pk
-        transaction.on_commit(lambda: customer_import_run_task.delay(import_id))
+        _enqueue_run(customer_import.pk)
     return bool(queued)
+
+
+def _enqueue_run(import_id: int) -> None:
+    from customers.tasks import customer_import_run_task
+
+    transaction.on_commit(lambda: customer_import_run_task.delay(import_id))
+
+
+def customer_imports_redrive(*, now=None) -> list[int]:
+    """Imports whose task was lost: returns their ids for the caller to enqueue again.
+
+    A ``running`` import without a heartbeat for ``IMPORT_LEASE`` (its worker died) goes back to
+    ``queued``; it resumes after its last saved row (rows are idempotent, so a few may run twice).
+    A ``queued`` import waiting longer than the lease is re-sent too; the claim in
+    ``customer_import_run`` makes a second message for the same import a no-op.
+    """
+    now = now or timezone.now()
+    cutoff = now - IMPORT_LEASE
+    CustomerImport.objects.filter(status=CustomerImport.Status.RUNNING, heartbeat_at__lt=cutoff).update(
+        status=CustomerImport.Status.QUEUED, heartbeat_at=cutoff
+    )
+    stale = list(
+        CustomerImport.objects.filter(status=CustomerImport.Status.QUEUED, heartbeat_at__lte=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    CustomerImport.objects.filter(pk__in=stale, status=CustomerImport.Status.QUEUED).update(heartbeat_at=now)
+    return stale
 
 
 def _import_consent(*, customer: Customer, channel: str, wanted: bool, evidence: Evidence) -> None:
@@ -421,27 +457,46 @@ def _import_row(row: ImportRow, *, customer_import: CustomerImport) -> bool:
     return result.created
 
 
-def customer_import_run(*, import_id: int, progress: Callable[[ImportReport], None] | None = None) -> CustomerImport:
+def customer_import_run(
+    *,
+    import_id: int,
+    progress: Callable[[ImportReport], None] | None = None,
+    time_budget: float | None = RUN_TIME_BUDGET_SECONDS,
+) -> CustomerImport:
     """Import a queued file: each row in its own savepoint; a bad row is reported and leaves no trace.
 
     Claims the import by compare-and-set (``queued`` → ``running``), so a duplicate task does
-    nothing. Progress (processed rows and counts) is saved every few rows for the admin page.
+    nothing, and resumes after the last saved row. Progress (processed rows, counts, heartbeat) is
+    saved every few rows. After ``time_budget`` seconds the import goes back to ``queued`` and its
+    next slice is enqueued, so no task outlives the worker's time limit (``None``: run to the end).
     Idempotent in effect: a profile is found again by its email or phone, and a consent already
     granted is not granted again. Must not run inside an outer transaction (progress would not show).
     """
     claimed = CustomerImport.objects.filter(pk=import_id, status=CustomerImport.Status.QUEUED).update(
-        status=CustomerImport.Status.RUNNING, processed_rows=0
+        status=CustomerImport.Status.RUNNING, heartbeat_at=timezone.now()
     )
     customer_import = CustomerImport.objects.select_related("created_by").get(pk=import_id)
     if not claimed:
         return customer_import
-    report = ImportReport()
+    report = ImportReport(
+        processed_rows=customer_import.processed_rows,
+        created=customer_import.created_count,
+        updated=customer_import.updated_count,
+        error_count=customer_import.error_count,
+        errors=list(customer_import.errors or []),
+    )
+    deadline = time.monotonic() + time_budget if time_budget else None
     try:
         header, records = _rows(customer_import.content)
         stores = _stores()
         records = list(records)
         report.total_rows = len(records)
-        for line, cells in records:
+        for line, cells in records[report.processed_rows :]:
+            if deadline is not None and time.monotonic() > deadline:
+                _save_progress(import_id, report, status=CustomerImport.Status.QUEUED)
+                _enqueue_run(import_id)
+                customer_import.refresh_from_db()
+                return customer_import
             try:
                 with transaction.atomic():
                     row = _parse_row(line, header, cells, stores)
@@ -449,7 +504,7 @@ def customer_import_run(*, import_id: int, progress: Callable[[ImportReport], No
                         report.created += 1
                     else:
                         report.updated += 1
-            except (CustomerError, DatabaseError) as exc:
+            except (CustomerError, IntegrityError, DataError) as exc:
                 message = str(exc) if isinstance(exc, CustomerError) else "The row could not be saved."
                 report.add_error(line, message)
             report.processed_rows += 1
@@ -457,6 +512,8 @@ def customer_import_run(*, import_id: int, progress: Callable[[ImportReport], No
                 _save_progress(import_id, report)
                 if progress:
                     progress(report)
+    except (OperationalError, InterfaceError):
+        raise  # the database went away: the import stays running and is re-driven after its lease
     except Exception:
         _save_progress(import_id, report, status=CustomerImport.Status.FAILED)
         raise
@@ -469,6 +526,7 @@ def customer_import_run(*, import_id: int, progress: Callable[[ImportReport], No
 
 def _save_progress(import_id: int, report: ImportReport, *, status: str | None = None) -> None:
     fields = {
+        "heartbeat_at": timezone.now(),
         "total_rows": report.total_rows,
         "processed_rows": report.processed_rows,
         "created_count": report.created,
@@ -478,5 +536,6 @@ def _save_progress(import_id: int, report: ImportReport, *, status: str | None =
     }
     if status is not None:
         fields["status"] = status
+    if status in (CustomerImport.Status.DONE, CustomerImport.Status.FAILED):
         fields["finished_at"] = timezone.now()
     CustomerImport.objects.filter(pk=import_id).update(**fields)

@@ -355,3 +355,66 @@ def test_dry_run_query_count_does_not_grow_with_rows(django_assert_max_num_queri
     assert customer_import.errors == [
         {"line": 11, "error": "sms_consent: this address is on the suppression list; it cannot be granted."}
     ]
+
+
+def test_run_is_sliced_by_time_and_resumes_where_it_stopped(django_capture_on_commit_callbacks, monkeypatch):
+    from customers import tasks
+    from customers.services import importing
+
+    sent = []
+    monkeypatch.setattr(tasks.customer_import_run_task, "delay", lambda import_id: sent.append(import_id))
+    rows = "".join(f"s{i}@example.com\n" for i in range(60))
+    customer_import = customer_import_create(file_name="x.csv", data=("email\n" + rows).encode())
+    customer_import_queue(customer_import=customer_import, enqueue=False)
+    clock = iter(range(1000))
+    monkeypatch.setattr(importing.time, "monotonic", lambda: next(clock))
+    # Budget of 30 ticks: the first slice stops part-way, goes back to queued and enqueues the rest.
+    with django_capture_on_commit_callbacks(execute=True):
+        first = customer_import_run(import_id=customer_import.pk, time_budget=30)
+    assert first.status == CustomerImport.Status.QUEUED
+    assert 0 < first.processed_rows < 60
+    assert first.processed_rows == Customer.objects.count()
+    assert sent == [customer_import.pk]
+    done = customer_import_run(import_id=customer_import.pk, time_budget=None)
+    assert done.status == CustomerImport.Status.DONE
+    assert (done.processed_rows, done.created_count, done.error_count) == (60, 60, 0)
+    assert Customer.objects.count() == 60
+
+
+def test_lost_runs_are_redriven_after_their_lease():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from customers.services.importing import IMPORT_LEASE, customer_imports_redrive
+
+    fresh = customer_import_create(file_name="a.csv", data=b"email\na@example.com\n")
+    customer_import_queue(customer_import=fresh, enqueue=False)
+    dead = customer_import_create(file_name="b.csv", data=b"email\nb@example.com\n")
+    customer_import_queue(customer_import=dead, enqueue=False)
+    long_ago = timezone.now() - IMPORT_LEASE - timedelta(minutes=1)
+    CustomerImport.objects.filter(pk=dead.pk).update(status=CustomerImport.Status.RUNNING, heartbeat_at=long_ago)
+    assert customer_imports_redrive() == [dead.pk]
+    dead.refresh_from_db()
+    assert dead.status == CustomerImport.Status.QUEUED
+    assert customer_imports_redrive() == []  # not re-sent again within the lease
+    later = timezone.now() + IMPORT_LEASE + timedelta(minutes=1)
+    assert sorted(customer_imports_redrive(now=later)) == sorted([fresh.pk, dead.pk])
+    customer_import_run(import_id=dead.pk)
+    assert Customer.objects.filter(email="b@example.com").exists()
+
+
+def test_sweep_task_enqueues_redriven_imports(monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from customers import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.customer_import_run_task, "delay", lambda import_id: sent.append(import_id))
+    customer_import = customer_import_create(file_name="a.csv", data=b"email\na@example.com\n")
+    customer_import_queue(customer_import=customer_import, enqueue=False)
+    CustomerImport.objects.update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    tasks.customer_imports_sweep_task()
+    assert sent == [customer_import.pk]

@@ -55,7 +55,7 @@ class Command(BaseCommand):
             [],
         )
         customer_import_queue(customer_import=customer_import, enqueue=False)
-        customer_import = customer_import_run(import_id=customer_import.pk, progress=self._progress)
+        customer_import = customer_import_run(import_id=customer_import.pk, progress=self._progress, time_budget=None)
         self._report(
             f"Import {customer_import.pk} {customer_import.get_status_display().lower()}",
             customer_import.total_rows,
