@@ -164,6 +164,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "loyalty.tiers_review",
         "schedule": 6 * 3600.0,
     },
+    "customer-imports-redrive": {
+        "task": "customers.customer_imports_sweep",
+        "schedule": 60.0,
+    },
 }
 
 # --- Auth ------------------------------------------------------------------------------------
