@@ -1,0 +1,404 @@
+"""The customer admin: search, filters, a 360° timeline, and consent and privacy actions via services."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+
+from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.html import format_html, format_html_join
+
+from customers.admin.base import action_page, is_confirmation, report_errors
+from customers.admin.forms import CustomerChangeForm, EraseForm, GrantConsentForm, MergeForm, WithdrawConsentForm
+from customers.exceptions import CustomerError, InvalidContact
+from customers.models import Channel, ConsentState, ConsentStatus, Customer, Source, Suppression
+from customers.normalization import normalize_email, normalize_phone
+from customers.selectors import consent_states_for, customer_export_data, customer_timeline, suppressed_channels
+from customers.services.editing import (
+    EDITABLE_FIELDS,
+    consent_grant_by_staff,
+    consent_withdraw_by_staff,
+    customer_update_profile,
+)
+from customers.services.exporting import customers_export_lines
+from customers.services.profiles import customer_erase, customer_merge
+from customers.timeline_sources import timeline_sources
+
+CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
+
+
+def _consent_filter(channel: str) -> type[admin.SimpleListFilter]:
+    class ConsentFilter(admin.SimpleListFilter):
+        title = f"{Channel(channel).label} consent"
+        parameter_name = f"consent_{channel}"
+
+        def lookups(self, request, model_admin):
+            return ConsentStatus.choices
+
+        def queryset(self, request, queryset):
+            value = self.value()
+            if value not in ConsentStatus.values:
+                return queryset
+            if value == ConsentStatus.NONE:
+                asked = ConsentState.objects.filter(customer=OuterRef("pk"), channel=channel).exclude(
+                    status=ConsentStatus.NONE
+                )
+                return queryset.filter(~Exists(asked))
+            return queryset.filter(
+                Exists(ConsentState.objects.filter(customer=OuterRef("pk"), channel=channel, status=value))
+            )
+
+    ConsentFilter.__name__ = f"Consent{channel.title()}Filter"
+    return ConsentFilter
+
+
+def _suppressed_exists():
+    return Exists(
+        Suppression.objects.filter(
+            Q(channel=Channel.EMAIL, address_hmac=OuterRef("email_hmac"))
+            | Q(channel=Channel.SMS, address_hmac=OuterRef("phone_hmac"))
+        )
+    )
+
+
+class SuppressedFilter(admin.SimpleListFilter):
+    title = "suppressed"
+    parameter_name = "suppressed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(_suppressed_exists())
+        if self.value() == "no":
+            return queryset.filter(~_suppressed_exists())
+        return queryset
+
+
+class ProfileStateFilter(admin.SimpleListFilter):
+    title = "profile"
+    parameter_name = "profile"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("merged", "Merged into another"), ("erased", "Erased")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.active()
+        if self.value() == "merged":
+            return queryset.filter(merged_into__isnull=False)
+        if self.value() == "erased":
+            return queryset.filter(erased_at__isnull=False)
+        return queryset
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerChangeForm
+    change_form_template = "admin/customers/customer/change_form.html"
+    list_display = (
+        "display_name",
+        "email",
+        "phone",
+        "home_store",
+        "source",
+        "email_consent",
+        "sms_consent",
+        "push_consent",
+        "created_at",
+    )
+    list_display_links = ("display_name",)
+    list_filter = (
+        "home_store",
+        "source",
+        _consent_filter(Channel.EMAIL),
+        _consent_filter(Channel.SMS),
+        _consent_filter(Channel.PUSH),
+        SuppressedFilter,
+        ProfileStateFilter,
+    )
+    list_select_related = ("home_store",)
+    list_per_page = 50
+    search_fields = ("email", "first_name", "last_name")
+    search_help_text = "Email, phone (any spelling), name, or profile id."
+    ordering = ("-created_at",)
+    readonly_fields = (
+        "public_id",
+        "consent_summary",
+        "suppression_summary",
+        "time_zone_source",
+        "source",
+        "source_store",
+        "source_clerk",
+        "merged_into",
+        "erased_at",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        ("Profile", {"fields": ("public_id", *EDITABLE_FIELDS, "time_zone_source")}),
+        ("Consent (changed only through the actions of the customer list)", {"fields": ("consent_summary",)}),
+        ("Suppression", {"fields": ("suppression_summary",)}),
+        (
+            "Origin",
+            {
+                "fields": (
+                    "source",
+                    "source_store",
+                    "source_clerk",
+                    "merged_into",
+                    "erased_at",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+    )
+    actions = [
+        "grant_consent",
+        "withdraw_consent",
+        "merge_customers",
+        "export_customer_data",
+        "erase_customers",
+        "export_csv",
+    ]
+
+    # --- list ------------------------------------------------------------------------------
+    def get_queryset(self, request):
+        annotations = {
+            f"consent_{channel}_status": Subquery(
+                ConsentState.objects.filter(customer=OuterRef("pk"), channel=channel).values("status")[:1]
+            )
+            for channel in CHANNELS
+        }
+        return super().get_queryset(request).annotate(**annotations)
+
+    @admin.display(description="Name", ordering="last_name")
+    def display_name(self, obj: Customer) -> str:
+        return str(obj)
+
+    def _consent_cell(self, obj: Customer, channel: str) -> str:
+        status = getattr(obj, f"consent_{channel}_status", None) or ConsentStatus.NONE
+        return ConsentStatus(status).label
+
+    @admin.display(description="Email consent")
+    def email_consent(self, obj):
+        return self._consent_cell(obj, Channel.EMAIL)
+
+    @admin.display(description="SMS consent")
+    def sms_consent(self, obj):
+        return self._consent_cell(obj, Channel.SMS)
+
+    @admin.display(description="Push consent")
+    def push_consent(self, obj):
+        return self._consent_cell(obj, Channel.PUSH)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        wanted = Q()
+        words = term.split()
+        name_match = Q()
+        for word in words:
+            name_match &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
+        wanted |= name_match | Q(email__icontains=term)
+        with contextlib.suppress(InvalidContact):
+            wanted |= Q(email__iexact=normalize_email(term))
+        if any(char.isdigit() for char in term):
+            with contextlib.suppress(InvalidContact):
+                wanted |= Q(phone=normalize_phone(term))
+        with contextlib.suppress(ValueError):
+            wanted |= Q(public_id=uuid.UUID(term))
+        return queryset.filter(wanted), False
+
+    # --- change page -------------------------------------------------------------------------
+    def has_add_permission(self, request):
+        return False  # profiles come from capture, import and the API, which dedupe
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a person is erased (action), never deleted: the ledger must stay
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not obj.is_active_profile:
+            return (*self.readonly_fields, *EDITABLE_FIELDS)
+        return self.readonly_fields
+
+    @admin.display(description="Consent")
+    def consent_summary(self, obj: Customer) -> str:
+        states = consent_states_for(obj)
+        return format_html(
+            "<ul class='consent-summary'>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{}: <strong>{}</strong></li>",
+                ((Channel(c).label, ConsentStatus(s).label) for c, s in states.items()),
+            ),
+        )
+
+    @admin.display(description="Suppressed channels")
+    def suppression_summary(self, obj: Customer) -> str:
+        channels = suppressed_channels(obj)
+        return ", ".join(Channel(c).label for c in sorted(channels)) or "None"
+
+    def save_model(self, request, obj, form, change):
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+        if changes:
+            customer_update_profile(customer=obj, user=request.user, changes=changes)
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        pass  # no related rows are edited here
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        obj = self.get_object(request, object_id)
+        if obj is not None:
+            extra_context["timeline"] = customer_timeline(obj, extra_sources=timeline_sources())
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- actions -----------------------------------------------------------------------------
+    @admin.action(description="Grant consent (with the stated basis)", permissions=["change"])
+    def grant_consent(self, request, queryset):
+        form = GrantConsentForm(request.POST if is_confirmation(request) else None)
+        if is_confirmation(request) and form.is_valid():
+            done, errors = 0, []
+            for customer in queryset:
+                try:
+                    consent_grant_by_staff(
+                        customer=customer,
+                        channel=form.cleaned_data["channel"],
+                        basis=form.cleaned_data["basis"],
+                        note=form.cleaned_data["note"],
+                        user=request.user,
+                    )
+                    done += 1
+                except CustomerError as exc:
+                    errors.append(f"{customer}: {exc}")
+            report_errors(self, request, errors, f"Consent recorded for {done} customer(s)." if done else "")
+            return None
+        return action_page(
+            self,
+            request,
+            queryset,
+            action="grant_consent",
+            title="Grant consent",
+            form=form,
+            intro="Record a consent these customers gave you outside the checkout and web forms.",
+            submit_label="Record consent",
+        )
+
+    @admin.action(description="Withdraw consent", permissions=["change"])
+    def withdraw_consent(self, request, queryset):
+        form = WithdrawConsentForm(request.POST if is_confirmation(request) else None)
+        if is_confirmation(request) and form.is_valid():
+            done, errors = 0, []
+            for customer in queryset:
+                try:
+                    consent_withdraw_by_staff(
+                        customer=customer,
+                        channel=form.cleaned_data["channel"],
+                        note=form.cleaned_data["note"],
+                        user=request.user,
+                    )
+                    done += 1
+                except CustomerError as exc:
+                    errors.append(f"{customer}: {exc}")
+            report_errors(self, request, errors, f"Consent withdrawn for {done} customer(s)." if done else "")
+            return None
+        return action_page(
+            self,
+            request,
+            queryset,
+            action="withdraw_consent",
+            title="Withdraw consent",
+            form=form,
+            intro="The withdrawal takes effect at once; no further message on this channel will be sent.",
+            submit_label="Withdraw consent",
+        )
+
+    @admin.action(description="Merge two customers", permissions=["change"])
+    def merge_customers(self, request, queryset):
+        customers = list(queryset.order_by("created_at"))
+        if len(customers) != 2:
+            self.message_user(request, "Select exactly two customers to merge.", messages.ERROR)
+            return None
+        if not all(c.is_active_profile for c in customers):
+            self.message_user(request, "Only active profiles can be merged (one is merged or erased).", messages.ERROR)
+            return None
+        form = MergeForm(request.POST if is_confirmation(request) else None, customers=customers)
+        if is_confirmation(request) and form.is_valid():
+            survivor = next(c for c in customers if str(c.pk) == form.cleaned_data["survivor"])
+            other = next(c for c in customers if c.pk != survivor.pk)
+            try:
+                customer_merge(survivor=survivor, other=other, user=request.user)
+            except CustomerError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return None
+            self.message_user(request, f"Merged {other} into {survivor}.", messages.SUCCESS)
+            return None
+        return action_page(
+            self,
+            request,
+            queryset,
+            action="merge_customers",
+            title="Merge two customers",
+            form=form,
+            objects=customers,
+            intro="History of both is kept; for each channel the most restrictive consent wins.",
+            submit_label="Merge",
+        )
+
+    @admin.action(description="Export this customer's data (JSON)", permissions=["view"])
+    def export_customer_data(self, request, queryset):
+        customers = list(queryset[:2])
+        if len(customers) != 1:
+            self.message_user(request, "Select exactly one customer to export their data.", messages.ERROR)
+            return None
+        customer = customers[0]
+        response = HttpResponse(
+            json.dumps(customer_export_data(customer), indent=2, ensure_ascii=False),
+            content_type="application/json; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="customer-{customer.public_id}.json"'
+        return response
+
+    @admin.action(description="Erase customers (right to erasure)", permissions=["change"])
+    def erase_customers(self, request, queryset):
+        customers = [c for c in queryset if c.erased_at is None]
+        if not customers:
+            self.message_user(request, "The selected customers are already erased.", messages.ERROR)
+            return None
+        form = EraseForm(request.POST if is_confirmation(request) else None)
+        if is_confirmation(request) and form.is_valid():
+            for customer in customers:
+                customer_erase(customer=customer, user=request.user)
+            self.message_user(request, f"Erased {len(customers)} customer(s).", messages.SUCCESS)
+            return None
+        return action_page(
+            self,
+            request,
+            queryset,
+            action="erase_customers",
+            title="Erase customers",
+            form=form,
+            objects=customers,
+            intro=(
+                "Erasure removes names, email, phone, birthday, attributes and web evidence, withdraws every "
+                "consent and keeps the addresses suppressed. Purchases stay, detached from the person."
+            ),
+            submit_label="Erase",
+        )
+
+    @admin.action(description="Export selected customers (CSV)", permissions=["view"])
+    def export_csv(self, request, queryset):
+        response = StreamingHttpResponse(customers_export_lines(queryset), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="customers.csv"'
+        return response
+
+
+__all__ = ["CustomerAdmin", "Source"]

@@ -1,0 +1,201 @@
+"""Staff edits of a profile and staff consent changes, with the same rules as capture."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from customers.exceptions import ConsentError, CustomerError, InvalidContact
+from customers.models import Channel, ConsentEvidence, ConsentMethod, ConsentState, ConsentStatus, Customer, Store
+from customers.normalization import normalize_email, normalize_phone
+from customers.selectors import suppressed_channels
+from customers.services.consent import Evidence, consent_grant, consent_withdraw
+from customers.services.profiles import MAX_NAME_LENGTH, customer_refresh_derived
+
+EDITABLE_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "locale",
+    "time_zone",
+    "birthday",
+    "home_store",
+    "attributes",
+)
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+MAX_STAFF_TEXT = 500
+
+
+class ProfileFieldError(CustomerError):
+    """A refused value for one profile field; ``field`` names it so a form can show it in place."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _no_nul(field: str, value: str) -> str:
+    if "\x00" in value:
+        raise ProfileFieldError(field, "This contains an invisible character.")
+    return value
+
+
+def profile_changes_clean(*, customer: Customer, changes: dict[str, Any]) -> dict[str, Any]:
+    """Normalise and check proposed profile values; returns the clean values, writes nothing.
+
+    Emails and phones are normalised (blank clears them); an address another profile holds is
+    refused, since one person has one profile. Raises ``ProfileFieldError`` for the first bad field.
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise CustomerError(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
+    clean: dict[str, Any] = {}
+    for field, value in changes.items():
+        if field == "email":
+            value = (value or "").strip()
+            try:
+                clean[field] = normalize_email(value) if value else None
+            except InvalidContact as exc:
+                raise ProfileFieldError(field, str(exc)) from exc
+            if clean[field]:
+                holder = Customer.objects.with_email(clean[field]).exclude(pk=customer.pk).first()
+                if holder is not None:
+                    raise ProfileFieldError(field, f"Another profile ({holder.public_id}) already has this email.")
+        elif field == "phone":
+            value = (value or "").strip()
+            try:
+                clean[field] = normalize_phone(value) if value else None
+            except InvalidContact as exc:
+                raise ProfileFieldError(field, str(exc)) from exc
+            if clean[field]:
+                holder = Customer.objects.with_phone(clean[field]).exclude(pk=customer.pk).first()
+                if holder is not None:
+                    raise ProfileFieldError(field, f"Another profile ({holder.public_id}) already has this phone.")
+        elif field in ("first_name", "last_name"):
+            value = _no_nul(field, (value or "").strip())
+            if len(value) > MAX_NAME_LENGTH:
+                raise ProfileFieldError(field, f"At most {MAX_NAME_LENGTH} characters.")
+            clean[field] = value
+        elif field == "locale":
+            value = _no_nul(field, (value or "").strip())
+            if (value and not _LOCALE.match(value)) or len(value) > 16:
+                raise ProfileFieldError(field, "Use a language code such as en or pt-BR.")
+            clean[field] = value or "en"
+        elif field == "time_zone":
+            value = _no_nul(field, (value or "").strip())
+            if value:
+                from django.core.exceptions import ValidationError
+
+                from customers.models import validate_time_zone
+
+                try:
+                    validate_time_zone(value)
+                except ValidationError as exc:
+                    raise ProfileFieldError(field, f"{value!r} is not an IANA time zone such as Europe/Paris.") from exc
+            clean[field] = value
+        elif field == "birthday":
+            if value is not None and not isinstance(value, date):
+                raise ProfileFieldError(field, "Give a date such as 1990-05-17.")
+            if value is not None and (value.year < 1900 or value > date.today()):  # noqa: DTZ011
+                raise ProfileFieldError(field, "That birthday is not plausible.")
+            clean[field] = value
+        elif field == "home_store":
+            if value is not None and not isinstance(value, Store):
+                raise ProfileFieldError(field, "Choose a store.")
+            clean[field] = value
+        elif field == "attributes":
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise ProfileFieldError(field, "Custom attributes must be a JSON object.")
+            clean[field] = value
+    return clean
+
+
+@transaction.atomic
+def customer_update_profile(*, customer: Customer, user, changes: dict[str, Any]) -> Customer:
+    """Apply staff edits to a profile, keeping everything derived from them right.
+
+    Locks the profile. Values go through ``profile_changes_clean``; address hashes and the time zone
+    are recomputed. When the email or phone changes, a consent given for the old address does not
+    carry over: it is withdrawn (method=admin) with a note, so nobody is messaged at an address that
+    never agreed. Raises ``ProfileFieldError`` / ``CustomerError`` and then writes nothing.
+    """
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if not customer.is_active_profile:
+        raise CustomerError("This profile was merged or erased and can no longer be edited.")
+    clean = profile_changes_clean(customer=customer, changes=changes)
+    old_email, old_phone = customer.email, customer.phone
+    for field, value in clean.items():
+        setattr(customer, field, value)
+    if "time_zone" in clean:
+        customer.time_zone_source = (
+            Customer.TimeZoneSource.EXPLICIT if clean["time_zone"] else Customer.TimeZoneSource.DEFAULT
+        )
+    customer_refresh_derived(customer)
+    try:
+        with transaction.atomic():
+            customer.save()
+    except IntegrityError as exc:
+        raise CustomerError("Another profile took this email or phone a moment ago.") from exc
+
+    changed_channels = []
+    if (old_email or "").lower() != (customer.email or "").lower():
+        changed_channels.append(Channel.EMAIL)
+    if old_phone != customer.phone:
+        changed_channels.append(Channel.SMS)
+    live = (ConsentStatus.GRANTED, ConsentStatus.PENDING)
+    for channel in changed_channels:
+        if ConsentState.objects.filter(customer=customer, channel=channel, status__in=live).exists():
+            consent_withdraw(
+                customer=customer,
+                channel=channel,
+                evidence=Evidence(
+                    method=ConsentMethod.ADMIN,
+                    collected_by=user,
+                    note="Address changed by staff; the consent covered the previous address.",
+                ),
+            )
+    return customer
+
+
+def consent_grant_by_staff(*, customer: Customer, channel: str, basis: str, user, note: str = "") -> ConsentEvidence:
+    """Record a consent a staff member collected (method=admin), with the stated basis.
+
+    Refuses a suppressed address, a profile that withdrew and a missing basis; otherwise as
+    ``consent_grant`` (no double opt-in for staff grants). Raises ``ConsentError``.
+    """
+    basis = (basis or "").strip()
+    if not basis:
+        raise ConsentError("State the basis on which this consent was given.")
+    if "\x00" in basis or "\x00" in note:
+        raise ConsentError("The text contains an invisible character.")
+    if len(basis) > MAX_STAFF_TEXT or len(note) > MAX_STAFF_TEXT:
+        raise ConsentError(f"Keep the basis and note under {MAX_STAFF_TEXT} characters.")
+    if channel in suppressed_channels(customer):
+        raise ConsentError(f"{customer}: the {channel} address is on the suppression list.")
+    return consent_grant(
+        customer=customer,
+        channel=channel,
+        evidence=Evidence(method=ConsentMethod.ADMIN, collected_by=user, basis=basis, note=note.strip()),
+    )
+
+
+def consent_withdraw_by_staff(*, customer: Customer, channel: str, user, note: str) -> ConsentEvidence:
+    """Record a withdrawal that reached staff (phone call, letter); the note says how."""
+    note = (note or "").strip()
+    if not note:
+        raise ConsentError("Say how the customer withdrew (e.g. phone call on 3 May).")
+    if "\x00" in note or len(note) > MAX_STAFF_TEXT:
+        raise ConsentError(f"The note must be plain text under {MAX_STAFF_TEXT} characters.")
+    if channel not in Channel.values:
+        raise ConsentError(f"Unknown channel {channel!r}.")
+    return consent_withdraw(
+        customer=customer,
+        channel=channel,
+        evidence=Evidence(method=ConsentMethod.ADMIN, collected_by=user, note=note),
+    )
