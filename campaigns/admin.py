@@ -350,6 +350,9 @@ class CampaignForm(forms.ModelForm):
             "exclude_segments",
             "channels",
             "mode",
+            "offer",
+            "coupon_mode",
+            "shared_code",
         ]
 
 
@@ -379,8 +382,10 @@ class CampaignAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "status_display", "goal", "kpi", "kpi_target", "category"]}),
         ("Audience and channels", {"fields": ["include_segments", "exclude_segments", "channels", "mode"]}),
+        ("Offer (optional)", {"fields": ["offer", "coupon_mode", "shared_code"]}),
         ("Message", {"fields": ["message"]}),
     ]
+    raw_id_fields = ["shared_code"]
 
     @admin.display(description="Status")
     def status_display(self, obj):
@@ -458,7 +463,7 @@ class CampaignAdmin(admin.ModelAdmin):
             customer_id = request.GET.get("preview_customer")
             customer = customer_for_preview(customer_id=int(customer_id) if str(customer_id).isdigit() else None)
             context.update(
-                previews=message_previews(message=obj.message, customer=customer),
+                previews=message_previews(message=obj.message, customer=customer, campaign=obj),
                 preview_customer=customer,
                 forecast=campaign_forecast(obj),
                 problems=campaign_problems(obj),

@@ -131,6 +131,11 @@ class Forecast:
     audience: int
     channels: list[ChannelForecast]
     checks_applied: list[str]
+    unique_codes_available: int | None = None  # for a unique-code offer: codes left to hand out
+
+    @property
+    def messages_total(self) -> int:
+        return sum(row.reachable for row in self.channels)
 
 
 def campaign_forecast(campaign: Campaign, *, now: datetime | None = None) -> Forecast:
@@ -181,7 +186,12 @@ def campaign_forecast(campaign: Campaign, *, now: datetime | None = None) -> For
         for channel, removed, deferred_keys in plan
     ]
     applied = sorted({check.label for channel in campaign.channel_list for check in checks_for(channel, campaign)})
-    return Forecast(audience=row["audience"], channels=channels, checks_applied=applied)
+    codes = None
+    if campaign.offer_id and campaign.coupon_mode == Campaign.CouponMode.UNIQUE:
+        from campaigns.personalisation import unique_codes_available
+
+        codes = unique_codes_available(campaign.offer)
+    return Forecast(audience=row["audience"], channels=channels, checks_applied=applied, unique_codes_available=codes)
 
 
 def segment_counts(segment: Segment, *, now: datetime | None = None) -> dict[str, int]:

@@ -24,8 +24,7 @@ MAX_SOURCE_CHARS = 100_000
 MAX_OUTPUT_CHARS = 400_000
 MAX_RENDER_SECONDS = 0.5
 
-# Placeholder name -> what it means, shown to marketers. Loyalty placeholders join when the loyalty
-# models exist.
+# Placeholder name -> what it means, shown to marketers.
 PLACEHOLDERS: dict[str, str] = {
     "first_name": "First name (\u201cfriend\u201d when unknown)",
     "last_name": "Last name",
@@ -34,8 +33,16 @@ PLACEHOLDERS: dict[str, str] = {
     "brand_name": "Brand name",
     "unsubscribe_url": "One-click unsubscribe link",
     "preferences_url": "Preference centre link",
+    "points_balance": "Loyalty points balance (0 when not enrolled)",
+    "tier": "Loyalty tier name (\u201cmember\u201d when none)",
+    "coupon_code": "The campaign offer's coupon code (shared, or unique per message)",
 }
-FALLBACKS: dict[str, str] = {"first_name": "friend", "store_name": "our stores"}
+FALLBACKS: dict[str, str] = {
+    "first_name": "friend",
+    "store_name": "our stores",
+    "points_balance": "0",
+    "tier": "member",
+}
 
 ALLOWED_FILTERS = frozenset(
     {"default", "d", "upper", "lower", "title", "capitalize", "trim", "truncate", "e", "escape"}
@@ -231,6 +238,9 @@ def placeholder_context(*, customer=None, links: Mapping[str, str] | None = None
         "brand_name": brand,
         "unsubscribe_url": "",
         "preferences_url": "",
+        "points_balance": "",
+        "tier": "",
+        "coupon_code": "",
     }
     values.update(links or {})
     values.update(extra or {})

@@ -14,6 +14,10 @@ A group is ``{"match": "all" | "any" | "none", "rules": [...]}`` and may nest. A
     {"type": "purchase", "metric": "recency", "op": "within" | "not_within", "days": 30, "channel": "any"}
     {"type": "purchase", "metric": "count" | "spend", "op": "gte", "value": 3, "days": null, "channel": "online"}
         ops for count and spend: eq, gt, gte, lt, lte; days limits the window; channel any/online/store
+    {"type": "loyalty", "field": "enrolled", "op": "yes" | "no"}
+    {"type": "loyalty", "field": "balance" | "tier_rank", "op": "gte", "value": 500}   (eq, gt, gte, lt, lte)
+    {"type": "loyalty", "field": "tier", "op": "in" | "not_in", "values": [tier ids]}
+        loyalty rules read active accounts; a customer with several programmes matches if any account does
 
 Only active profiles (not merged away, not erased) are ever in a segment. Nothing here loads a
 customer into Python.
@@ -93,6 +97,7 @@ def _rule(rule: dict, now: datetime, where: str) -> Q:
         "source": _choice("source", str, allowed=Source.values),
         "consent": _consent,
         "purchase": _purchase,
+        "loyalty": _loyalty,
     }
     if kind not in builders:
         raise RuleError(f"{where}: unknown rule type {kind!r}.")
@@ -222,6 +227,39 @@ def _purchase(rule: dict, now: datetime, where: str) -> Q:
             output_field=money,
         )
     return Q(COMPARE_OPS[op](total, value))
+
+
+def _loyalty(rule: dict, now: datetime, where: str) -> Q:
+    from loyalty.models import LoyaltyAccount
+
+    field, op = rule.get("field"), rule.get("op")
+    accounts = LoyaltyAccount.objects.filter(customer_id=OuterRef("pk"), status=LoyaltyAccount.Status.ACTIVE)
+    if field == "enrolled":
+        if op not in ("yes", "no"):
+            raise RuleError(f"{where}: use yes or no.")
+        enrolled = Q(Exists(accounts))
+        return enrolled if op == "yes" else ~enrolled
+    if field in ("balance", "tier_rank"):
+        if op not in COMPARE_OPS:
+            raise RuleError(f"{where}: use one of {', '.join(COMPARE_OPS)}.")
+        value = rule.get("value")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2_000_000_000:
+            raise RuleError(f"{where}: give a whole number.")
+        column = "points_balance" if field == "balance" else "tier__rank"
+        return Q(Exists(accounts.filter(**{f"{column}__{op if op != 'eq' else 'exact'}": value})))
+    if field == "tier":
+        if op not in ("in", "not_in"):
+            raise RuleError(f"{where}: use in or not_in.")
+        values = rule.get("values")
+        if not isinstance(values, list) or not values or len(values) > 50:
+            raise RuleError(f"{where}: choose 1 to 50 tiers.")
+        try:
+            ids = [int(item) for item in values]
+        except (TypeError, ValueError) as exc:
+            raise RuleError(f"{where}: tiers are given by id.") from exc
+        in_tier = Q(Exists(accounts.filter(tier_id__in=ids)))
+        return in_tier if op == "in" else ~in_tier
+    raise RuleError(f"{where}: loyalty field is enrolled, balance, tier_rank or tier.")
 
 
 def segment_customers(tree: dict, *, now: datetime | None = None):

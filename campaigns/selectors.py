@@ -10,6 +10,7 @@ from django.db.models import Max
 from campaigns.composer import variant_compiled
 from campaigns.links import preview_links
 from campaigns.models import AuditEvent, Segment, Variant
+from campaigns.personalisation import coupon_value, loyalty_values
 from campaigns.rendering import RenderError, TemplateProblem, placeholder_context
 from customers.models import Customer
 
@@ -35,18 +36,27 @@ def customer_for_preview(*, customer_id: int | None = None) -> Customer | None:
     return customers.filter(pk__gte=pivot).order_by("pk").first() or customers.order_by("pk").first()
 
 
-def variant_preview(*, variant: Variant, customer: Customer | None) -> Preview:
+def preview_context(*, customer: Customer | None, campaign=None) -> dict[str, str]:
+    """Placeholder values for a preview or a test: inert links, loyalty values, the offer's code."""
+    programme_id = campaign.offer.programme_id if campaign is not None and campaign.offer_id else None
+    extra = {**loyalty_values(customer, programme_id=programme_id), "coupon_code": coupon_value(campaign)}
+    return placeholder_context(customer=customer, links=preview_links(), extra=extra)
+
+
+def variant_preview(*, variant: Variant, customer: Customer | None, campaign=None, context=None) -> Preview:
     """``variant`` as ``customer`` would see it (links inert); a customer with gaps gets the fallbacks."""
     try:
-        rendered = variant_compiled(variant).render(placeholder_context(customer=customer, links=preview_links()))
+        context = context or preview_context(customer=customer, campaign=campaign)
+        rendered = variant_compiled(variant).render(context)
     except (TemplateProblem, RenderError) as exc:
         return Preview(variant=variant, rendered=None, error=str(exc))
     return Preview(variant=variant, rendered=rendered)
 
 
-def message_previews(*, message, customer: Customer | None) -> list[Preview]:
+def message_previews(*, message, customer: Customer | None, campaign=None) -> list[Preview]:
     variants = message.variants.select_related("persona").order_by("persona__name", "channel")
-    return [variant_preview(variant=variant, customer=customer) for variant in variants]
+    context = preview_context(customer=customer, campaign=campaign)
+    return [variant_preview(variant=variant, customer=customer, context=context) for variant in variants]
 
 
 def personas_active_count() -> int:

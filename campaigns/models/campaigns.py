@@ -31,6 +31,10 @@ class Campaign(models.Model):
         ALL = "all", "Every consented channel"
         PREFERRED = "preferred", "Preferred channel only (first consented in the order given)"
 
+    class CouponMode(models.TextChoices):
+        SHARED = "shared", "One shared code for everyone"
+        UNIQUE = "unique", "One unique code per message sent"
+
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         SCHEDULED = "scheduled", "Scheduled"
@@ -63,6 +67,18 @@ class Campaign(models.Model):
         help_text="Comma-separated, in order of preference: email, sms, push.",
     )
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ALL)
+    offer = models.ForeignKey(
+        "loyalty.Offer", null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Optional."
+    )
+    coupon_mode = models.CharField(max_length=8, choices=CouponMode.choices, default=CouponMode.SHARED)
+    shared_code = models.ForeignKey(
+        "loyalty.CouponCode",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="For a shared code: the code every message carries.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, editable=False)
     scheduled_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -106,3 +122,12 @@ class Campaign(models.Model):
             raise ValidationError({"channels": "Choose at least one channel."})
         if len(set(channels)) != len(channels):
             raise ValidationError({"channels": "Name each channel once."})
+        if self.offer_id is None and self.shared_code_id is not None:
+            raise ValidationError({"shared_code": "Choose the offer first."})
+        if self.offer_id is not None and self.coupon_mode == self.CouponMode.SHARED:
+            if self.shared_code_id is None:
+                raise ValidationError({"shared_code": "A shared-code offer needs the code to send."})
+            if self.shared_code.offer_id != self.offer_id:
+                raise ValidationError({"shared_code": "This code belongs to another offer."})
+        if self.coupon_mode == self.CouponMode.UNIQUE and self.shared_code_id is not None:
+            raise ValidationError({"shared_code": "Unique codes are drawn per message; leave the shared code empty."})

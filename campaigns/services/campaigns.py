@@ -22,7 +22,19 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.SENT: frozenset(),
     Status.CANCELLED: frozenset(),
 }
-_TRACKED_FIELDS = ("name", "goal", "kpi", "kpi_target", "category", "message", "channels", "mode")
+_TRACKED_FIELDS = (
+    "name",
+    "goal",
+    "kpi",
+    "kpi_target",
+    "category",
+    "message",
+    "channels",
+    "mode",
+    "offer",
+    "coupon_mode",
+    "shared_code",
+)
 
 
 def _display(value) -> object:
@@ -81,11 +93,32 @@ def campaign_problems(campaign: Campaign) -> list[str]:
             if not isinstance(exc, (TemplateProblem, RenderError)) and not hasattr(exc, "message_dict"):
                 raise
             problems.append(f"The default {channel} variant has errors: {exc}")
+    problems.extend(_offer_problems(campaign, list(campaign.message.variants.all())))
     if campaign.category == Campaign.Category.TRANSACTIONAL and campaign.message.is_marketing:
         problems.append("A transactional campaign needs a transactional message.")
     if campaign.category != Campaign.Category.TRANSACTIONAL and not campaign.message.is_marketing:
         problems.append("A marketing campaign cannot send a transactional message.")
     return problems
+
+
+def _offer_problems(campaign: Campaign, variants) -> list[str]:
+    from campaigns.personalisation import unique_codes_available
+
+    uses_code = any("coupon_code" in (getattr(v, f) or "") for v in variants for f in _CODE_FIELDS)
+    offer = campaign.offer
+    if offer is None:
+        return ["The message shows {{ coupon_code }} but the campaign has no offer."] if uses_code else []
+    problems = []
+    if not offer.is_active or offer.valid_until <= timezone.now():
+        problems.append(f"The offer {offer} is inactive or has ended.")
+    if campaign.coupon_mode == Campaign.CouponMode.UNIQUE and unique_codes_available(offer) == 0:
+        problems.append(f"The offer {offer} has no unissued codes left; generate codes first.")
+    if not uses_code:
+        problems.append("The campaign has an offer but no variant shows {{ coupon_code }}.")
+    return problems
+
+
+_CODE_FIELDS = ("subject", "preheader", "html_body", "text_body", "sms_body", "push_title", "push_body", "push_url")
 
 
 def _locked(campaign: Campaign) -> Campaign:
@@ -164,6 +197,9 @@ def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
         message=copy_message,
         channels=campaign.channels,
         mode=campaign.mode,
+        offer=campaign.offer,
+        coupon_mode=campaign.coupon_mode,
+        shared_code=campaign.shared_code,
         duplicated_from=campaign,
         created_by=_user(actor),
     )

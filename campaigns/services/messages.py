@@ -10,7 +10,6 @@ from campaigns.composer import variant_compiled
 from campaigns.exceptions import CampaignError
 from campaigns.links import preview_links
 from campaigns.models import Campaign, Variant
-from campaigns.rendering import placeholder_context
 from campaigns.validation import variant_check
 from customers.models import Channel
 from customers.normalization import normalize_phone
@@ -69,16 +68,20 @@ def variant_delete(*, variant: Variant, actor) -> None:
     variant.delete()
 
 
-def variant_test_send(*, variant: Variant, user, customer=None, phone: str = "", channel_options=None) -> str:
+def variant_test_send(
+    *, variant: Variant, user, customer=None, phone: str = "", campaign=None, channel_options=None
+) -> str:
     """Send ``variant`` rendered for ``customer`` (placeholders only) to the staff member ``user``.
 
     Email goes to ``user.email``, SMS to ``phone``, push to the user's own active devices. Links in a
     test lead to a page that changes nothing. Raises ``CampaignError`` when there is nowhere to send
     it, ``ChannelError`` when the provider refuses. Returns the address used.
     """
+    from campaigns.selectors import preview_context
+
     compiled = variant_compiled(variant)
     links = preview_links()
-    rendered = compiled.render(placeholder_context(customer=customer, links=links))
+    rendered = compiled.render(preview_context(customer=customer, campaign=campaign))
     backend = channel_get(variant.channel, **(channel_options or {}))
     metadata = {"test_send": "1", "variant_id": variant.pk}
     if variant.channel == Channel.EMAIL:
@@ -106,5 +109,5 @@ def variant_test_send(*, variant: Variant, user, customer=None, phone: str = "",
         for device in devices:
             backend.send(backend.build_payload(rendered=rendered, to=device, metadata=metadata, links=links))
         label = f"{len(devices)} device(s)"
-    events.variant_test_sent_event(variant=variant, actor=user, to=label)
+    events.variant_test_sent_event(variant=variant, actor=user, to=label, campaign=campaign)
     return label

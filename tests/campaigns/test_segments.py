@@ -16,6 +16,7 @@ from customers.models import ConsentState, Customer, Purchase
 from customers.normalization import address_hmac
 from tests.factories import CustomerFactory, StoreFactory
 from tests.factories.campaigns import SegmentFactory
+from tests.factories.loyalty import LoyaltyAccountFactory, ProgrammeFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +27,7 @@ REGIONS = ["North", "South"]
 CHANNELS = ["email", "sms", "push"]
 STATUSES = ["none", "pending", "granted", "withdrawn"]
 DAYS = [1, 7, 30, 365]
+TIER_RANKS = [1, 2]
 OPS = {"eq": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 
 purchase_st = st.fixed_dictionaries(
@@ -46,6 +48,16 @@ customer_st = st.fixed_dictionaries(
         "consent": st.fixed_dictionaries({c: st.sampled_from(STATUSES) for c in CHANNELS}),
         "purchases": st.lists(purchase_st, max_size=4),
         "erased": st.sampled_from([False, False, False, True]),
+        "loyalty": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {
+                    "balance": st.sampled_from([0, 50, 500]),
+                    "tier": st.sampled_from([None, 0, 1]),
+                    "active": st.sampled_from([True, True, False]),
+                }
+            ),
+        ),
     }
 )
 population_st = st.lists(customer_st, min_size=0, max_size=10)
@@ -101,6 +113,21 @@ leaf_st = st.one_of(
         st.sampled_from(["any", "online", "store"]),
     ),
 )
+loyalty_leaf_st = st.one_of(
+    st.builds(lambda op: {"type": "loyalty", "field": "enrolled", "op": op}, st.sampled_from(["yes", "no"])),
+    st.builds(
+        lambda field, op, value: {"type": "loyalty", "field": field, "op": op, "value": value},
+        st.sampled_from(["balance", "tier_rank"]),
+        st.sampled_from(list(OPS)),
+        st.sampled_from([0, 1, 2, 50, 100]),
+    ),
+    st.builds(
+        lambda op, values: {"type": "loyalty", "field": "tier", "op": op, "values": values},
+        st.sampled_from(["in", "not_in"]),
+        st.lists(st.sampled_from([0, 1]), min_size=1, max_size=2),
+    ),
+)
+leaf_st = st.one_of(leaf_st, loyalty_leaf_st)
 tree_st = st.recursive(
     leaf_st,
     lambda children: st.fixed_dictionaries(
@@ -164,6 +191,21 @@ def _match(node, p) -> bool:
     if kind == "consent":
         granted = p["consent"][node["channel"]] == "granted"
         return granted if node["op"] == "granted" else not granted
+    if kind == "loyalty":
+        account = p["loyalty"] if p["loyalty"] and p["loyalty"]["active"] else None
+        field = node["field"]
+        if field == "enrolled":
+            return (account is not None) == (node["op"] == "yes")
+        if field == "tier":
+            inside = account is not None and account["tier"] in node["indexes"]
+            return inside if node["op"] == "in" else not inside
+        if account is None:
+            return False
+        if field == "balance":
+            return OPS[node["op"]](account["balance"], node["value"])
+        if account["tier"] is None:
+            return False
+        return OPS[node["op"]](TIER_RANKS[account["tier"]], node["value"])
     purchases = [
         x
         for x in p["purchases"]
@@ -180,6 +222,11 @@ def _build(population, now):
     stores = [
         StoreFactory(code="north", region="North"),
         StoreFactory(code="south", region="South"),
+    ]
+    programme = ProgrammeFactory()
+    tiers = [
+        TierFactory(programme=programme, name="Silver", rank=1),
+        TierFactory(programme=programme, name="Gold", rank=2),
     ]
     people = {}
     for index, spec in enumerate(population):
@@ -207,17 +254,35 @@ def _build(population, now):
                 amount=purchase["amount"],
                 occurred_at=now - timedelta(days=purchase["days_ago"]),
             )
+        if spec["loyalty"] is not None:
+            LoyaltyAccountFactory(
+                customer=customer,
+                programme=programme,
+                points_balance=spec["loyalty"]["balance"],
+                tier=tiers[spec["loyalty"]["tier"]] if spec["loyalty"]["tier"] is not None else None,
+                status="active" if spec["loyalty"]["active"] else "closed",
+            )
         people[customer.pk] = {**spec, "email": email}
-    return people
+    return people, tiers
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _with_tier_ids(node, tiers):
+    """The strategy names tiers by index; the rules take their database ids."""
+    if "rules" in node:
+        return {**node, "rules": [_with_tier_ids(child, tiers) for child in node["rules"]]}
+    if node.get("type") == "loyalty" and node["field"] == "tier":
+        return {**node, "values": [tiers[i].pk for i in node["values"]], "indexes": node["values"]}
+    return node
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(population=population_st, trees=st.lists(tree_st, min_size=1, max_size=4))
 def test_segment_matches_python_oracle(db, population, trees):
     now = timezone.now()
     with transaction.atomic():
-        people = _build(population, now)
+        people, tiers = _build(population, now)
         for tree in trees:
+            tree = _with_tier_ids(tree, tiers)
             rules_validate(tree)
             got = set(segment_customers(tree, now=now).values_list("pk", flat=True))
             expected = {pk for pk, person in people.items() if oracle(tree, person)}
