@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, CustomerPushDevice, Segment, SegmentMember
@@ -41,19 +41,19 @@ def address_present_q(channel: str) -> Q:
         return Q(email__isnull=False) & ~Q(email="")
     if channel == Channel.SMS:
         return Q(phone__isnull=False) & ~Q(phone="")
-    return Q(Exists(CustomerPushDevice.objects.filter(customer_id=OuterRef("pk"), device__active=True)))
+    return Q(pk__in=CustomerPushDevice.objects.filter(device__active=True).values("customer_id"))
 
 
 def suppressed_q(channel: str) -> Q:
     column = {Channel.EMAIL: "email_hmac", Channel.SMS: "phone_hmac"}.get(channel)
     if column is None:
-        return Q(pk__in=[])
-    listed = Suppression.objects.filter(channel=channel, address_hmac=OuterRef(column))
-    return ~Q(**{column: ""}) & Q(Exists(listed))
+        return Q(pk__isnull=True)  # no suppression list for this channel: nobody (and valid SQL)
+    listed = Suppression.objects.filter(channel=channel).values("address_hmac")
+    return ~Q(**{column: ""}) & Q(**{f"{column}__in": listed})
 
 
 CHECKS: list[Check] = [
-    Check("no_consent", "No consent", lambda channel, campaign, now: ~Q(consent_granted_q(channel))),
+    Check("no_consent", "No consent", lambda channel, campaign, now: ~consent_granted_q(channel)),
     Check("missing_address", "Missing address", lambda channel, campaign, now: ~address_present_q(channel)),
     Check("suppressed", "Suppressed address", lambda channel, campaign, now: suppressed_q(channel)),
 ]
@@ -74,7 +74,7 @@ def checks_for(channel: str, campaign: Campaign | None) -> list[Check]:
 def segment_member_q(segment: Segment, *, now: datetime) -> Q:
     if segment.kind == Segment.Kind.STATIC:
         return Q(merged_into__isnull=True, erased_at__isnull=True) & Q(
-            Exists(SegmentMember.objects.filter(segment_id=segment.pk, customer_id=OuterRef("pk")))
+            pk__in=SegmentMember.objects.filter(segment_id=segment.pk).values("customer_id")
         )
     return segment_q(segment.rules or {}, now=now)
 

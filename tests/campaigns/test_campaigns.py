@@ -222,3 +222,16 @@ def test_later_checks_plug_into_the_forecast(django_assert_max_num_queries):
         assert campaign_forecast(transactional).channels[0].reachable == 3
     finally:
         CHECKS[:] = saved
+
+
+@pytest.mark.parametrize("n", [2, 30])
+def test_forecast_query_count_does_not_grow_with_the_audience(n, django_assert_num_queries):
+    for index in range(n):
+        _granted(CustomerFactory(phone=f"+1415555{index:04d}"), "email", "sms")
+    segments = [SegmentFactory(rules={"type": "consent", "channel": "email", "op": "granted"}), SegmentFactory()]
+    campaign = CampaignFactory(channels="email,sms,push", mode=Campaign.Mode.PREFERRED, include=segments)
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    # Included segments, excluded segments, then one aggregate for every channel and reason.
+    with django_assert_num_queries(3):
+        forecast = campaign_forecast(campaign)
+    assert forecast.channels[0].reachable == n
