@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from campaigns.audience import campaign_forecast, segment_counts
+from campaigns.events import segment_changed_event
 from campaigns.exceptions import CampaignError, ChannelError
 from campaigns.models import AuditEvent, Campaign, Message, Segment, Variant
 from campaigns.rendering import PLACEHOLDERS
@@ -90,6 +91,15 @@ class SegmentAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        changed = [name for name in form.changed_data if name != "upload"]
+        if changed or not change:
+            segment_changed_event(
+                segment=obj,
+                actor=request.user,
+                created=not change,
+                changes={name: form.cleaned_data.get(name) for name in changed if name != "rules"}
+                | ({"rules": obj.rules} if "rules" in changed else {}),
+            )
         content = form.cleaned_data.get("upload")
         if content:
             try:
@@ -469,12 +479,28 @@ class CampaignAdmin(admin.ModelAdmin):
                 problems=campaign_problems(obj),
                 audit=audit_for_campaign(obj),
                 next_statuses=_next_statuses(obj),
+                grid=_variant_grid(obj),
                 placeholders=PLACEHOLDERS,
             )
         else:
             context.update(placeholders=PLACEHOLDERS)
         context["persona_warning"] = persona_warning()
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _variant_grid(campaign: Campaign) -> dict:
+    """Rows: the default column then each active persona; columns: the campaign's channels."""
+    variants = {(v.persona_id, v.channel): v for v in campaign.message.variants.all()}
+    personas = [None, *Segment.objects.personas()]
+    channels = campaign.channel_list
+    rows = []
+    for persona in personas:
+        cells = []
+        for channel in channels:
+            variant = variants.get((persona.pk if persona else None, channel))
+            cells.append({"channel": channel, "variant": variant})
+        rows.append({"persona": persona, "cells": cells})
+    return {"channels": channels, "rows": rows}
 
 
 def _next_statuses(campaign: Campaign) -> list[tuple[str, str]]:

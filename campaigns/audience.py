@@ -194,6 +194,30 @@ def campaign_forecast(campaign: Campaign, *, now: datetime | None = None) -> For
     return Forecast(audience=row["audience"], channels=channels, checks_applied=applied, unique_codes_available=codes)
 
 
+def variant_choice(message, channel: str, *, now: datetime):
+    """A SQL expression giving, per customer, the id of the variant of ``message`` they get on ``channel``.
+
+    The first persona (by name, then id) whose segment holds the customer wins; everyone else gets the
+    default column. ``None`` when the message has no variant at all for the channel. Launching
+    annotates the audience with this, so the choice is made in the same statement that selects it.
+    """
+    from django.db.models import BigIntegerField, Case, Value, When
+
+    variants = list(
+        message.variants.filter(channel=channel).select_related("persona").order_by("persona__name", "persona_id")
+    )
+    default = next((v for v in variants if v.persona_id is None), None)
+    whens = [
+        When(segment_member_q(v.persona, now=now), then=Value(v.pk))
+        for v in variants
+        if v.persona_id is not None and v.persona.is_active
+    ]
+    fallback = Value(default.pk if default else None, output_field=BigIntegerField())
+    if not whens:
+        return fallback
+    return Case(*whens, default=fallback, output_field=BigIntegerField())
+
+
 def segment_counts(segment: Segment, *, now: datetime | None = None) -> dict[str, int]:
     """Members and, per channel, members reachable (consented, address present, not suppressed); one query."""
     now = now or timezone.now()

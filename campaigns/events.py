@@ -62,3 +62,8 @@ def segment_list_uploaded_event(*, segment, actor, matched: int, unmatched: int)
         actor=actor,
         changes={"matched": matched, "unmatched": unmatched},
     )
+
+
+def segment_changed_event(*, segment, actor, changes: dict, created: bool = False) -> AuditEvent:
+    action = AuditEvent.Action.CREATED if created else AuditEvent.Action.CHANGED
+    return _event(subject=segment, action=action, actor=actor, changes=changes)

@@ -35,6 +35,8 @@ def variant_check(variant) -> list[str]:
     """Raise ``ValidationError`` (per field) for anything we refuse; return warnings for the rest."""
     errors: dict[str, list[str]] = {}
     warnings: list[str] = []
+    if variant.persona_id and not variant.persona.is_persona:
+        errors.setdefault("persona", []).append("Choose a segment marked as a persona, or leave empty for the default.")
     for field in _FIELDS.get(variant.channel, ()):
         source = getattr(variant, field) or ""
         try:

@@ -76,6 +76,7 @@ def test_campaign_page_shows_previews_forecast_and_segment_count(client, markete
     assert "1 segment" in page
     assert 'class="push-title"' in page
     assert 'id="campaign-forecast"' in page
+    assert 'id="variant-grid"' in page
     assert "No consent" in page
     segment = campaign.include_segments.get()
     page = client.get(reverse("admin:campaigns_segment_change", args=[segment.pk])).content.decode()
@@ -193,6 +194,7 @@ def test_static_segment_upload(client, marketer):
         by_phone.pk,
     }
     page = response.content.decode()
+    assert AuditEvent.objects.filter(subject_type="segment", subject_id=segment.pk, action="created").exists()
     assert "2 matched" in page
     assert "Line 4" in page
     assert "Line 5" in page

@@ -235,3 +235,32 @@ def test_forecast_query_count_does_not_grow_with_the_audience(n, django_assert_n
     with django_assert_num_queries(3):
         forecast = campaign_forecast(campaign)
     assert forecast.channels[0].reachable == n
+
+
+def test_variant_choice_by_persona_in_sql():
+    from django.utils import timezone as tz
+
+    from campaigns.audience import variant_choice
+    from tests.factories.campaigns import MessageFactory, PersonaFactory
+
+    parents = PersonaFactory(name="Parents", rules={"type": "attribute", "key": "kids", "op": "is_set"})
+    message = MessageFactory()
+    default = EmailVariantFactory(message=message)
+    for_parents = EmailVariantFactory(message=message, persona=parents, subject="For the family")
+    parent = CustomerFactory(attributes={"kids": 2})
+    other = CustomerFactory()
+    chosen = dict(
+        Customer.objects.annotate(variant_id=variant_choice(message, "email", now=tz.now())).values_list(
+            "pk", "variant_id"
+        )
+    )
+    assert chosen == {parent.pk: for_parents.pk, other.pk: default.pk}
+
+
+def test_a_persona_cell_must_use_a_persona_segment():
+    from django.core.exceptions import ValidationError
+
+    variant = EmailVariantFactory.build(message=CampaignFactory().message, persona=SegmentFactory())
+    with pytest.raises(ValidationError) as caught:
+        variant.full_clean()
+    assert "persona" in caught.value.message_dict
