@@ -107,17 +107,23 @@ def _timed(label: str, func) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--reuse", action="store_true", help="keep the fixture if it has that many customers")
     args = parser.parse_args()
     _setup_django()
     from django.db import connection
 
     from campaigns.audience import campaign_forecast, segment_counts
     from campaigns.models import Campaign, Message, Segment
+    from customers.models import Customer
 
     started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(FIXTURE_SQL.replace("%(n)s", str(int(args.customers))))
+    if not (args.reuse and Customer.objects.count() == args.customers):
+        with connection.cursor() as cursor:
+            cursor.execute(FIXTURE_SQL.replace("%(n)s", str(int(args.customers))))
     print(f"fixture: {args.customers:,} customers in {time.perf_counter() - started:.1f} s")
+    Campaign.objects.filter(name__startswith="B1").delete()
+    Message.objects.filter(name="B1").delete()
+    Segment.objects.filter(name__startswith="B1").delete()
     segment = Segment.objects.create(name="B1 rich rules", rules=RULES)
     everyone = Segment.objects.create(name="B1 everyone", rules={})
     campaign = Campaign.objects.create(

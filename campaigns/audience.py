@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
-from django.db.models import Count, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, CustomerPushDevice, Segment, SegmentMember
@@ -41,19 +41,19 @@ def address_present_q(channel: str) -> Q:
         return Q(email__isnull=False) & ~Q(email="")
     if channel == Channel.SMS:
         return Q(phone__isnull=False) & ~Q(phone="")
-    return Q(pk__in=CustomerPushDevice.objects.filter(device__active=True).values("customer_id"))
+    return Q(Exists(CustomerPushDevice.objects.filter(customer_id=OuterRef("pk"), device__active=True)))
 
 
 def suppressed_q(channel: str) -> Q:
     column = {Channel.EMAIL: "email_hmac", Channel.SMS: "phone_hmac"}.get(channel)
     if column is None:
         return Q(pk__isnull=True)  # no suppression list for this channel: nobody (and valid SQL)
-    listed = Suppression.objects.filter(channel=channel).values("address_hmac")
-    return ~Q(**{column: ""}) & Q(**{f"{column}__in": listed})
+    listed = Suppression.objects.filter(channel=channel, address_hmac=OuterRef(column))
+    return ~Q(**{column: ""}) & Q(Exists(listed))
 
 
 CHECKS: list[Check] = [
-    Check("no_consent", "No consent", lambda channel, campaign, now: ~consent_granted_q(channel)),
+    Check("no_consent", "No consent", lambda channel, campaign, now: ~Q(consent_granted_q(channel))),
     Check("missing_address", "Missing address", lambda channel, campaign, now: ~address_present_q(channel)),
     Check("suppressed", "Suppressed address", lambda channel, campaign, now: suppressed_q(channel)),
 ]
@@ -74,7 +74,7 @@ def checks_for(channel: str, campaign: Campaign | None) -> list[Check]:
 def segment_member_q(segment: Segment, *, now: datetime) -> Q:
     if segment.kind == Segment.Kind.STATIC:
         return Q(merged_into__isnull=True, erased_at__isnull=True) & Q(
-            pk__in=SegmentMember.objects.filter(segment_id=segment.pk).values("customer_id")
+            Exists(SegmentMember.objects.filter(segment_id=segment.pk, customer_id=OuterRef("pk")))
         )
     return segment_q(segment.rules or {}, now=now)
 
@@ -138,43 +138,81 @@ class Forecast:
         return sum(row.reachable for row in self.channels)
 
 
+def _flag_counts(queryset, flags: dict[str, Q], counts: dict[str, str]) -> dict[str, int]:
+    """Evaluate each flag once per row, then count boolean combinations of them; one SQL statement.
+
+    ``flags`` name customers a check excludes; ``counts`` are SQL conditions over the flag names
+    (generated here, never user text). ``OFFSET 0`` keeps PostgreSQL from inlining the inner query,
+    which would evaluate every EXISTS once per condition that mentions it instead of once per row.
+    A NULL flag counts as excluded, as ``WHERE NOT flag`` treats it when sending.
+    """
+    from django.core.exceptions import EmptyResultSet
+    from django.db import connection
+    from django.db.models import BooleanField, ExpressionWrapper
+
+    names = {name: f"f{index}" for index, name in enumerate(flags)}
+    inner = queryset.order_by().annotate(
+        **{names[name]: ExpressionWrapper(q, output_field=BooleanField()) for name, q in flags.items()}
+    )
+    inner = inner.values("pk", *names.values())
+    try:
+        sql, params = inner.query.sql_with_params()
+    except EmptyResultSet:
+        return dict.fromkeys(counts, 0)
+    columns = ", ".join(
+        f"COUNT(*) FILTER (WHERE {condition.format(**names)}) AS c{index}"
+        for index, condition in enumerate(counts.values())
+    )
+    statement = f"SELECT {columns} FROM ({sql} OFFSET 0) AS flags"  # noqa: S608 (only generated names)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    return dict(zip(counts, row, strict=True))
+
+
+def _passed(flag_names: list[str]) -> str:
+    return " AND ".join(f"{{{name}}} IS FALSE" for name in flag_names) or "TRUE"
+
+
 def campaign_forecast(campaign: Campaign, *, now: datetime | None = None) -> Forecast:
-    """Per channel: audience, reachable, deferred and removed by reason; one aggregate query.
+    """Per channel: audience, reachable, deferred and removed by reason; one aggregate statement.
 
     Every audience member is counted once per channel: under the first check that removes them,
     else as reachable (and, if a deferring check applies, also as deferred).
     """
     now = now or timezone.now()
-    aggregates: dict[str, Count] = {"audience": Count("pk")}
+    flags: dict[str, Q] = {}
+    counts: dict[str, str] = {"audience": "TRUE"}
     plan: list[tuple[str, list[tuple[str, str, str]], list[str]]] = []
-    for channel in campaign.channel_list:
-        passed = Q()
-        removed = []
-        for index, check in enumerate(checks_for(channel, campaign)):
-            if check.effect != "remove":
-                continue
-            key = f"{channel}__{index}"
-            aggregates[key] = Count("pk", filter=passed & check.excluded_q(channel, campaign, now))
-            removed.append((key, check.reason, check.label))
-            passed &= ~check.excluded_q(channel, campaign, now)
-        if campaign.mode == Campaign.Mode.PREFERRED:
-            order = campaign.channel_list
-            elsewhere = Q(pk__in=[])
-            for earlier in order[: order.index(channel)]:
-                elsewhere |= sendable_q(earlier, campaign, now=now)
-            key = f"{channel}__elsewhere"
-            aggregates[key] = Count("pk", filter=passed & elsewhere)
-            removed.append((key, *PREFERRED_ELSEWHERE))
-            passed &= ~elsewhere
-        aggregates[f"{channel}__reachable"] = Count("pk", filter=passed)
+    passed_by_channel: dict[str, str] = {}
+    order = campaign.channel_list
+    for channel in order:
+        removed, passed_names = [], []
         deferred_keys = []
+        for index, check in enumerate(checks_for(channel, campaign)):
+            name = f"{channel}_{index}"
+            flags[name] = check.excluded_q(channel, campaign, now)
+            if check.effect == "remove":
+                key = f"{channel}__{index}"
+                counts[key] = f"{_passed(passed_names)} AND {{{name}}} IS NOT FALSE"
+                removed.append((key, check.reason, check.label))
+                passed_names.append(name)
+        passed = _passed(passed_names)
+        passed_by_channel[channel] = passed
+        if campaign.mode == Campaign.Mode.PREFERRED and order.index(channel) > 0:
+            elsewhere = " OR ".join(f"({passed_by_channel[e]})" for e in order[: order.index(channel)])
+            key = f"{channel}__elsewhere"
+            counts[key] = f"({passed}) AND ({elsewhere})"
+            removed.append((key, *PREFERRED_ELSEWHERE))
+            passed = f"({passed}) AND NOT ({elsewhere})"
+        counts[f"{channel}__reachable"] = passed
         for index, check in enumerate(checks_for(channel, campaign)):
             if check.effect == "defer":
                 key = f"{channel}__defer{index}"
-                aggregates[key] = Count("pk", filter=passed & check.excluded_q(channel, campaign, now))
+                counts[key] = f"({passed}) AND {{{channel}_{index}}} IS NOT FALSE"
                 deferred_keys.append(key)
         plan.append((channel, removed, deferred_keys))
-    row = Customer.objects.filter(audience_q(campaign, now=now)).aggregate(**aggregates)
+    row = _flag_counts(Customer.objects.filter(audience_q(campaign, now=now)), flags, counts)
     channels = [
         ChannelForecast(
             channel=channel,
@@ -221,7 +259,13 @@ def variant_choice(message, channel: str, *, now: datetime):
 def segment_counts(segment: Segment, *, now: datetime | None = None) -> dict[str, int]:
     """Members and, per channel, members reachable (consented, address present, not suppressed); one query."""
     now = now or timezone.now()
-    aggregates = {"total": Count("pk")}
+    flags: dict[str, Q] = {}
+    counts = {"total": "TRUE"}
     for channel in Channel.values:
-        aggregates[channel] = Count("pk", filter=sendable_q(channel, None, now=now))
-    return Customer.objects.filter(segment_member_q(segment, now=now)).aggregate(**aggregates)
+        names = []
+        for index, check in enumerate(checks_for(channel, None)):
+            if check.effect == "remove":
+                flags[f"{channel}_{index}"] = check.excluded_q(channel, None, now)
+                names.append(f"{channel}_{index}")
+        counts[channel] = _passed(names)
+    return _flag_counts(Customer.objects.filter(segment_member_q(segment, now=now)), flags, counts)

@@ -29,9 +29,10 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Count, F, JSONField, Q, Sum, Value
+from django.db.models import Count, DecimalField, Exists, F, IntegerField, JSONField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.fields.json import HasKey, KeyTransform
-from django.db.models.lookups import Exact
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 from django.utils import timezone
 
 from customers.models import Channel, ConsentState, ConsentStatus, Customer, Purchase, Source
@@ -41,6 +42,7 @@ MAX_RULES = 200
 PROFILE_FIELDS = ("first_name", "last_name", "email", "phone", "locale", "time_zone")
 NULLABLE_PROFILE_FIELDS = frozenset({"email", "phone"})
 STRING_OPS = ("eq", "neq", "contains", "starts_with", "is_set", "is_not_set")
+COMPARE_OPS = {"eq": Exact, "gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual}
 _ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -163,22 +165,21 @@ def _consent(rule: dict, now: datetime, where: str) -> Q:
         raise RuleError(f"{where}: unknown channel {channel!r}.")
     if op not in ("granted", "not_granted"):
         raise RuleError(f"{where}: use granted or not_granted.")
-    granted = consent_granted_q(channel)
+    granted = Q(consent_granted_q(channel))
     return granted if op == "granted" else ~granted
 
 
-def consent_granted_q(channel: str) -> Q:
-    # ``pk IN (uncorrelated subquery)`` rather than a correlated EXISTS: PostgreSQL turns it into a
-    # semi-join under WHERE and into one hashed subplan inside COUNT(...) FILTER, instead of one probe
-    # per customer. The subquery columns are never NULL, so NOT IN stays exact.
-    return Q(pk__in=ConsentState.objects.filter(channel=channel, status=ConsentStatus.GRANTED).values("customer_id"))
+def consent_granted_q(channel: str) -> Exists:
+    return Exists(
+        ConsentState.objects.filter(customer_id=OuterRef("pk"), channel=channel, status=ConsentStatus.GRANTED)
+    )
 
 
 def _purchases(rule: dict, now: datetime, where: str, *, days_required: bool):
     channel, days = rule.get("channel", "any"), rule.get("days")
     if channel not in ("any", *Purchase.Channel.values):
         raise RuleError(f"{where}: purchase channel is any, online or store.")
-    purchases = Purchase.objects.filter(customer_id__isnull=False)
+    purchases = Purchase.objects.filter(customer_id=OuterRef("pk"))
     if channel != "any":
         purchases = purchases.filter(channel=channel)
     if days is None and days_required:
@@ -195,17 +196,23 @@ def _purchase(rule: dict, now: datetime, where: str) -> Q:
     if metric == "recency":
         if op not in ("within", "not_within"):
             raise RuleError(f"{where}: use within or not_within.")
-        recent = Q(pk__in=_purchases(rule, now, where, days_required=True).values("customer_id"))
+        recent = Q(Exists(_purchases(rule, now, where, days_required=True)))
         return recent if op == "within" else ~recent
     if metric not in ("count", "spend"):
         raise RuleError(f"{where}: purchase metric is recency, count or spend.")
     if op not in COMPARE_OPS:
         raise RuleError(f"{where}: use one of {', '.join(COMPARE_OPS)}.")
+    purchases = _purchases(rule, now, where, days_required=False).order_by().values("customer_id")
     raw = rule.get("value")
     if metric == "count":
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
             raise RuleError(f"{where}: the count is a whole number.")
-        value, total, zero = raw, Count("pk"), 0
+        total = Coalesce(
+            Subquery(purchases.annotate(n=Count("pk")).values("n"), output_field=IntegerField()),
+            Value(0),
+            output_field=IntegerField(),
+        )
+        value = raw
     else:
         try:
             value = Decimal(str(raw))
@@ -213,35 +220,24 @@ def _purchase(rule: dict, now: datetime, where: str) -> Q:
             raise RuleError(f"{where}: the amount is a number.") from exc
         if not value.is_finite() or value < 0:
             raise RuleError(f"{where}: the amount is a positive number.")
-        value, total, zero = value, Sum("amount"), Decimal(0)
-    lookup = op if op != "eq" else "exact"
-    groups = _purchases(rule, now, where, days_required=False).order_by().values("customer_id").annotate(total=total)
-    # One grouped pass over purchases. Customers without purchases have a total of zero: they match
-    # exactly when zero does, so then select "not among the buyers whose total fails".
-    if COMPARE_OPS[op](zero, value):
-        failing = groups.exclude(**{f"total__{lookup}": value}).values("customer_id")
-        return ~Q(pk__in=failing)
-    return Q(pk__in=groups.filter(**{f"total__{lookup}": value}).values("customer_id"))
-
-
-COMPARE_OPS = {
-    "eq": lambda a, b: a == b,
-    "gt": lambda a, b: a > b,
-    "gte": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b,
-}
+        money = DecimalField(max_digits=14, decimal_places=2)
+        total = Coalesce(
+            Subquery(purchases.annotate(s=Sum("amount")).values("s"), output_field=money),
+            Value(Decimal(0)),
+            output_field=money,
+        )
+    return Q(COMPARE_OPS[op](total, value))
 
 
 def _loyalty(rule: dict, now: datetime, where: str) -> Q:
     from loyalty.models import LoyaltyAccount
 
     field, op = rule.get("field"), rule.get("op")
-    accounts = LoyaltyAccount.objects.filter(status=LoyaltyAccount.Status.ACTIVE)
+    accounts = LoyaltyAccount.objects.filter(customer_id=OuterRef("pk"), status=LoyaltyAccount.Status.ACTIVE)
     if field == "enrolled":
         if op not in ("yes", "no"):
             raise RuleError(f"{where}: use yes or no.")
-        enrolled = Q(pk__in=accounts.values("customer_id"))
+        enrolled = Q(Exists(accounts))
         return enrolled if op == "yes" else ~enrolled
     if field in ("balance", "tier_rank"):
         if op not in COMPARE_OPS:
@@ -250,7 +246,7 @@ def _loyalty(rule: dict, now: datetime, where: str) -> Q:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2_000_000_000:
             raise RuleError(f"{where}: give a whole number.")
         column = "points_balance" if field == "balance" else "tier__rank"
-        return Q(pk__in=accounts.filter(**{f"{column}__{op if op != 'eq' else 'exact'}": value}).values("customer_id"))
+        return Q(Exists(accounts.filter(**{f"{column}__{op if op != 'eq' else 'exact'}": value})))
     if field == "tier":
         if op not in ("in", "not_in"):
             raise RuleError(f"{where}: use in or not_in.")
@@ -261,7 +257,7 @@ def _loyalty(rule: dict, now: datetime, where: str) -> Q:
             ids = [int(item) for item in values]
         except (TypeError, ValueError) as exc:
             raise RuleError(f"{where}: tiers are given by id.") from exc
-        in_tier = Q(pk__in=accounts.filter(tier_id__in=ids).values("customer_id"))
+        in_tier = Q(Exists(accounts.filter(tier_id__in=ids)))
         return in_tier if op == "in" else ~in_tier
     raise RuleError(f"{where}: loyalty field is enrolled, balance, tier_rank or tier.")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -89,9 +90,10 @@ def campaign_problems(campaign: Campaign) -> list[str]:
         try:
             variant.full_clean()
             variant_compiled(variant)
-        except Exception as exc:  # ValidationError, TemplateProblem, RenderError
-            if not isinstance(exc, (TemplateProblem, RenderError)) and not hasattr(exc, "message_dict"):
-                raise
+        except ValidationError as exc:
+            details = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
+            problems.append(f"The default {channel} variant has errors: {details}")
+        except (TemplateProblem, RenderError) as exc:
             problems.append(f"The default {channel} variant has errors: {exc}")
     problems.extend(_offer_problems(campaign, list(campaign.message.variants.all())))
     if campaign.category == Campaign.Category.TRANSACTIONAL and campaign.message.is_marketing:
