@@ -54,6 +54,7 @@ class DisclosureTextAdmin(admin.ModelAdmin):
         return () if obj is None else self.get_fields(request, obj)
 
     def save_model(self, request, obj, form, change):
+        before = DisclosureText.objects.filter(channel=form.cleaned_data["channel"]).count()
         published = disclosure_publish(
             channel=form.cleaned_data["channel"],
             text=form.cleaned_data["text"],
@@ -62,6 +63,12 @@ class DisclosureTextAdmin(admin.ModelAdmin):
         )
         obj.pk = published.pk
         obj.version, obj.sha256 = published.version, published.sha256
+        if DisclosureText.objects.filter(channel=form.cleaned_data["channel"]).count() == before:
+            self.message_user(
+                request,
+                f"The text is the same as version {published.version}; nothing new was published.",
+                messages.WARNING,
+            )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)

@@ -7,8 +7,11 @@ import json
 import uuid
 
 from django.contrib import admin, messages
+from django.contrib.admin.templatetags.admin_urls import admin_urlname
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.admin.base import action_page, is_confirmation, report_errors
@@ -96,6 +99,16 @@ class ProfileStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class CustomerChangeList(ChangeList):
+    def url_for_result(self, result):
+        # Links carry the opaque public id, never the sequential primary key.
+        return reverse(
+            admin_urlname(self.opts, "change"),
+            args=(str(result.public_id),),
+            current_app=self.model_admin.admin_site.name,
+        )
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerChangeForm
@@ -168,6 +181,16 @@ class CustomerAdmin(admin.ModelAdmin):
     ]
 
     # --- list ------------------------------------------------------------------------------
+    def get_changelist(self, request, **kwargs):
+        return CustomerChangeList
+
+    def get_object(self, request, object_id, from_field=None):
+        try:
+            public_id = uuid.UUID(str(object_id))
+        except ValueError:
+            return super().get_object(request, object_id, from_field)  # links in the admin's own history
+        return self.get_queryset(request).filter(public_id=public_id).first()
+
     def get_queryset(self, request):
         annotations = {
             f"consent_{channel}_status": Subquery(
