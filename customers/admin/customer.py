@@ -271,7 +271,14 @@ class CustomerAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
         if changes:
-            customer_update_profile(customer=obj, user=request.user, changes=changes)
+            update = customer_update_profile(customer=obj, user=request.user, changes=changes)
+            for channel in update.withdrawn_channels:
+                self.message_user(
+                    request,
+                    f"{Channel(channel).label} consent was withdrawn: it covered the previous address. "
+                    "Record a new consent if the customer gave one for the new address.",
+                    messages.WARNING,
+                )
         obj.refresh_from_db()
 
     def save_related(self, request, form, formsets, change):

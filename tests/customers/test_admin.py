@@ -318,7 +318,9 @@ def test_editing_refuses_malformed_values(client, marketer):
 def test_changing_the_email_withdraws_the_consent_given_for_the_old_one(client, marketer):
     customer = CustomerFactory(email="old@example.com")
     grant(customer, Channel.EMAIL, marketer)
-    _post_change(client, customer, email="new@example.com")
+    response = _post_change(client, customer, email="new@example.com")
+    messages = [str(m) for m in client.get(response.url).context["messages"]]
+    assert any("Email consent was withdrawn" in m for m in messages)
     customer.refresh_from_db()
     state = customer.consent_states.get(channel=Channel.EMAIL)
     assert state.status == ConsentStatus.WITHDRAWN
