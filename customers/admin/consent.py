@@ -119,6 +119,9 @@ class SuppressionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # lifted only through the action, with a reason
 
+    def has_lift_permission(self, request) -> bool:
+        return request.user.has_perm("customers.delete_suppression")
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return ("channel", "address", "reason", "note")
@@ -157,7 +160,7 @@ class SuppressionAdmin(admin.ModelAdmin):
                 wanted |= Q(channel=Channel.SMS, address_hmac=address_hmac(Channel.SMS, normalize_phone(term)))
         return queryset.filter(wanted), False
 
-    @admin.action(description="Lift suppression (with a reason)", permissions=["add"])
+    @admin.action(description="Lift suppression (with a reason)", permissions=["lift"])
     def lift_suppression(self, request, queryset):
         form = SuppressionRemoveForm(request.POST if is_confirmation(request) else None)
         if is_confirmation(request) and form.is_valid():

@@ -312,3 +312,29 @@ def test_purchase_added_through_the_service(client, marketer, store):
     assert response.status_code == 200
     assert "needs its store" in response.content.decode()
     assert Purchase.objects.count() == 1
+
+
+def test_view_only_staff_get_no_state_changing_actions(client):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.set(
+        Permission.objects.filter(
+            codename__in=["view_customer", "view_mergeproposal", "view_suppression"],
+            content_type__app_label="customers",
+        )
+    )
+    client.force_login(viewer)
+    customers = client.get(reverse(CHANGELIST)).context["action_form"].fields["action"].choices
+    assert {name for name, _label in customers} == {"", "export_customer_data", "export_csv"}
+    proposals = client.get(reverse("admin:customers_mergeproposal_changelist"))
+    assert "action_form" not in proposals.context or proposals.context["action_form"] is None
+    suppressions = client.get(reverse("admin:customers_suppression_changelist"))
+    assert "action_form" not in suppressions.context or suppressions.context["action_form"] is None
+    customer = CustomerFactory()
+    response = run_action(client, "erase_customers", [customer], confirm="on")
+    customer.refresh_from_db()
+    assert customer.erased_at is None
+    assert response.status_code in (200, 302)
