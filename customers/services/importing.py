@@ -518,6 +518,9 @@ def customer_import_run(
         _save_progress(import_id, report, status=CustomerImport.Status.FAILED)
         raise
     _save_progress(import_id, report, status=CustomerImport.Status.DONE)
+    # The rows are in the profiles now; keeping a second copy of personal data serves nobody (and
+    # would outlive an erasure). The hash still identifies the file.
+    CustomerImport.objects.filter(pk=import_id).update(content="")
     if progress:
         progress(report)
     customer_import.refresh_from_db()

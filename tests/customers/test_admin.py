@@ -444,3 +444,10 @@ def test_publishing_the_same_disclosure_text_again_adds_no_version(client, marke
     )
     assert DisclosureText.objects.count() == 1
     assert any("nothing new was published" in str(m) for m in response.context["messages"])
+
+
+def test_search_by_last_digits_of_a_phone(client, marketer):
+    ann = CustomerFactory(phone="+14155552671")
+    CustomerFactory(phone="+14155552672")
+    assert _names(client.get(changelist(), {"q": "2671"})) == {ann.pk}
+    assert _names(client.get(changelist(), {"q": "555-2671"})) == {ann.pk}

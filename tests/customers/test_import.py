@@ -418,3 +418,19 @@ def test_sweep_task_enqueues_redriven_imports(monkeypatch):
     CustomerImport.objects.update(heartbeat_at=timezone.now() - timedelta(hours=1))
     tasks.customer_imports_sweep_task()
     assert sent == [customer_import.pk]
+
+
+def test_content_is_not_kept_after_the_import():
+    customer_import = run("email\nann@example.com\n")
+    assert customer_import.content == ""
+    assert customer_import.content_sha256
+
+
+def test_too_many_rows_and_data_instead_of_header(monkeypatch):
+    from customers.services import importing
+
+    monkeypatch.setattr(importing, "MAX_ROWS", 2)
+    with pytest.raises(ImportFileError, match="more than 2 rows"):
+        customer_import_create(file_name="x.csv", data=b"email\na@example.com\nb@example.com\nc@example.com\n")
+    with pytest.raises(ImportFileError, match="Line 1 must be the header"):
+        customer_import_create(file_name="x.csv", data=b"ann@example.com,Ann\nbob@example.com,Bob\n")
