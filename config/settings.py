@@ -156,6 +156,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.consent_confirmations_sweep",
         "schedule": 60.0,
     },
+    "loyalty-points-expire": {
+        "task": "loyalty.points_expire_due",
+        "schedule": 3600.0,
+    },
+    "loyalty-tiers-review": {
+        "task": "loyalty.tiers_review",
+        "schedule": 6 * 3600.0,
+    },
     "customer-imports-redrive": {
         "task": "customers.customer_imports_sweep",
         "schedule": 60.0,

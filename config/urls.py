@@ -9,6 +9,7 @@ admin.site.index_title = "Customers, consent, loyalty and campaigns"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="till:login", permanent=False)),
     path("admin/", admin.site.urls),
+    path("till/loyalty/", include("loyalty.urls")),
     path("till/", include("customers.urls_till")),
     path("c/", include("customers.urls_public")),
 ]

@@ -3,4 +3,11 @@ from django.apps import AppConfig
 
 class LoyaltyConfig(AppConfig):
     name = "loyalty"
+    verbose_name = "Loyalty"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from customers.capture_hooks import capture_extension_register
+        from loyalty.capture import capture_extension
+
+        capture_extension_register(capture_extension)

@@ -18,7 +18,6 @@ def _empty_cache():
     from django.core.cache import cache
 
     cache.clear()
-    return
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +58,14 @@ def disclosures(db):
             text="Marketing texts, up to 4/month. Msg & data rates may apply. Reply STOP to opt out.",
         ),
     }
+
+
+@pytest.fixture
+def celery_eager():
+    """Tasks run in-process when enqueued (after commit), as a worker would run them."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = previous

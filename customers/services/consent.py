@@ -122,13 +122,15 @@ def _double_opt_in_applies(channel: str, evidence: Evidence) -> bool:
 
 
 @transaction.atomic
-def consent_grant(*, customer: Customer, channel: str, evidence: Evidence) -> ConsentEvidence:
+def consent_grant(*, customer: Customer, channel: str, evidence: Evidence, reconfirm: bool = False) -> ConsentEvidence:
     """Record a grant and move the state: ``granted``, or ``pending`` under email double opt-in.
 
     Locks the (customer, channel) state row. Raises ``ConsentError`` when the evidence the method
     requires is missing, the customer has no address for the channel, or the profile is erased or
     merged. A pending email grant queues one confirmation mail (sent after commit). Granting again
-    while already granted appends the new evidence and keeps the state.
+    while already granted appends the new evidence and keeps the state, unless ``reconfirm`` (email
+    only) asks for a fresh double opt-in: a merge that joins a granted profile with an unconfirmed one
+    keeps the unconfirmed state, and the survivor gets a confirmation mail of its own.
     """
     if channel not in Channel.values:
         raise ConsentError(f"Unknown channel {channel!r}.")
@@ -139,16 +141,18 @@ def consent_grant(*, customer: Customer, channel: str, evidence: Evidence) -> Co
     _check_grant_evidence(evidence, channel)
     state = _locked_state(customer, channel)
     entry = _ledger_append(customer=customer, channel=channel, action=ConsentEvidence.Action.GRANT, evidence=evidence)
-    if state.status == ConsentStatus.GRANTED:
+    reconfirm = reconfirm and channel == Channel.EMAIL
+    if state.status == ConsentStatus.GRANTED and not reconfirm:
         state.last_evidence = entry
         state.save(update_fields=["last_evidence", "updated_at"])
         return entry
     state.last_evidence = entry
     state.granted_at = entry.occurred_at
     state.withdrawn_at = None
-    if _double_opt_in_applies(channel, evidence):
+    # A confirmation belongs to the grant it confirmed; a fresh grant starts unconfirmed.
+    state.confirmed_at = None
+    if reconfirm or _double_opt_in_applies(channel, evidence):
         state.status = ConsentStatus.PENDING
-        state.confirmed_at = None
         confirmation = ConsentConfirmation.objects.create(grant=entry, customer=customer)
         from customers.tasks import consent_confirmation_send_task
 
@@ -250,9 +254,10 @@ def consent_fold(entries) -> dict:
     for entry in entries:
         last = entry
         if entry.action == ConsentEvidence.Action.GRANT:
-            if status != ConsentStatus.GRANTED:
+            # A grant that asked for confirmation restarts the double opt-in even over a granted state.
+            needs_confirmation = entry.channel == Channel.EMAIL and hasattr(entry, "confirmation")
+            if status != ConsentStatus.GRANTED or needs_confirmation:
                 granted_at, withdrawn_at = entry.occurred_at, None
-                needs_confirmation = entry.channel == Channel.EMAIL and hasattr(entry, "confirmation")
                 status = ConsentStatus.PENDING if needs_confirmation else ConsentStatus.GRANTED
                 pending_grant = entry.pk if needs_confirmation else None
                 confirmed_at = None

@@ -324,10 +324,13 @@ def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
                 survivor.email if channel == Channel.EMAIL else survivor.phone
             ):
                 continue
-            consent_grant(customer=survivor, channel=channel, evidence=evidence)
-            if winner.status == ConsentStatus.PENDING:
-                # Still unconfirmed on the other side: keep it unconfirmed here too.
-                ConsentState.objects.filter(customer=survivor, channel=channel).update(status=ConsentStatus.PENDING)
+            # Still unconfirmed on one side: the survivor stays unconfirmed and is asked to confirm.
+            consent_grant(
+                customer=survivor,
+                channel=channel,
+                evidence=evidence,
+                reconfirm=winner.status == ConsentStatus.PENDING,
+            )
 
     Purchase.objects.filter(customer=other).update(customer=survivor)
     MergeProposal.objects.filter(

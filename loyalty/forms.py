@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+
+
+def _nonce() -> str:
+    return uuid.uuid4().hex
+
+
+class LookupForm(forms.Form):
+    query = forms.CharField(max_length=320, label="Card number, phone or email")
+
+
+class PurchaseForm(forms.Form):
+    receipt = forms.CharField(max_length=80, label="Receipt number")
+    amount = forms.CharField(max_length=20, label="Amount before discounts")
+    discount = forms.CharField(max_length=20, required=False, label="Discounts and rewards")
+
+
+class CouponForm(forms.Form):
+    code = forms.CharField(max_length=64, label="Coupon code")
+    order_reference = forms.CharField(max_length=100, label="Receipt number")
+    order_amount = forms.CharField(max_length=20, required=False, label="Order amount")
+
+
+class CouponConfirmForm(CouponForm):
+    nonce = forms.CharField(max_length=64, widget=forms.HiddenInput, initial=_nonce)
+
+
+class PointsForm(forms.Form):
+    points = forms.CharField(max_length=20, required=False, label="Points to spend")
+    reward = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    order_reference = forms.CharField(max_length=100, label="Receipt number")
+    nonce = forms.CharField(max_length=64, widget=forms.HiddenInput, initial=_nonce)

@@ -1,0 +1,238 @@
+"""Accounts and the ledger core: enrolment, appending entries, adjustments, expiry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from customers.models import Customer, Store
+from loyalty.cards import card_number_generate
+from loyalty.exceptions import IdempotencyConflict, InsufficientPoints, InvalidAmount, LoyaltyError, NotEnrolled
+from loyalty.lock_objects import loyalty_account_qs_select_for_update
+from loyalty.models import LedgerEntry, LoyaltyAccount, Programme, TierChange
+
+MAX_POINTS_PER_ENTRY = 10_000_000
+MAX_REASON_LENGTH = 300
+MAX_KEY_LENGTH = 120
+
+
+def clean_points(value, *, label: str = "points") -> int:
+    """A positive whole number of points below an absurd ceiling, or ``InvalidAmount``."""
+    if isinstance(value, bool):
+        raise InvalidAmount(f"Give the {label} as a whole number.")
+    try:
+        points = int(str(value).strip())
+    except (TypeError, ValueError) as exc:
+        raise InvalidAmount(f"Give the {label} as a whole number.") from exc
+    if points <= 0:
+        raise InvalidAmount(f"The {label} must be more than zero.")
+    if points > MAX_POINTS_PER_ENTRY:
+        raise InvalidAmount(f"{points} {label} is implausibly large.")
+    return points
+
+
+def account_enrol(
+    *, customer: Customer, programme: Programme, store: Store | None = None, clerk=None
+) -> tuple[LoyaltyAccount, bool]:
+    """Open the customer's account in ``programme``, or return the one they have; (account, created).
+
+    Idempotent (unique per customer and programme; a concurrent enrolment returns the winner's
+    account). The account gets a fresh random card number and the programme's entry tier.
+    Raises ``LoyaltyError`` for an inactive programme or a merged/erased profile.
+    """
+    if not customer.is_active_profile:
+        raise LoyaltyError("This profile was merged or erased; enrol the surviving profile.")
+    existing = LoyaltyAccount.objects.filter(customer=customer, programme=programme).first()
+    if existing is not None:
+        return existing, False
+    if not programme.is_active:
+        raise LoyaltyError(f"{programme.name} is not open for enrolment.")
+    from loyalty.services.tiers import tier_for_value
+
+    entry_tier = tier_for_value(programme=programme, value=0)
+    now = timezone.now()
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                account = LoyaltyAccount.objects.create(
+                    customer=customer,
+                    programme=programme,
+                    card_number=card_number_generate(),
+                    tier=entry_tier,
+                    tier_since=now if entry_tier else None,
+                    enrolled_store=store,
+                    enrolled_by=clerk,
+                )
+                if entry_tier is not None:
+                    TierChange.objects.create(
+                        account=account, to_tier=entry_tier, reason=TierChange.Reason.ENROL, occurred_at=now
+                    )
+                return account, True
+        except IntegrityError:
+            existing = LoyaltyAccount.objects.filter(customer=customer, programme=programme).first()
+            if existing is not None:
+                return existing, False
+            # else: a card number collision (one in ~1e14); draw again
+    raise LoyaltyError("Could not allocate a card number; try again.")
+
+
+def account_for_customer(*, customer: Customer, programme: Programme) -> LoyaltyAccount:
+    account = LoyaltyAccount.objects.filter(customer=customer, programme=programme).first()
+    if account is None:
+        raise NotEnrolled(f"This customer is not enrolled in {programme.name}.")
+    return account
+
+
+def account_lock(account: LoyaltyAccount) -> LoyaltyAccount:
+    """Re-read ``account`` under a row lock (caller is inside ``transaction.atomic``)."""
+    return loyalty_account_qs_select_for_update().select_related("programme", "tier").get(pk=account.pk)
+
+
+def ledger_append(
+    *,
+    account: LoyaltyAccount,
+    kind: str,
+    points: int,
+    idempotency_key: str,
+    occurred_at: datetime | None = None,
+    reason: str = "",
+    store: Store | None = None,
+    acting_user=None,
+    purchase=None,
+    redemption=None,
+    bonus_window=None,
+) -> tuple[LedgerEntry, bool]:
+    """Append one entry and move the cached balance with ``F()``; (entry, created).
+
+    The caller holds the account's row lock (``account_lock``) inside a transaction, which is what
+    makes the key check, the balance check and the insert one step. A key already used on the
+    account returns the first entry unchanged (no-op) or raises ``IdempotencyConflict`` when it
+    recorded other points. Raises ``InsufficientPoints`` rather than going below zero. Credits of a
+    programme with expiry get their expiry date.
+    """
+    from django.db.models import F
+
+    if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
+        raise LoyaltyError("Every ledger entry needs an idempotency key of at most 120 characters.")
+    if points == 0:
+        raise InvalidAmount("A ledger entry moves at least one point.")
+    existing = LedgerEntry.objects.filter(account=account, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        if existing.points != points or existing.kind != kind:
+            raise IdempotencyConflict("This request was already recorded with other points.")
+        return existing, False
+    new_balance = account.points_balance + points
+    if new_balance < 0:
+        raise InsufficientPoints(f"Only {account.points_balance} points available.")
+    occurred_at = occurred_at or timezone.now()
+    expires_at = None
+    if points > 0 and account.programme.points_expire_after_days:
+        expires_at = occurred_at + timedelta(days=account.programme.points_expire_after_days)
+    entry = LedgerEntry.objects.create(
+        account=account,
+        kind=kind,
+        points=points,
+        balance_after=new_balance,
+        occurred_at=occurred_at,
+        expires_at=expires_at,
+        reason=reason[:MAX_REASON_LENGTH],
+        store=store,
+        acting_user=acting_user,
+        purchase=purchase,
+        redemption=redemption,
+        bonus_window=bonus_window,
+        idempotency_key=idempotency_key,
+    )
+    LoyaltyAccount.objects.filter(pk=account.pk).update(points_balance=F("points_balance") + points)
+    account.points_balance = new_balance
+    return entry, True
+
+
+@transaction.atomic
+def points_adjust(
+    *, account: LoyaltyAccount, points: int, reason: str, user, idempotency_key: str
+) -> tuple[LedgerEntry, bool]:
+    """A manual correction by staff: one ADJUST entry with its reason; (entry, created).
+
+    Locks the account. Idempotent on ``idempotency_key``. Raises ``InvalidAmount`` for zero or absurd
+    points, ``LoyaltyError`` without a reason, ``InsufficientPoints`` when it would go below zero.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise LoyaltyError("An adjustment needs a reason.")
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise InvalidAmount("Give the points as a whole number.")
+    clean_points(abs(points) or 0)
+    locked = account_lock(account)
+    entry, created = ledger_append(
+        account=locked,
+        kind=LedgerEntry.Kind.ADJUST,
+        points=points,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        acting_user=user,
+    )
+    account.points_balance = locked.points_balance
+    return entry, created
+
+
+def points_expiring(*, account: LoyaltyAccount, until: datetime) -> int:
+    """Points of ``account`` whose credits expire by ``until`` and are not yet spent or expired.
+
+    Debits consume credits first-in-first-out, and credits expire in the order they were earned, so
+    the unspent part of the credits expiring by ``until`` is ``max(0, expiring credits - debits)``.
+    """
+    totals = LedgerEntry.objects.filter(account=account).expiry_totals(until=until)
+    return max(0, totals["expiring"] + totals["debited"])
+
+
+def points_expire_account(*, account: LoyaltyAccount, now: datetime | None = None) -> int:
+    """Expire what is due on one account; returns the points expired (0 when nothing is due).
+
+    Locks the account. Safe to repeat: a second run finds nothing due.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = account_lock(account)
+        due = points_expiring(account=locked, until=now)
+        if due > 0:
+            last = (
+                LedgerEntry.objects.filter(account=locked, points__gt=0, expires_at__lte=now)
+                .order_by("-expires_at", "-id")
+                .values_list("id", flat=True)
+                .first()
+            )
+            ledger_append(
+                account=locked,
+                kind=LedgerEntry.Kind.EXPIRE,
+                points=-due,
+                idempotency_key=f"expire:through-credit:{last}",
+                occurred_at=now,
+                reason="Points expired (first in, first out)",
+            )
+        LoyaltyAccount.objects.filter(pk=locked.pk).update(expired_through=now)
+    return due
+
+
+def points_expire_due(*, now: datetime | None = None, limit: int = 1000) -> tuple[int, int]:
+    """Periodic job: expire due points on up to ``limit`` accounts; returns (accounts checked, points expired).
+
+    Candidates are accounts holding credits that expired since their last check; each account is
+    handled in its own short transaction.
+    """
+    from django.db.models import Exists, F, OuterRef, Q
+
+    now = now or timezone.now()
+    newly_expired = LedgerEntry.objects.filter(account=OuterRef("pk"), points__gt=0, expires_at__lte=now).filter(
+        Q(account__expired_through__isnull=True) | Q(expires_at__gt=F("account__expired_through"))
+    )
+    candidates = (
+        LoyaltyAccount.objects.filter(Exists(newly_expired)).order_by("pk").values_list("pk", flat=True)[:limit]
+    )
+    ids = list(candidates)
+    expired = 0
+    for account in LoyaltyAccount.objects.filter(pk__in=ids).order_by("pk"):
+        expired += points_expire_account(account=account, now=now)
+    return len(ids), expired

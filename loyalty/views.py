@@ -1,0 +1,218 @@
+"""Clerk pages for loyalty at the till: thin views over loyalty services; the clerk acts for
+``request.till_store`` only (set by ``till_login_required``)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from customers.normalization import mask_email, mask_phone
+from customers.ratelimit import rate_limit_hit
+from customers.views.till import till_login_required
+from loyalty.exceptions import InvalidCardNumber, LoyaltyError
+from loyalty.forms import CouponConfirmForm, CouponForm, LookupForm, PointsForm, PurchaseForm
+from loyalty.models import LoyaltyAccount
+from loyalty.selectors import account_by_card, account_find, points_expiring_soon, programme_current, rewards_available
+from loyalty.services import coupon_preview, coupon_redeem, points_redeem, till_purchase_record
+
+LOOKUPS_PER_MINUTE = 60
+
+
+def _base_context(request, **extra) -> dict:
+    return {"store": request.till_store, "stores": request.till_stores, **extra}
+
+
+@till_login_required
+@require_http_methods(["GET", "POST"])
+def lookup(request):
+    programme = programme_current()
+    form = LookupForm(request.POST or None)
+    status = 200
+    if programme is None:
+        form.add_error(None, "No loyalty programme is open yet; ask your manager.")
+        status = 404
+    elif request.method == "POST":
+        status = 400
+        if rate_limit_hit(scope="loyalty-lookup", key=str(request.user.pk), limit=LOOKUPS_PER_MINUTE):
+            form.add_error(None, "Too many look-ups; wait a minute.")
+            status = 429
+        elif form.is_valid():
+            try:
+                account = account_find(query=form.cleaned_data["query"], programme=programme)
+            except LoyaltyError as exc:
+                form.add_error("query", str(exc))
+            else:
+                if account is not None:
+                    return redirect("loyalty:account", card_number=account.card_number)
+                form.add_error("query", f"No {programme.name} member found. Enrol them from the capture page.")
+                status = 404
+    return render(request, "loyalty/lookup.html", _base_context(request, form=form, programme=programme), status=status)
+
+
+def _account_or_404(request, card_number: str) -> LoyaltyAccount | None:
+    try:
+        return account_by_card(card_number=card_number)
+    except InvalidCardNumber:
+        return None
+
+
+def _account_page(request, account: LoyaltyAccount, *, status: int = 200, **forms):
+    customer = account.customer
+    context = _base_context(
+        request,
+        account=account,
+        customer_name=customer.first_name or "Member",
+        email=mask_email(customer.email) if customer.email else "",
+        phone=mask_phone(customer.phone) if customer.phone else "",
+        expiring=points_expiring_soon(account=account) if account.programme.points_expire_after_days else 0,
+        rewards=list(rewards_available(programme=account.programme)),
+        purchase_form=forms.get("purchase_form") or PurchaseForm(),
+        coupon_form=forms.get("coupon_form") or CouponForm(),
+        points_form=forms.get("points_form") or PointsForm(),
+        active=forms.get("active", ""),
+    )
+    return render(request, "loyalty/account.html", context, status=status)
+
+
+def _not_found(request):
+    messages.error(request, "No account has this card number.")
+    return redirect("loyalty:lookup")
+
+
+@till_login_required
+def account(request, card_number: str):
+    found = _account_or_404(request, card_number)
+    if found is None:
+        return _not_found(request)
+    return _account_page(request, found)
+
+
+@till_login_required
+@require_POST
+def purchase(request, card_number: str):
+    found = _account_or_404(request, card_number)
+    if found is None:
+        return _not_found(request)
+    form = PurchaseForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            _purchase, result = till_purchase_record(
+                account=found,
+                store=request.till_store,
+                clerk=request.user,
+                receipt=data["receipt"],
+                amount=data["amount"],
+                discount_amount=data["discount"] or "0",
+            )
+        except LoyaltyError as exc:
+            form.add_error(None, str(exc))
+        else:
+            line = f"Receipt {data['receipt']}: {result.total} points earned"
+            if result.bonus_points:
+                bonuses = ", ".join(f"{name} +{points}" for name, points in result.bonuses)
+                line += f" ({result.base_points} + bonus: {bonuses})"
+            if not result.created:
+                line += " (already recorded)"
+            if result.tier_change is not None:
+                line += f". Now {result.tier_change.to_tier.name}!"
+            messages.success(request, line)
+            return redirect("loyalty:account", card_number=found.card_number)
+    return _account_page(request, found, status=400, purchase_form=form, active="purchase")
+
+
+@till_login_required
+@require_POST
+def coupon_check(request, card_number: str):
+    found = _account_or_404(request, card_number)
+    if found is None:
+        return _not_found(request)
+    form = CouponForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            preview = coupon_preview(code=data["code"], customer=found.customer, order_amount=data["order_amount"])
+        except LoyaltyError as exc:
+            form.add_error("code", str(exc))
+        else:
+            confirm = CouponConfirmForm(
+                initial={
+                    "code": preview.code.code,
+                    "order_reference": data["order_reference"],
+                    "order_amount": data["order_amount"],
+                }
+            )
+            return render(
+                request,
+                "loyalty/coupon_confirm.html",
+                _base_context(request, account=found, preview=preview, form=confirm),
+            )
+    return _account_page(request, found, status=400, coupon_form=form, active="coupon")
+
+
+@till_login_required
+@require_POST
+def coupon_confirm(request, card_number: str):
+    found = _account_or_404(request, card_number)
+    if found is None:
+        return _not_found(request)
+    form = CouponConfirmForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            redemption, created = coupon_redeem(
+                code=data["code"],
+                customer=found.customer,
+                channel="store",
+                store=request.till_store,
+                clerk=request.user,
+                order_reference=data["order_reference"],
+                order_amount=data["order_amount"],
+                idempotency_key=f"till:{request.user.pk}:{data['nonce']}",
+            )
+        except LoyaltyError as exc:
+            form.add_error("code", str(exc))
+        else:
+            line = f"Code {redemption.coupon_code.code} redeemed: {redemption.description}"
+            if redemption.discount_amount:
+                line += f" (take {redemption.discount_amount} off receipt {redemption.order_reference})"
+            messages.success(request, line + ("" if created else " (already recorded)"))
+            return redirect("loyalty:account", card_number=found.card_number)
+    return _account_page(request, found, status=400, coupon_form=form, active="coupon")
+
+
+@till_login_required
+@require_POST
+def points_spend(request, card_number: str):
+    found = _account_or_404(request, card_number)
+    if found is None:
+        return _not_found(request)
+    form = PointsForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        reward = None
+        if data["reward"]:
+            reward = rewards_available(programme=found.programme, now=timezone.now()).filter(pk=data["reward"]).first()
+            if reward is None:
+                form.add_error(None, "That reward is no longer available.")
+        if not form.errors:
+            try:
+                redemption, created = points_redeem(
+                    account=found,
+                    points=None if reward else data["points"],
+                    reward=reward,
+                    channel="store",
+                    store=request.till_store,
+                    clerk=request.user,
+                    order_reference=data["order_reference"],
+                    idempotency_key=f"till:{request.user.pk}:{data['nonce']}",
+                )
+            except LoyaltyError as exc:
+                form.add_error(None, str(exc))
+            else:
+                line = f"{redemption.points} points spent: {redemption.description}"
+                messages.success(request, line + ("" if created else " (already recorded)"))
+                return redirect("loyalty:account", card_number=found.card_number)
+    return _account_page(request, found, status=400, points_form=form, active="points")

@@ -1,0 +1,194 @@
+"""customer_capture: one profile per email and per phone, whatever way they were typed."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from customers.exceptions import CustomerError, InvalidContact
+from customers.models import (
+    ConsentEvidence,
+    ConsentMethod,
+    ConsentState,
+    ConsentStatus,
+    Customer,
+    MergeProposal,
+    Source,
+)
+from customers.selectors import consent_states_for
+from customers.services import ConsentRequest, customer_capture
+from customers.services.consent import Evidence
+from tests.factories import CustomerFactory
+
+
+def checkout(store, clerk):
+    return Evidence(method=ConsentMethod.CHECKOUT, store=store, collected_by=clerk)
+
+
+@pytest.mark.django_db
+def test_same_email_in_other_case_and_spacing_updates_one_profile(store, clerk):
+    first = customer_capture(
+        email="Ana.Lopez@Example.com", first_name="Ana", source=Source.STORE, store=store, clerk=clerk
+    )
+    for typed in ("  ana.lopez@example.COM ", "ANA.LOPEZ@EXAMPLE.COM", "Ana.Lopez@example.com."):
+        again = customer_capture(email=typed, first_name="Anita", source=Source.WEB)
+        assert again.customer.pk == first.customer.pk
+        assert not again.created
+    assert Customer.objects.count() == 1
+    customer = Customer.objects.get()
+    assert customer.email == "Ana.Lopez@example.com"  # the first spelling is kept
+    assert customer.first_name == "Anita"
+    assert customer.source == Source.STORE  # first-seen source never changes
+    assert (customer.source_store, customer.source_clerk) == (store, clerk)
+
+
+@pytest.mark.django_db
+def test_same_phone_typed_in_different_formats_is_one_profile(store):
+    typed = [
+        "(212) 555-0123",
+        "212.555.0123",
+        "+1 212 555 0123",
+        "2125550123",
+        "+1-212-555-0123",
+        "1 (212) 555-0123",
+        "+1 (212) 555 01 23",
+    ]
+    ids = {customer_capture(phone=raw, source=Source.STORE, store=store).customer.pk for raw in typed}
+    assert len(ids) == 1
+    assert Customer.objects.get().phone == "+12125550123"
+
+
+@pytest.mark.django_db
+def test_blank_fields_never_overwrite_known_ones(store):
+    customer_capture(email="ana@example.com", phone="+12125550123", first_name="Ana", source=Source.STORE, store=store)
+    result = customer_capture(email="ana@example.com", first_name="  ", source=Source.STORE, store=store)
+    assert (result.customer.first_name, result.customer.phone) == ("Ana", "+12125550123")
+
+
+@pytest.mark.django_db
+def test_email_of_one_profile_and_phone_of_another_proposes_a_merge(store, clerk, disclosures):
+    by_email = CustomerFactory(email="ana@example.com", phone=None)
+    by_phone = CustomerFactory(email=None, phone="+12125550123")
+
+    result = customer_capture(
+        email="ANA@example.com",
+        phone="212 555 0123",
+        source=Source.STORE,
+        store=store,
+        clerk=clerk,
+        consents=[ConsentRequest(channel="sms", disclosure=disclosures["sms"])],
+        evidence=checkout(store, clerk),
+    )
+
+    assert result.customer.pk == by_email.pk
+    assert result.phone_customer.pk == by_phone.pk
+    proposal = MergeProposal.objects.get()
+    assert proposal.status == MergeProposal.Status.OPEN
+    assert {proposal.customer_id, proposal.other_id} == {by_email.pk, by_phone.pk}
+    assert (proposal.store, proposal.proposed_by) == (store, clerk)
+    # SMS consent is recorded where the phone lives; the email profile does not take the phone.
+    assert consent_states_for(by_phone)["sms"] == ConsentStatus.GRANTED
+    assert consent_states_for(by_email)["sms"] == ConsentStatus.NONE
+    by_email.refresh_from_db()
+    assert by_email.phone is None
+    assert Customer.objects.count() == 2
+    # A second identical capture does not open a second proposal.
+    customer_capture(email="ana@example.com", phone="+12125550123", source=Source.STORE, store=store)
+    assert MergeProposal.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_capture_attributes_the_store_and_clerk_in_the_evidence(store, clerk, disclosures):
+    result = customer_capture(
+        email="ana@example.com",
+        phone="+12125550123",
+        source=Source.STORE,
+        store=store,
+        clerk=clerk,
+        consents=[
+            ConsentRequest(channel="email", disclosure=disclosures["email"]),
+            ConsentRequest(channel="sms", disclosure=disclosures["sms"]),
+        ],
+        evidence=checkout(store, clerk),
+    )
+    assert result.created
+    for entry in ConsentEvidence.objects.filter(customer=result.customer):
+        assert (entry.store, entry.collected_by, entry.method) == (store, clerk, ConsentMethod.CHECKOUT)
+        assert entry.disclosure == disclosures[entry.channel]
+    customer = result.customer
+    assert (customer.home_store, customer.time_zone) == (store, store.time_zone)
+    assert consent_states_for(customer) == {"email": "pending", "sms": "granted", "push": "none"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"email": "not-an-email"}, InvalidContact),
+        ({"email": "a@localhost"}, InvalidContact),
+        ({"phone": "12"}, InvalidContact),
+        ({"email": "", "phone": ""}, InvalidContact),
+        ({"email": "ana@example.com", "first_name": "A\x00"}, CustomerError),
+        ({"email": "ana@example.com", "first_name": "A" * 101}, CustomerError),
+        ({"phone": "+12125550123", "consents": [ConsentRequest(channel="email")]}, InvalidContact),
+        ({"email": "ana@example.com", "consents": [ConsentRequest(channel="email")]}, CustomerError),
+        ({"email": "ana@example.com", "time_zone": "Mars/Olympus"}, CustomerError),
+    ],
+)
+def test_bad_capture_input_raises_and_writes_nothing(kwargs, error, store):
+    with pytest.raises(error):
+        customer_capture(source=Source.STORE, store=store, **kwargs)
+    assert not Customer.objects.exists()
+    assert not ConsentEvidence.objects.exists()
+
+
+@pytest.mark.django_db
+def test_phone_only_capture_without_sms_consent_grants_nothing(store, clerk):
+    result = customer_capture(phone="+12125550123", source=Source.STORE, store=store, clerk=clerk)
+    assert consent_states_for(result.customer) == {"email": "none", "sms": "none", "push": "none"}
+    assert not ConsentEvidence.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_capture_of_one_new_email_ends_with_one_row(store, clerk, disclosures):
+    spellings = [
+        "new.person@example.com",
+        "New.Person@example.com",
+        " NEW.PERSON@EXAMPLE.COM",
+        "new.person@Example.com",
+    ]
+    threads_count = 8
+    barrier = threading.Barrier(threads_count)
+    errors, results = [], []
+
+    def capture(index):
+        try:
+            barrier.wait(timeout=10)
+            result = customer_capture(
+                email=spellings[index % len(spellings)],
+                first_name=f"Name{index}",
+                source=Source.STORE,
+                store=store,
+                clerk=clerk,
+                consents=[ConsentRequest(channel="email", disclosure=disclosures["email"])],
+                evidence=checkout(store, clerk),
+            )
+            results.append(result.customer.pk)
+        except Exception as exc:  # collected and asserted on below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=capture, args=(i,)) for i in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len(results) == threads_count
+    assert len(set(results)) == 1
+    assert Customer.objects.count() == 1
+    assert ConsentState.objects.filter(channel="email").count() == 1
+    assert ConsentEvidence.objects.filter(action="grant").count() == threads_count

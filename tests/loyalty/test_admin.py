@@ -1,0 +1,104 @@
+"""Admin: adjustments only through the action (with a reason), code generation, safe CSV export."""
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from loyalty.admin import csv_safe
+from loyalty.models import CouponCode, LedgerEntry, Redemption
+from loyalty.services import coupon_code_create, coupon_redeem, points_adjust
+from tests.factories.loyalty import OfferFactory
+
+
+@pytest.fixture
+def admin_client(client, db):
+    user = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    client.force_login(user)
+    return client
+
+
+def test_adjust_points_action_writes_a_ledger_entry_with_reason(admin_client, account):
+    url = reverse("admin:loyalty_loyaltyaccount_changelist")
+    page = admin_client.post(url, {"action": "adjust_points", "_selected_action": [account.pk]})
+    assert b"Adjust points" in page.content
+    data = {"action": "adjust_points", "_selected_action": [account.pk], "apply": "1", "request_key": "k1"}
+    refused = admin_client.post(url, data | {"points": "25", "reason": ""})
+    assert refused.status_code == 200
+    assert not LedgerEntry.objects.exists()
+    for _ in range(2):  # a re-post of the same form is a no-op
+        admin_client.post(url, data | {"points": "25", "reason": "Goodwill after a late delivery"})
+    entry = LedgerEntry.objects.get()
+    assert (entry.kind, entry.points, entry.reason) == ("adjust", 25, "Goodwill after a late delivery")
+    account.refresh_from_db()
+    assert account.points_balance == 25
+
+
+def test_account_change_page_shows_read_only_ledger(admin_client, account):
+    points_adjust(account=account, points=10, reason="Seed <b>bold</b>", user=None, idempotency_key="s")
+    page = admin_client.get(reverse("admin:loyalty_loyaltyaccount_change", args=[account.pk])).content.decode()
+    assert "Seed &lt;b&gt;bold&lt;/b&gt;" in page
+    assert 'name="points_balance"' not in page
+    assert 'name="ledger-0-points"' not in page
+
+
+def test_generate_codes_action_and_safe_csv_export(admin_client, programme):
+    offer = OfferFactory(programme=programme, name='=HYPERLINK("http://evil")')
+    url = reverse("admin:loyalty_offer_changelist")
+    admin_client.post(
+        url,
+        {
+            "action": "generate_codes",
+            "_selected_action": [offer.pk],
+            "apply": "1",
+            "count": "25",
+            "max_uses": "1",
+            "issue_reference": "+batch",
+        },
+    )
+    assert CouponCode.objects.filter(offer=offer).count() == 25
+    response = admin_client.post(url, {"action": "export_codes_csv", "_selected_action": [offer.pk]})
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert len(rows) == 26
+    assert rows[1][0].startswith("'=")
+    assert rows[1][6] == "'+batch"
+
+
+def test_csv_safe():
+    assert [csv_safe(v) for v in ["=1+1", "+1", "-2", "@SUM", "plain", None, 5]] == [
+        "'=1+1",
+        "'+1",
+        "'-2",
+        "'@SUM",
+        "plain",
+        "",
+        "5",
+    ]
+
+
+def test_redemption_log_filters_and_cancel_action(admin_client, account, programme, store):
+    coupon_code_create(offer=OfferFactory(programme=programme), code="LOGME")
+    redemption, _ = coupon_redeem(
+        code="LOGME",
+        customer=account.customer,
+        channel="store",
+        store=store,
+        order_reference="R-1",
+        idempotency_key="r1",
+    )
+    url = reverse("admin:loyalty_redemption_changelist")
+    for query in (
+        "",
+        f"?store__id__exact={store.pk}",
+        "?channel__exact=store",
+        f"?offer__id__exact={redemption.offer_id}",
+    ):
+        response = admin_client.get(url + query)
+        assert response.status_code == 200
+        assert "R-1" in response.content.decode()
+    assert "R-1" not in admin_client.get(url + "?channel__exact=online").content.decode()
+    admin_client.post(url, {"action": "cancel_redemptions", "_selected_action": [redemption.pk]})
+    redemption.refresh_from_db()
+    assert redemption.status == Redemption.Status.CANCELLED

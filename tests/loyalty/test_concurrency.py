@@ -1,0 +1,102 @@
+"""Real concurrent redemptions on PostgreSQL: threads with their own connections, released together."""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from loyalty.exceptions import CouponError, InsufficientPoints
+from loyalty.models import CouponCode, LedgerEntry, Redemption
+from loyalty.selectors import ledger_balance
+from loyalty.services import account_enrol, coupon_redeem, points_adjust, points_redeem
+from tests.factories import CustomerFactory, StoreFactory
+from tests.factories.loyalty import CouponCodeFactory, OfferFactory, ProgrammeFactory
+
+
+def _race(count, attempt):
+    """Run ``attempt(i)`` in ``count`` threads at once; returns (successes, expected refusals, other errors)."""
+    barrier = threading.Barrier(count)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def worker(i):
+        try:
+            barrier.wait()
+            outcome = attempt(i)
+        except (CouponError, InsufficientPoints):
+            outcome = "refused"
+        except Exception as exc:
+            outcome = f"error: {exc!r}"
+        finally:
+            connections.close_all()
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+@pytest.fixture
+def setup(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    programme = ProgrammeFactory()
+    store = StoreFactory(code="race-1")
+    return programme, store
+
+
+@pytest.mark.postgres
+def test_fifty_simultaneous_redemptions_of_one_single_use_code(setup):
+    programme, store = setup
+    code = CouponCodeFactory(offer=OfferFactory(programme=programme), max_uses=1)
+    customers = [CustomerFactory() for _ in range(50)]
+    for customer in customers:
+        account_enrol(customer=customer, programme=programme)
+
+    def attempt(i):
+        coupon_redeem(
+            code=code.code,
+            customer=customers[i],
+            channel="store",
+            store=store,
+            order_reference=f"R-{i}",
+            idempotency_key=f"race-{i}",
+        )
+        return "ok"
+
+    results = _race(50, attempt)
+    assert sorted(set(results)) == ["ok", "refused"], results
+    assert results.count("ok") == 1
+    code.refresh_from_db()
+    assert code.uses == 1
+    assert Redemption.objects.filter(coupon_code=code).count() == 1
+
+
+@pytest.mark.postgres
+def test_thirty_simultaneous_fifty_point_redemptions_against_one_hundred_points(setup):
+    programme, store = setup
+    account, _ = account_enrol(customer=CustomerFactory(), programme=programme)
+    points_adjust(account=account, points=100, reason="Seed", user=None, idempotency_key="seed")
+
+    def attempt(i):
+        points_redeem(
+            account=account,
+            points=50,
+            channel="store",
+            store=store,
+            order_reference=f"R-{i}",
+            idempotency_key=f"spend-{i}",
+        )
+        return "ok"
+
+    results = _race(30, attempt)
+    assert results.count("ok") == 2, results
+    assert results.count("refused") == 28, results
+    account.refresh_from_db()
+    assert account.points_balance == 0 == ledger_balance(account)
+    assert LedgerEntry.objects.filter(account=account, kind="redeem").count() == 2
+    assert CouponCode.objects.count() == 0
