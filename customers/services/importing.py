@@ -228,14 +228,6 @@ def _normalized(row: ImportRow, *, check_suppression: bool = True) -> tuple[str 
     return email, phone
 
 
-def _refuse_regrant_after_withdrawal(customer: Customer | None, channel: str) -> None:
-    if customer is None:
-        return
-    state = ConsentState.objects.filter(customer=customer, channel=channel).first()
-    if state is not None and state.status == ConsentStatus.WITHDRAWN:
-        raise CustomerError(_withdrawn_message(channel, state.withdrawn_at))
-
-
 def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     records = _records(text)
     try:
@@ -425,7 +417,8 @@ def _import_consent(*, customer: Customer, channel: str, wanted: bool, evidence:
     if wanted:
         if status in (ConsentStatus.GRANTED, ConsentStatus.PENDING):
             return  # already given: re-importing must not grow the ledger
-        _refuse_regrant_after_withdrawal(customer, channel)
+        if status == ConsentStatus.WITHDRAWN:
+            raise CustomerError(_withdrawn_message(channel, state.withdrawn_at))
         consent_grant(customer=customer, channel=channel, evidence=evidence)
     elif status != ConsentStatus.WITHDRAWN:
         consent_withdraw(customer=customer, channel=channel, evidence=evidence)
