@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from customers.admin.base import action_page, is_confirmation, report_errors
 from customers.admin.forms import CustomerChangeForm, EraseForm, GrantConsentForm, MergeForm, WithdrawConsentForm
 from customers.exceptions import CustomerError, InvalidContact
-from customers.models import Channel, ConsentState, ConsentStatus, Customer, Source, Suppression
+from customers.models import Channel, ConsentState, ConsentStatus, Customer, Suppression
 from customers.normalization import normalize_email, normalize_phone
 from customers.selectors import consent_states_for, customer_export_data, customer_timeline, suppressed_channels
 from customers.services.editing import (
@@ -372,6 +372,7 @@ class CustomerAdmin(admin.ModelAdmin):
             except CustomerError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return None
+            self.log_change(request, survivor, f"Merged profile {other.public_id} into this one.")
             self.message_user(request, f"Merged {other} into {survivor}.", messages.SUCCESS)
             return None
         return action_page(
@@ -393,6 +394,7 @@ class CustomerAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one customer to export their data.", messages.ERROR)
             return None
         customer = customers[0]
+        self.log_change(request, customer, "Exported the customer's personal data (JSON).")
         response = HttpResponse(
             json.dumps(customer_export_data(customer), indent=2, ensure_ascii=False),
             content_type="application/json; charset=utf-8",
@@ -410,6 +412,7 @@ class CustomerAdmin(admin.ModelAdmin):
         if is_confirmation(request) and form.is_valid():
             for customer in customers:
                 customer_erase(customer=customer, user=request.user)
+                self.log_change(request, customer, "Erased on request.")
             self.message_user(request, f"Erased {len(customers)} customer(s).", messages.SUCCESS)
             return None
         return action_page(
@@ -432,6 +435,3 @@ class CustomerAdmin(admin.ModelAdmin):
         response = StreamingHttpResponse(customers_export_lines(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="customers.csv"'
         return response
-
-
-__all__ = ["CustomerAdmin", "Source"]

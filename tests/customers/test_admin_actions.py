@@ -170,6 +170,7 @@ def test_export_customer_data_downloads_json(client, marketer):
     assert response["Content-Type"].startswith("application/json")
     assert f"customer-{customer.public_id}.json" in response["Content-Disposition"]
     data = json.loads(response.content)
+    assert LogEntry.objects.filter(object_id=str(customer.pk), change_message__contains="personal data").exists()
     assert data["profile"]["email"] == "ann@example.com"
     assert data["purchases"][0]["reference"] == "R-9"
 
@@ -194,6 +195,7 @@ def test_erase_needs_confirmation_then_pseudonymises(client, marketer):
     assert Suppression.objects.filter(address_hmac=address_hmac("email", "gone@example.com")).exists()
     assert Suppression.objects.filter(address_hmac=address_hmac("sms", "+14155552671")).exists()
     assert Purchase.objects.get(external_ref="R-5").customer == customer
+    assert LogEntry.objects.filter(object_id=str(customer.pk), change_message="Erased on request.").exists()
     assert all(state(customer, channel) == ConsentStatus.WITHDRAWN for channel in Channel.values)
 
 
