@@ -182,7 +182,8 @@ def test_export_customer_data_needs_exactly_one(client, marketer):
 
 
 def test_erase_needs_confirmation_then_pseudonymises(client, marketer):
-    customer = CustomerFactory(email="gone@example.com", phone="+14155552671", first_name="Gone")
+    customer = CustomerFactory(email="gone@example.com", phone="+14155552671", first_name="Gone", last_name="Person")
+    run_action(client, "export_customer_data", [customer])  # leaves an admin history entry naming them
     PurchaseFactory(customer=customer, external_ref="R-5")
     response = run_action(client, "erase_customers", [customer], confirm="")
     assert response.status_code == 200  # the box was not ticked
@@ -196,6 +197,7 @@ def test_erase_needs_confirmation_then_pseudonymises(client, marketer):
     assert Suppression.objects.filter(address_hmac=address_hmac("sms", "+14155552671")).exists()
     assert Purchase.objects.get(external_ref="R-5").customer == customer
     assert LogEntry.objects.filter(object_id=str(customer.pk), change_message="Erased on request.").exists()
+    assert not LogEntry.objects.filter(object_repr__contains="Gone").exists()
     assert all(state(customer, channel) == ConsentStatus.WITHDRAWN for channel in Channel.values)
 
 
