@@ -8,9 +8,9 @@ import uuid
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.contrib.admin.templatetags.admin_urls import admin_urlname
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
