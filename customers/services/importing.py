@@ -44,6 +44,8 @@ PROGRESS_EVERY = 25
 RUN_TIME_BUDGET_SECONDS = 120.0
 # A running import whose heartbeat is older than this lost its worker (longer than the time limit).
 IMPORT_LEASE = timedelta(minutes=10)
+# A checked file holds personal data; one nobody confirms is not kept for long.
+UNCONFIRMED_KEPT_FOR = timedelta(days=7)
 ATTRIBUTE_PREFIX = "attr:"
 COLUMNS = (
     "email",
@@ -409,6 +411,22 @@ def customer_imports_redrive(*, now=None) -> list[int]:
     )
     CustomerImport.objects.filter(pk__in=stale, status=CustomerImport.Status.QUEUED).update(heartbeat_at=now)
     return stale
+
+
+def customer_imports_forget_unconfirmed(*, now=None) -> int:
+    """Checked files never confirmed within ``UNCONFIRMED_KEPT_FOR`` are forgotten (personal data).
+
+    Their content is cleared and they end as ``failed`` with a note; returns how many.
+    """
+    now = now or timezone.now()
+    return CustomerImport.objects.filter(
+        status=CustomerImport.Status.VALIDATED, created_at__lt=now - UNCONFIRMED_KEPT_FOR
+    ).update(
+        status=CustomerImport.Status.FAILED,
+        content="",
+        finished_at=now,
+        errors=[{"line": 0, "error": "Not confirmed in time; the file was discarded. Upload it again."}],
+    )
 
 
 def _import_consent(*, customer: Customer, channel: str, wanted: bool, evidence: Evidence) -> None:
