@@ -342,3 +342,30 @@ def test_view_only_staff_get_no_state_changing_actions(client):
     customer.refresh_from_db()
     assert customer.erased_at is None
     assert response.status_code in (200, 302)
+
+
+def test_select_all_across_pages_is_carried_as_a_flag(client, marketer):
+    chosen = [CustomerFactory(source="import") for _ in range(60)]
+    other = CustomerFactory(source="web")
+    url = reverse(CHANGELIST) + "?source__exact=import"
+    page = client.post(
+        url, {"action": "grant_consent", "select_across": "1", "index": "0", "_selected_action": [chosen[0].pk]}
+    )
+    content = page.content.decode()
+    assert "… and 10 more (60 in all)." in content
+    assert 'name="select_across" value="1"' in content
+    assert content.count('name="_selected_action"') == 1
+    response = client.post(
+        url,
+        {
+            "action": "grant_consent",
+            "select_across": "1",
+            "_selected_action": [chosen[0].pk],
+            "_confirm": "yes",
+            "channel": "email",
+            "basis": "Forms",
+        },
+    )
+    assert response.status_code == 302
+    assert ConsentEvidence.objects.filter(customer__in=chosen).count() == 60
+    assert not ConsentEvidence.objects.filter(customer=other).exists()
