@@ -10,7 +10,14 @@ from django.db.models import Q
 from customers.admin.base import action_page, is_confirmation, report_errors
 from customers.admin.forms import SuppressionAddForm, SuppressionRemoveForm
 from customers.exceptions import CustomerError, InvalidContact
-from customers.models import Channel, ConsentEvidence, ConsentState, DisclosureText, Suppression
+from customers.models import (
+    Channel,
+    ConsentConfirmation,
+    ConsentEvidence,
+    ConsentState,
+    DisclosureText,
+    Suppression,
+)
 from customers.normalization import address_hmac, normalize_email, normalize_phone
 from customers.services.consent import disclosure_publish, suppression_add, suppression_remove
 
@@ -102,6 +109,17 @@ class ConsentStateAdmin(ReadOnlyAdmin):
     list_filter = ("channel", "status")
     list_select_related = ("customer",)
     search_fields = ("customer__email",)
+
+
+@admin.register(ConsentConfirmation)
+class ConsentConfirmationAdmin(ReadOnlyAdmin):
+    """Double opt-in mails: answers "did the confirmation mail go out, and was it confirmed?"."""
+
+    list_display = ("customer", "status", "attempts", "created_at", "sent_at", "confirmed_at", "last_error")
+    list_filter = ("status",)
+    list_select_related = ("customer",)
+    search_fields = ("customer__email",)
+    raw_id_fields = ("customer", "grant")
 
 
 @admin.register(Suppression)

@@ -59,6 +59,13 @@ def test_every_customers_admin_page_renders_for_marketing(client, marketer, stor
     suppression = suppression_add(channel=Channel.EMAIL, address="gone@example.com", reason="manual")
     proposal = MergeProposal.objects.create(customer=customer, other=other, reason="same person?")
     customer_import = customer_import_create(file_name="a.csv", data=b"email\nann@example.com\n")
+    web_grant = consent_grant(
+        customer=other,
+        channel=Channel.EMAIL,
+        evidence=Evidence(
+            method=ConsentMethod.WEB_FORM, disclosure=disclosures["email"], url="https://x.example", ip_address="::1"
+        ),
+    )
     evidence = ConsentEvidence.objects.first()
     state = customer.consent_states.first()
     pages = [
@@ -68,6 +75,8 @@ def test_every_customers_admin_page_renders_for_marketing(client, marketer, stor
         change(evidence),
         changelist("consentstate"),
         change(state),
+        changelist("consentconfirmation"),
+        change(web_grant.confirmation),
         changelist("disclosuretext"),
         reverse("admin:customers_disclosuretext_add"),
         change(disclosures["email"]),
