@@ -185,3 +185,22 @@ def test_capture_page_offers_enrolment_and_enrols_once(till, programme, disclosu
     from loyalty.models import LoyaltyAccount
 
     assert LoyaltyAccount.objects.filter(customer__email="grace@example.com").count() == 1
+
+
+def test_spend_points_on_a_reward(till, account, programme):
+    from loyalty.models import Offer
+
+    points_adjust(account=account, points=500, reason="Seed", user=None, idempotency_key="s")
+    reward = OfferFactory(
+        programme=programme, kind=Offer.Kind.FREE_ITEM, amount_off=None, free_item="latte", points_cost=300
+    )
+    page = till.get(_url("account", account)).content.decode()
+    assert f'name="reward" value="{reward.pk}"' in page
+    response = till.post(_url("points", account), {"reward": reward.pk, "order_reference": "R-3", "nonce": "r1"})
+    assert response.status_code == 302
+    assert "300 points spent: Reward: " in till.get(response.url).content.decode()
+    account.refresh_from_db()
+    assert account.points_balance == 200
+    response = till.post(_url("points", account), {"reward": reward.pk, "order_reference": "R-4", "nonce": "r2"})
+    assert response.status_code == 400
+    assert "Only 200 points" in response.content.decode()
