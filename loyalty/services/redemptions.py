@@ -29,6 +29,7 @@ from loyalty.lock_objects import (
 )
 from loyalty.models import CouponCode, LedgerEntry, LoyaltyAccount, Offer, Redemption
 from loyalty.services.accounts import clean_points, ledger_append
+from loyalty.services.tiers import tier_upgrade_if_qualified
 
 MAX_ORDER_AMOUNT = Decimal("1000000")
 MAX_CODES_PER_BATCH = 100_000
@@ -233,6 +234,7 @@ def coupon_redeem(
                     acting_user=clerk,
                     redemption=redemption,
                 )
+                tier_upgrade_if_qualified(account=account)
             return redemption, True
     except IntegrityError:
         # Two requests with the same key raced; the first one won.

@@ -115,3 +115,12 @@ def test_offer_needs_the_value_of_its_kind(programme):
         offer.full_clean()
     with pytest.raises(IntegrityError), transaction.atomic():
         offer.save()
+
+
+@pytest.mark.parametrize(
+    "model", ["programme", "bonuswindow", "loyaltyaccount", "offer", "couponcode", "redemption", "ledgerentry"]
+)
+def test_admin_pages_render(admin_client, account, model):
+    assert admin_client.get(reverse(f"admin:loyalty_{model}_changelist")).status_code == 200
+    add = admin_client.get(reverse(f"admin:loyalty_{model}_add")).status_code
+    assert add == (403 if model in {"loyaltyaccount", "redemption", "ledgerentry"} else 200)
