@@ -378,7 +378,7 @@ class CustomerImport(models.Model):
         FAILED = "failed", "Failed"
 
     file_name = models.CharField(max_length=255)
-    content = models.TextField(help_text="The uploaded CSV, kept so a re-run imports the same rows.")
+    content = models.TextField(help_text="The uploaded CSV until it is imported (cleared afterwards).")
     content_sha256 = models.CharField(max_length=64)
     consent_basis = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.VALIDATED)

@@ -26,8 +26,9 @@ def customer_import_run_task(import_id: int) -> None:
 
 @shared_task(name="customers.customer_imports_sweep", ignore_result=True)
 def customer_imports_sweep_task() -> None:
-    """Re-drive imports whose run task was lost or whose worker died."""
-    from customers.services.importing import customer_imports_redrive
+    """Re-drive imports whose run task was lost or whose worker died; forget stale unconfirmed files."""
+    from customers.services.importing import customer_imports_forget_unconfirmed, customer_imports_redrive
 
+    customer_imports_forget_unconfirmed()
     for import_id in customer_imports_redrive():
         customer_import_run_task.delay(import_id)

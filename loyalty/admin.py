@@ -114,9 +114,11 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
     search_fields = ("card_number", "customer__email", "customer__phone", "customer__last_name")
     list_select_related = ("customer", "programme", "tier")
     raw_id_fields = ("customer",)
+    # The tier moves only by the tier services, which record every change.
     readonly_fields = (
         "card_number",
         "points_balance",
+        "tier",
         "tier_since",
         "tier_grace_until",
         "enrolled_at",
@@ -124,7 +126,7 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
         "enrolled_by",
         "expired_through",
     )
-    fields = ("customer", "programme", "status", "tier", *readonly_fields)
+    fields = ("customer", "programme", "status", *readonly_fields)
     inlines = [LedgerInline, TierChangeInline]
     actions = ["adjust_points"]
 

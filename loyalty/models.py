@@ -326,10 +326,31 @@ class Offer(models.Model):
                 condition=models.Q(total_limit__isnull=True) | models.Q(redemptions_count__lte=models.F("total_limit")),
                 name="offer_within_total_limit",
             ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="percent_off", percent_off__isnull=True)
+                & ~models.Q(kind="amount_off", amount_off__isnull=True)
+                & ~models.Q(kind="bonus_points", bonus_points__isnull=True)
+                & ~models.Q(kind="free_item", free_item=""),
+                name="offer_kind_has_its_value",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        needed = {
+            self.Kind.PERCENT_OFF: ("percent_off", self.percent_off is not None),
+            self.Kind.AMOUNT_OFF: ("amount_off", self.amount_off is not None),
+            self.Kind.BONUS_POINTS: ("bonus_points", bool(self.bonus_points)),
+            self.Kind.FREE_ITEM: ("free_item", bool(self.free_item)),
+        }
+        if self.kind in needed and not needed[self.kind][1]:
+            raise ValidationError({needed[self.kind][0]: "This kind of offer needs this value."})
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValidationError({"valid_until": "The offer must end after it starts."})
 
     @property
     def gives(self) -> str:

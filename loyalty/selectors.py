@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from customers.exceptions import InvalidContact
 from customers.normalization import normalize_email, normalize_phone
-from customers.selectors import TimelineEntry, customer_find_by_contact
+from customers.selectors import TimelineEntry, customer_find_by_contact, customer_profile_ids
 from loyalty.cards import CARD_LENGTH, card_number_normalize
 from loyalty.exceptions import InvalidCardNumber, LoyaltyError
 from loyalty.models import LedgerEntry, LoyaltyAccount, Offer, Programme, Redemption
@@ -20,6 +20,17 @@ from loyalty.models import LedgerEntry, LoyaltyAccount, Offer, Programme, Redemp
 def programme_current() -> Programme | None:
     """The programme the till works with: the first active one by name."""
     return Programme.objects.filter(is_active=True).order_by("name").first()
+
+
+def account_for_profile(*, customer, programme: Programme | int) -> LoyaltyAccount | None:
+    """The account of the surviving profile, or else of a profile merged into it (best balance first)."""
+    while customer.merged_into_id:
+        customer = customer.merged_into
+    accounts = LoyaltyAccount.objects.filter(programme=programme).select_related("customer", "tier", "programme")
+    own = accounts.filter(customer=customer).first()
+    if own is not None:
+        return own
+    return accounts.filter(customer_id__in=customer_profile_ids(customer)).order_by("-points_balance", "pk").first()
 
 
 def account_find(*, query: str, programme: Programme) -> LoyaltyAccount | None:
@@ -47,7 +58,7 @@ def account_find(*, query: str, programme: Programme) -> LoyaltyAccount | None:
         raise LoyaltyError(str(exc)) from exc
     if customer is None:
         return None
-    return accounts.filter(customer=customer).first()
+    return account_for_profile(customer=customer, programme=programme)
 
 
 def account_by_card(*, card_number: str) -> LoyaltyAccount:

@@ -7,6 +7,8 @@ from django.contrib.admin import helpers
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+PREVIEW_LIMIT = 50
+
 
 def action_page(
     modeladmin: admin.ModelAdmin,
@@ -24,12 +26,21 @@ def action_page(
 ) -> TemplateResponse:
     """Render the page between choosing an action and running it (like Django's delete confirmation)."""
     opts = modeladmin.model._meta
+    objects = list(objects if objects is not None else queryset[: PREVIEW_LIMIT + 1])
+    select_across = request.POST.get("select_across") == "1"
+    total = queryset.count() if select_across or len(objects) > PREVIEW_LIMIT else len(objects)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
         "intro": intro,
         "form": form,
-        "objects": list(objects if objects is not None else queryset),
+        "objects": objects[:PREVIEW_LIMIT],
+        # "Select all N" is carried as a flag, not N hidden ids (Django refuses > 1,000 fields).
+        "select_across": select_across,
+        # Django only runs a confirmed action when some id is posted; with the flag one id stands for all.
+        "selected_ids": [objects[0].pk] if select_across and objects else list(queryset.values_list("pk", flat=True)),
+        "total": total,
+        "more": max(total - PREVIEW_LIMIT, 0),
         "action": action,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "submit_label": submit_label,

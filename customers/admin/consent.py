@@ -10,7 +10,14 @@ from django.db.models import Q
 from customers.admin.base import action_page, is_confirmation, report_errors
 from customers.admin.forms import SuppressionAddForm, SuppressionRemoveForm
 from customers.exceptions import CustomerError, InvalidContact
-from customers.models import Channel, ConsentEvidence, ConsentState, DisclosureText, Suppression
+from customers.models import (
+    Channel,
+    ConsentConfirmation,
+    ConsentEvidence,
+    ConsentState,
+    DisclosureText,
+    Suppression,
+)
 from customers.normalization import address_hmac, normalize_email, normalize_phone
 from customers.services.consent import disclosure_publish, suppression_add, suppression_remove
 
@@ -54,6 +61,7 @@ class DisclosureTextAdmin(admin.ModelAdmin):
         return () if obj is None else self.get_fields(request, obj)
 
     def save_model(self, request, obj, form, change):
+        before = DisclosureText.objects.filter(channel=form.cleaned_data["channel"]).count()
         published = disclosure_publish(
             channel=form.cleaned_data["channel"],
             text=form.cleaned_data["text"],
@@ -62,6 +70,12 @@ class DisclosureTextAdmin(admin.ModelAdmin):
         )
         obj.pk = published.pk
         obj.version, obj.sha256 = published.version, published.sha256
+        if DisclosureText.objects.filter(channel=form.cleaned_data["channel"]).count() == before:
+            self.message_user(
+                request,
+                f"The text is the same as version {published.version}; nothing new was published.",
+                messages.WARNING,
+            )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -97,6 +111,17 @@ class ConsentStateAdmin(ReadOnlyAdmin):
     search_fields = ("customer__email",)
 
 
+@admin.register(ConsentConfirmation)
+class ConsentConfirmationAdmin(ReadOnlyAdmin):
+    """Double opt-in mails: answers "did the confirmation mail go out, and was it confirmed?"."""
+
+    list_display = ("customer", "status", "attempts", "created_at", "sent_at", "confirmed_at", "last_error")
+    list_filter = ("status",)
+    list_select_related = ("customer",)
+    search_fields = ("customer__email",)
+    raw_id_fields = ("customer", "grant")
+
+
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
     list_display = ("channel", "reason", "note", "created_at", "created_by")
@@ -111,6 +136,9 @@ class SuppressionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # lifted only through the action, with a reason
+
+    def has_lift_permission(self, request) -> bool:
+        return request.user.has_perm("customers.delete_suppression")
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -150,7 +178,7 @@ class SuppressionAdmin(admin.ModelAdmin):
                 wanted |= Q(channel=Channel.SMS, address_hmac=address_hmac(Channel.SMS, normalize_phone(term)))
         return queryset.filter(wanted), False
 
-    @admin.action(description="Lift suppression (with a reason)", permissions=["add"])
+    @admin.action(description="Lift suppression (with a reason)", permissions=["lift"])
     def lift_suppression(self, request, queryset):
         form = SuppressionRemoveForm(request.POST if is_confirmation(request) else None)
         if is_confirmation(request) and form.is_valid():

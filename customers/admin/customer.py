@@ -7,14 +7,19 @@ import json
 import uuid
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
+from django.contrib.admin.templatetags.admin_urls import admin_urlname
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.admin.base import action_page, is_confirmation, report_errors
 from customers.admin.forms import CustomerChangeForm, EraseForm, GrantConsentForm, MergeForm, WithdrawConsentForm
 from customers.exceptions import CustomerError, InvalidContact
-from customers.models import Channel, ConsentState, ConsentStatus, Customer, Source, Suppression
+from customers.models import Channel, ConsentState, ConsentStatus, Customer, Suppression
 from customers.normalization import normalize_email, normalize_phone
 from customers.selectors import consent_states_for, customer_export_data, customer_timeline, suppressed_channels
 from customers.services.editing import (
@@ -96,6 +101,16 @@ class ProfileStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class CustomerChangeList(ChangeList):
+    def url_for_result(self, result):
+        # Links carry the opaque public id, never the sequential primary key.
+        return reverse(
+            admin_urlname(self.opts, "change"),
+            args=(str(result.public_id),),
+            current_app=self.model_admin.admin_site.name,
+        )
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerChangeForm
@@ -168,6 +183,16 @@ class CustomerAdmin(admin.ModelAdmin):
     ]
 
     # --- list ------------------------------------------------------------------------------
+    def get_changelist(self, request, **kwargs):
+        return CustomerChangeList
+
+    def get_object(self, request, object_id, from_field=None):
+        try:
+            public_id = uuid.UUID(str(object_id))
+        except ValueError:
+            return super().get_object(request, object_id, from_field)  # links in the admin's own history
+        return self.get_queryset(request).filter(public_id=public_id).first()
+
     def get_queryset(self, request):
         annotations = {
             f"consent_{channel}_status": Subquery(
@@ -212,6 +237,9 @@ class CustomerAdmin(admin.ModelAdmin):
         if any(char.isdigit() for char in term):
             with contextlib.suppress(InvalidContact):
                 wanted |= Q(phone=normalize_phone(term))
+            digits = "".join(char for char in term if char.isdigit())
+            if len(digits) >= 4 and not term.strip("+()-. 0123456789"):
+                wanted |= Q(phone__endswith=digits)  # the last digits a customer reads out
         with contextlib.suppress(ValueError):
             wanted |= Q(public_id=uuid.UUID(term))
         return queryset.filter(wanted), False
@@ -248,7 +276,14 @@ class CustomerAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
         if changes:
-            customer_update_profile(customer=obj, user=request.user, changes=changes)
+            update = customer_update_profile(customer=obj, user=request.user, changes=changes)
+            for channel in update.withdrawn_channels:
+                self.message_user(
+                    request,
+                    f"{Channel(channel).label} consent was withdrawn: it covered the previous address. "
+                    "Record a new consent if the customer gave one for the new address.",
+                    messages.WARNING,
+                )
         obj.refresh_from_db()
 
     def save_related(self, request, form, formsets, change):
@@ -339,6 +374,7 @@ class CustomerAdmin(admin.ModelAdmin):
             except CustomerError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return None
+            self.log_change(request, survivor, f"Merged profile {other.public_id} into this one.")
             self.message_user(request, f"Merged {other} into {survivor}.", messages.SUCCESS)
             return None
         return action_page(
@@ -360,6 +396,7 @@ class CustomerAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one customer to export their data.", messages.ERROR)
             return None
         customer = customers[0]
+        self.log_change(request, customer, "Exported the customer's personal data (JSON).")
         response = HttpResponse(
             json.dumps(customer_export_data(customer), indent=2, ensure_ascii=False),
             content_type="application/json; charset=utf-8",
@@ -375,8 +412,14 @@ class CustomerAdmin(admin.ModelAdmin):
             return None
         form = EraseForm(request.POST if is_confirmation(request) else None)
         if is_confirmation(request) and form.is_valid():
+            content_type = ContentType.objects.get_for_model(Customer)
             for customer in customers:
-                customer_erase(customer=customer, user=request.user)
+                erased = customer_erase(customer=customer, user=request.user)
+                # The admin's own history named the person; it must not outlive the erasure.
+                LogEntry.objects.filter(content_type=content_type, object_id=str(erased.pk)).update(
+                    object_repr=str(erased)
+                )
+                self.log_change(request, erased, "Erased on request.")
             self.message_user(request, f"Erased {len(customers)} customer(s).", messages.SUCCESS)
             return None
         return action_page(
@@ -399,6 +442,3 @@ class CustomerAdmin(admin.ModelAdmin):
         response = StreamingHttpResponse(customers_export_lines(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="customers.csv"'
         return response
-
-
-__all__ = ["CustomerAdmin", "Source"]

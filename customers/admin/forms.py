@@ -23,7 +23,12 @@ class CustomerChangeForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["email"].max_length = 400  # longer input gets the normaliser's clear message
         self.fields["phone"].max_length = 40
-        self.fields["phone"].help_text = "Any common spelling; stored as E.164, e.g. +14155552671."
+        self.fields["phone"].help_text = (
+            "Any common spelling; stored as E.164, e.g. +14155552671. "
+            "Changing it withdraws the SMS consent given for the previous number."
+        )
+        self.fields["email"].help_text = "Changing it withdraws the email consent given for the previous address."
+        self.fields["time_zone"].help_text = "Blank: the home store's, else the phone's country's."
 
     def clean(self):
         cleaned = super().clean()

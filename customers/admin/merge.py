@@ -61,6 +61,10 @@ class MergeProposalAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_merge_permission(self, request) -> bool:
+        # Merging or dismissing changes profiles, so it takes the right to change customers.
+        return request.user.has_perm("customers.change_customer")
+
     @admin.display(description="Left profile")
     def left_profile(self, obj):
         return _profile_card(obj.customer)
@@ -83,15 +87,15 @@ class MergeProposalAdmin(admin.ModelAdmin):
                 errors.append(f"Proposal {proposal.pk}: {exc}")
         report_errors(self, request, errors, f"Merged {done} pair(s)." if done else "")
 
-    @admin.action(description="Merge, keeping the left profile", permissions=["view"])
+    @admin.action(description="Merge, keeping the left profile", permissions=["merge"])
     def merge_keep_left(self, request, queryset):
         self._merge(request, queryset, keep_left=True)
 
-    @admin.action(description="Merge, keeping the right profile", permissions=["view"])
+    @admin.action(description="Merge, keeping the right profile", permissions=["merge"])
     def merge_keep_right(self, request, queryset):
         self._merge(request, queryset, keep_left=False)
 
-    @admin.action(description="Dismiss (not the same person)", permissions=["view"])
+    @admin.action(description="Dismiss (not the same person)", permissions=["merge"])
     def dismiss(self, request, queryset):
         done, errors = 0, []
         for proposal in queryset:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import date
 from typing import Any
@@ -116,8 +117,15 @@ def profile_changes_clean(*, customer: Customer, changes: dict[str, Any]) -> dic
     return clean
 
 
+@dataclasses.dataclass
+class ProfileUpdate:
+    customer: Customer
+    #: channels whose consent was withdrawn because their address changed
+    withdrawn_channels: list[str] = dataclasses.field(default_factory=list)
+
+
 @transaction.atomic
-def customer_update_profile(*, customer: Customer, user, changes: dict[str, Any]) -> Customer:
+def customer_update_profile(*, customer: Customer, user, changes: dict[str, Any]) -> ProfileUpdate:
     """Apply staff edits to a profile, keeping everything derived from them right.
 
     Locks the profile. Values go through ``profile_changes_clean``; address hashes and the time zone
@@ -149,8 +157,10 @@ def customer_update_profile(*, customer: Customer, user, changes: dict[str, Any]
     if old_phone != customer.phone:
         changed_channels.append(Channel.SMS)
     live = (ConsentStatus.GRANTED, ConsentStatus.PENDING)
+    update = ProfileUpdate(customer=customer)
     for channel in changed_channels:
         if ConsentState.objects.filter(customer=customer, channel=channel, status__in=live).exists():
+            update.withdrawn_channels.append(channel)
             consent_withdraw(
                 customer=customer,
                 channel=channel,
@@ -160,7 +170,7 @@ def customer_update_profile(*, customer: Customer, user, changes: dict[str, Any]
                     note="Address changed by staff; the consent covered the previous address.",
                 ),
             )
-    return customer
+    return update
 
 
 def consent_grant_by_staff(*, customer: Customer, channel: str, basis: str, user, note: str = "") -> ConsentEvidence:

@@ -44,6 +44,8 @@ PROGRESS_EVERY = 25
 RUN_TIME_BUDGET_SECONDS = 120.0
 # A running import whose heartbeat is older than this lost its worker (longer than the time limit).
 IMPORT_LEASE = timedelta(minutes=10)
+# A checked file holds personal data; one nobody confirms is not kept for long.
+UNCONFIRMED_KEPT_FOR = timedelta(days=7)
 ATTRIBUTE_PREFIX = "attr:"
 COLUMNS = (
     "email",
@@ -226,14 +228,6 @@ def _normalized(row: ImportRow, *, check_suppression: bool = True) -> tuple[str 
         if check_suppression and row.consents.get(channel) and address_is_suppressed(channel=channel, address=address):
             raise CustomerError(_SUPPRESSED_MESSAGE.format(channel=channel))
     return email, phone
-
-
-def _refuse_regrant_after_withdrawal(customer: Customer | None, channel: str) -> None:
-    if customer is None:
-        return
-    state = ConsentState.objects.filter(customer=customer, channel=channel).first()
-    if state is not None and state.status == ConsentStatus.WITHDRAWN:
-        raise CustomerError(_withdrawn_message(channel, state.withdrawn_at))
 
 
 def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -419,13 +413,30 @@ def customer_imports_redrive(*, now=None) -> list[int]:
     return stale
 
 
+def customer_imports_forget_unconfirmed(*, now=None) -> int:
+    """Checked files never confirmed within ``UNCONFIRMED_KEPT_FOR`` are forgotten (personal data).
+
+    Their content is cleared and they end as ``failed`` with a note; returns how many.
+    """
+    now = now or timezone.now()
+    return CustomerImport.objects.filter(
+        status=CustomerImport.Status.VALIDATED, created_at__lt=now - UNCONFIRMED_KEPT_FOR
+    ).update(
+        status=CustomerImport.Status.FAILED,
+        content="",
+        finished_at=now,
+        errors=[{"line": 0, "error": "Not confirmed in time; the file was discarded. Upload it again."}],
+    )
+
+
 def _import_consent(*, customer: Customer, channel: str, wanted: bool, evidence: Evidence) -> None:
     state = ConsentState.objects.filter(customer=customer, channel=channel).first()
     status = state.status if state else ConsentStatus.NONE
     if wanted:
         if status in (ConsentStatus.GRANTED, ConsentStatus.PENDING):
             return  # already given: re-importing must not grow the ledger
-        _refuse_regrant_after_withdrawal(customer, channel)
+        if status == ConsentStatus.WITHDRAWN:
+            raise CustomerError(_withdrawn_message(channel, state.withdrawn_at))
         consent_grant(customer=customer, channel=channel, evidence=evidence)
     elif status != ConsentStatus.WITHDRAWN:
         consent_withdraw(customer=customer, channel=channel, evidence=evidence)
@@ -518,6 +529,9 @@ def customer_import_run(
         _save_progress(import_id, report, status=CustomerImport.Status.FAILED)
         raise
     _save_progress(import_id, report, status=CustomerImport.Status.DONE)
+    # The rows are in the profiles now; keeping a second copy of personal data serves nobody (and
+    # would outlive an erasure). The hash still identifies the file.
+    CustomerImport.objects.filter(pk=import_id).update(content="")
     if progress:
         progress(report)
     customer_import.refresh_from_db()

@@ -122,10 +122,9 @@ def purchase_earn(*, purchase: Purchase, programme: Programme, acting_user=None)
     """
     if purchase.customer_id is None:
         raise NotEnrolled("An anonymous purchase earns no points.")
-    customer = purchase.customer
-    while customer.merged_into_id:
-        customer = customer.merged_into
-    account = LoyaltyAccount.objects.filter(customer=customer, programme=programme).first()
+    from loyalty.selectors import account_for_profile
+
+    account = account_for_profile(customer=purchase.customer, programme=programme)
     if account is None or account.status != LoyaltyAccount.Status.ACTIVE:
         raise NotEnrolled(f"This customer has no active {programme.name} account.")
 

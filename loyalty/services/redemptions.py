@@ -29,6 +29,7 @@ from loyalty.lock_objects import (
 )
 from loyalty.models import CouponCode, LedgerEntry, LoyaltyAccount, Offer, Redemption
 from loyalty.services.accounts import clean_points, ledger_append
+from loyalty.services.tiers import tier_upgrade_if_qualified
 
 MAX_ORDER_AMOUNT = Decimal("1000000")
 MAX_CODES_PER_BATCH = 100_000
@@ -117,7 +118,9 @@ def _check_per_customer(offer: Offer, customer: Customer) -> None:
 
 
 def _account_of(customer: Customer, offer: Offer) -> LoyaltyAccount | None:
-    return LoyaltyAccount.objects.filter(customer=customer, programme_id=offer.programme_id).first()
+    from loyalty.selectors import account_for_profile
+
+    return account_for_profile(customer=customer, programme=offer.programme_id)
 
 
 def coupon_preview(*, code: str, customer: Customer, order_amount=None, now: datetime | None = None) -> CouponPreview:
@@ -175,6 +178,8 @@ def coupon_redeem(
     amount = clean_money(order_amount, label="order amount") if order_amount not in (None, "") else None
     if not idempotency_key or len(idempotency_key) > 160:
         raise LoyaltyError("A redemption needs a request key of at most 160 characters.")
+    from loyalty.selectors import account_for_profile
+
     customer = _surviving(customer)
     found = CouponCode.objects.filter(code=normalized).values_list("pk", "offer_id", "offer__programme_id").first()
     if found is None:
@@ -183,14 +188,15 @@ def coupon_redeem(
     existing = _existing_redemption(idempotency_key, customer=customer, coupon_code_id=code_id)
     if existing is not None:
         return existing, False
+    found_account = account_for_profile(customer=customer, programme=programme_id)
+    account_id = found_account.pk if found_account else None
     try:
         with transaction.atomic():
             customer_qs_select_for_update().filter(pk=customer.pk).first()
             account = (
-                loyalty_account_qs_select_for_update()
-                .select_related("programme")
-                .filter(customer=customer, programme_id=programme_id)
-                .first()
+                loyalty_account_qs_select_for_update().select_related("programme").filter(pk=account_id).first()
+                if account_id
+                else None
             )
             coupon = coupon_code_qs_select_for_update().get(pk=code_id)
             offer = offer_qs_select_for_update().select_related("programme").get(pk=offer_id)
@@ -228,6 +234,7 @@ def coupon_redeem(
                     acting_user=clerk,
                     redemption=redemption,
                 )
+                tier_upgrade_if_qualified(account=account)
             return redemption, True
     except IntegrityError:
         # Two requests with the same key raced; the first one won.

@@ -59,6 +59,13 @@ def test_every_customers_admin_page_renders_for_marketing(client, marketer, stor
     suppression = suppression_add(channel=Channel.EMAIL, address="gone@example.com", reason="manual")
     proposal = MergeProposal.objects.create(customer=customer, other=other, reason="same person?")
     customer_import = customer_import_create(file_name="a.csv", data=b"email\nann@example.com\n")
+    web_grant = consent_grant(
+        customer=other,
+        channel=Channel.EMAIL,
+        evidence=Evidence(
+            method=ConsentMethod.WEB_FORM, disclosure=disclosures["email"], url="https://x.example", ip_address="::1"
+        ),
+    )
     evidence = ConsentEvidence.objects.first()
     state = customer.consent_states.first()
     pages = [
@@ -68,6 +75,8 @@ def test_every_customers_admin_page_renders_for_marketing(client, marketer, stor
         change(evidence),
         changelist("consentstate"),
         change(state),
+        changelist("consentconfirmation"),
+        change(web_grant.confirmation),
         changelist("disclosuretext"),
         reverse("admin:customers_disclosuretext_add"),
         change(disclosures["email"]),
@@ -318,7 +327,9 @@ def test_editing_refuses_malformed_values(client, marketer):
 def test_changing_the_email_withdraws_the_consent_given_for_the_old_one(client, marketer):
     customer = CustomerFactory(email="old@example.com")
     grant(customer, Channel.EMAIL, marketer)
-    _post_change(client, customer, email="new@example.com")
+    response = _post_change(client, customer, email="new@example.com")
+    messages = [str(m) for m in client.get(response.url).context["messages"]]
+    assert any("Email consent was withdrawn" in m for m in messages)
     customer.refresh_from_db()
     state = customer.consent_states.get(channel=Channel.EMAIL)
     assert state.status == ConsentStatus.WITHDRAWN
@@ -374,3 +385,78 @@ def test_consent_evidence_admin_is_read_only(client, marketer):
     assert not response.context["adminform"].form.fields
     filtered = client.get(changelist("consentevidence"), {"method__exact": "admin", "channel__exact": "email"})
     assert list(filtered.context["cl"].result_list) == [entry]
+
+
+def test_changelist_links_use_the_public_id(client, marketer):
+    customer = CustomerFactory()
+    content = client.get(changelist()).content.decode()
+    by_public_id = reverse("admin:customers_customer_change", args=[str(customer.public_id)])
+    assert by_public_id in content
+    assert reverse("admin:customers_customer_change", args=[customer.pk]) not in content
+    response = client.get(by_public_id)
+    assert response.status_code == 200
+    assert response.context["original"] == customer
+
+
+def test_change_page_query_count_does_not_grow_with_history(client, marketer, django_assert_max_num_queries):
+    customer = CustomerFactory(phone="+14155552671")
+    for index in range(20):
+        grant(customer, Channel.EMAIL, marketer, basis=f"form {index}")
+        consent_withdraw(customer=customer, channel=Channel.EMAIL, evidence=Evidence(method=ConsentMethod.ADMIN))
+        PurchaseFactory(customer=customer)
+    with django_assert_max_num_queries(30):
+        response = client.get(change(customer))
+    assert len(response.context["timeline"]) == 60
+
+
+def test_store_with_membership_inline(client, marketer):
+    from customers.models import Store, StoreMembership
+    from tests.factories import UserFactory
+
+    clerk_user = UserFactory()
+    response = client.post(
+        reverse("admin:customers_store_add"),
+        {
+            "code": "sf-union",
+            "name": "Union Square",
+            "street": "1 Union Sq",
+            "city": "San Francisco",
+            "postal_code": "94108",
+            "state": "CA",
+            "country": "US",
+            "time_zone": "America/Los_Angeles",
+            "region": "West",
+            "is_active": "on",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-0-user": clerk_user.pk,
+            "memberships-0-role": "clerk",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302
+    store = Store.objects.get(code="sf-union")
+    assert StoreMembership.objects.get(store=store).user == clerk_user
+    bad = client.post(reverse("admin:customers_store_add"), {"code": "x", "time_zone": "Mars/Base"})
+    assert bad.status_code == 200
+    assert "IANA time zone" in bad.content.decode()
+
+
+def test_publishing_the_same_disclosure_text_again_adds_no_version(client, marketer):
+    from customers.models import DisclosureText
+
+    text = DisclosureFactory(channel="email", version=1, text="Same words").text
+    response = client.post(
+        reverse("admin:customers_disclosuretext_add"),
+        {"channel": "email", "locale": "en", "text": text, "_save": "Save"},
+        follow=True,
+    )
+    assert DisclosureText.objects.count() == 1
+    assert any("nothing new was published" in str(m) for m in response.context["messages"])
+
+
+def test_search_by_last_digits_of_a_phone(client, marketer):
+    ann = CustomerFactory(phone="+14155552671")
+    CustomerFactory(phone="+14155552672")
+    assert _names(client.get(changelist(), {"q": "2671"})) == {ann.pk}
+    assert _names(client.get(changelist(), {"q": "555-2671"})) == {ann.pk}

@@ -170,6 +170,7 @@ def test_export_customer_data_downloads_json(client, marketer):
     assert response["Content-Type"].startswith("application/json")
     assert f"customer-{customer.public_id}.json" in response["Content-Disposition"]
     data = json.loads(response.content)
+    assert LogEntry.objects.filter(object_id=str(customer.pk), change_message__contains="personal data").exists()
     assert data["profile"]["email"] == "ann@example.com"
     assert data["purchases"][0]["reference"] == "R-9"
 
@@ -181,7 +182,8 @@ def test_export_customer_data_needs_exactly_one(client, marketer):
 
 
 def test_erase_needs_confirmation_then_pseudonymises(client, marketer):
-    customer = CustomerFactory(email="gone@example.com", phone="+14155552671", first_name="Gone")
+    customer = CustomerFactory(email="gone@example.com", phone="+14155552671", first_name="Gone", last_name="Person")
+    run_action(client, "export_customer_data", [customer])  # leaves an admin history entry naming them
     PurchaseFactory(customer=customer, external_ref="R-5")
     response = run_action(client, "erase_customers", [customer], confirm="")
     assert response.status_code == 200  # the box was not ticked
@@ -194,6 +196,8 @@ def test_erase_needs_confirmation_then_pseudonymises(client, marketer):
     assert Suppression.objects.filter(address_hmac=address_hmac("email", "gone@example.com")).exists()
     assert Suppression.objects.filter(address_hmac=address_hmac("sms", "+14155552671")).exists()
     assert Purchase.objects.get(external_ref="R-5").customer == customer
+    assert LogEntry.objects.filter(object_id=str(customer.pk), change_message="Erased on request.").exists()
+    assert not LogEntry.objects.filter(object_repr__contains="Gone").exists()
     assert all(state(customer, channel) == ConsentStatus.WITHDRAWN for channel in Channel.values)
 
 
@@ -312,3 +316,56 @@ def test_purchase_added_through_the_service(client, marketer, store):
     assert response.status_code == 200
     assert "needs its store" in response.content.decode()
     assert Purchase.objects.count() == 1
+
+
+def test_view_only_staff_get_no_state_changing_actions(client):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.set(
+        Permission.objects.filter(
+            codename__in=["view_customer", "view_mergeproposal", "view_suppression"],
+            content_type__app_label="customers",
+        )
+    )
+    client.force_login(viewer)
+    customers = client.get(reverse(CHANGELIST)).context["action_form"].fields["action"].choices
+    assert {name for name, _label in customers} == {"", "export_customer_data", "export_csv"}
+    proposals = client.get(reverse("admin:customers_mergeproposal_changelist"))
+    assert "action_form" not in proposals.context or proposals.context["action_form"] is None
+    suppressions = client.get(reverse("admin:customers_suppression_changelist"))
+    assert "action_form" not in suppressions.context or suppressions.context["action_form"] is None
+    customer = CustomerFactory()
+    response = run_action(client, "erase_customers", [customer], confirm="on")
+    customer.refresh_from_db()
+    assert customer.erased_at is None
+    assert response.status_code in (200, 302)
+
+
+def test_select_all_across_pages_is_carried_as_a_flag(client, marketer):
+    chosen = [CustomerFactory(source="import") for _ in range(60)]
+    other = CustomerFactory(source="web")
+    url = reverse(CHANGELIST) + "?source__exact=import"
+    page = client.post(
+        url, {"action": "grant_consent", "select_across": "1", "index": "0", "_selected_action": [chosen[0].pk]}
+    )
+    content = page.content.decode()
+    assert "… and 10 more (60 in all)." in content
+    assert 'name="select_across" value="1"' in content
+    assert content.count('name="_selected_action"') == 1
+    response = client.post(
+        url,
+        {
+            "action": "grant_consent",
+            "select_across": "1",
+            "_selected_action": [chosen[0].pk],
+            "_confirm": "yes",
+            "channel": "email",
+            "basis": "Forms",
+        },
+    )
+    assert response.status_code == 302
+    assert ConsentEvidence.objects.filter(customer__in=chosen).count() == 60
+    assert not ConsentEvidence.objects.filter(customer=other).exists()

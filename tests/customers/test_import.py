@@ -418,3 +418,37 @@ def test_sweep_task_enqueues_redriven_imports(monkeypatch):
     CustomerImport.objects.update(heartbeat_at=timezone.now() - timedelta(hours=1))
     tasks.customer_imports_sweep_task()
     assert sent == [customer_import.pk]
+
+
+def test_content_is_not_kept_after_the_import():
+    customer_import = run("email\nann@example.com\n")
+    assert customer_import.content == ""
+    assert customer_import.content_sha256
+
+
+def test_too_many_rows_and_data_instead_of_header(monkeypatch):
+    from customers.services import importing
+
+    monkeypatch.setattr(importing, "MAX_ROWS", 2)
+    with pytest.raises(ImportFileError, match="more than 2 rows"):
+        customer_import_create(file_name="x.csv", data=b"email\na@example.com\nb@example.com\nc@example.com\n")
+    with pytest.raises(ImportFileError, match="Line 1 must be the header"):
+        customer_import_create(file_name="x.csv", data=b"ann@example.com,Ann\nbob@example.com,Bob\n")
+
+
+def test_unconfirmed_files_are_forgotten_after_a_week():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from customers.services.importing import customer_imports_forget_unconfirmed
+
+    old = customer_import_create(file_name="old.csv", data=b"email\nann@example.com\n")
+    recent = customer_import_create(file_name="new.csv", data=b"email\nbob@example.com\n")
+    CustomerImport.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=8))
+    assert customer_imports_forget_unconfirmed() == 1
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert (old.status, old.content) == (CustomerImport.Status.FAILED, "")
+    assert "bob@example.com" in recent.content
+    assert not customer_import_queue(customer_import=old, enqueue=False)

@@ -102,3 +102,25 @@ def test_redemption_log_filters_and_cancel_action(admin_client, account, program
     admin_client.post(url, {"action": "cancel_redemptions", "_selected_action": [redemption.pk]})
     redemption.refresh_from_db()
     assert redemption.status == Redemption.Status.CANCELLED
+
+
+def test_offer_needs_the_value_of_its_kind(programme):
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+
+    from loyalty.models import Offer
+
+    offer = OfferFactory.build(programme=programme, kind=Offer.Kind.PERCENT_OFF, amount_off=None, percent_off=None)
+    with pytest.raises(ValidationError, match="percent_off"):
+        offer.full_clean()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        offer.save()
+
+
+@pytest.mark.parametrize(
+    "model", ["programme", "bonuswindow", "loyaltyaccount", "offer", "couponcode", "redemption", "ledgerentry"]
+)
+def test_admin_pages_render(admin_client, account, model):
+    assert admin_client.get(reverse(f"admin:loyalty_{model}_changelist")).status_code == 200
+    add = admin_client.get(reverse(f"admin:loyalty_{model}_add")).status_code
+    assert add == (403 if model in {"loyaltyaccount", "redemption", "ledgerentry"} else 200)

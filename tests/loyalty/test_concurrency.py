@@ -100,3 +100,36 @@ def test_thirty_simultaneous_fifty_point_redemptions_against_one_hundred_points(
     assert account.points_balance == 0 == ledger_balance(account)
     assert LedgerEntry.objects.filter(account=account, kind="redeem").count() == 2
     assert CouponCode.objects.count() == 0
+
+
+@pytest.mark.postgres
+def test_bonus_budget_holds_under_simultaneous_purchases(setup):
+    from customers.models import Purchase
+    from loyalty.models import BonusWindow
+    from loyalty.services import purchase_earn
+    from tests.factories import PurchaseFactory
+    from tests.factories.loyalty import BonusWindowFactory
+
+    programme, store = setup
+    window = BonusWindowFactory(programme=programme, budget_points=50)
+    purchases = []
+    for i in range(20):
+        customer = CustomerFactory()
+        account_enrol(customer=customer, programme=programme)
+        purchases.append(
+            PurchaseFactory(
+                customer=customer, channel=Purchase.Channel.STORE, store=store, amount=10, external_ref=f"B-{i}"
+            )
+        )
+
+    def attempt(i):
+        return purchase_earn(purchase=purchases[i], programme=programme).bonus_points
+
+    results = _race(20, attempt)
+    assert all(isinstance(r, int) for r in results), results
+    assert sum(results) == 50
+    window.refresh_from_db()
+    assert window.points_issued == 50
+    assert BonusWindow.objects.get().points_issued == sum(
+        LedgerEntry.objects.filter(bonus_window=window).values_list("points", flat=True)
+    )

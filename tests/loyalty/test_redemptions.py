@@ -263,3 +263,15 @@ def test_adjustments_need_a_reason_and_respect_the_balance(account):
     with pytest.raises(InvalidAmount):
         points_adjust(account=account, points=0, reason="Correction", user=None, idempotency_key="c")
     assert not LedgerEntry.objects.exists()
+
+
+def test_a_merged_profiles_account_is_found_through_the_survivor(account, programme, store):
+    from loyalty.selectors import account_find
+
+    survivor = CustomerFactory(email="survivor@example.com")
+    account.customer.merged_into = survivor
+    account.customer.save()
+    assert account_find(query="survivor@example.com", programme=programme) == account
+    code = CouponCodeFactory(offer=OfferFactory(programme=programme), account=account)
+    redemption, _ = _redeem(code.code, survivor, store)
+    assert redemption.account == account
