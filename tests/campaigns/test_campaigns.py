@@ -4,8 +4,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from campaigns.audience import CHECKS, Check, campaign_forecast, check_register, reachable_q
+from campaigns.audience import CHECKS, Check, audience_q, campaign_forecast, check_register, reachable_q
 from campaigns.exceptions import CampaignError, NotReadyError, TransitionError
 from campaigns.models import AuditEvent, Campaign, CustomerPushDevice
 from campaigns.services.campaigns import (
@@ -264,3 +266,85 @@ def test_a_persona_cell_must_use_a_persona_segment():
     with pytest.raises(ValidationError) as caught:
         variant.full_clean()
     assert "persona" in caught.value.message_dict
+
+
+person_st = st.fixed_dictionaries(
+    {
+        "email": st.booleans(),
+        "phone": st.booleans(),
+        "device": st.booleans(),
+        "consent": st.fixed_dictionaries({c: st.booleans() for c in ("email", "sms", "push")}),
+        "suppressed": st.fixed_dictionaries({c: st.booleans() for c in ("email", "sms")}),
+    }
+)
+
+
+def _forecast_oracle(people, order, mode):
+    """Per channel: (reachable, {reason: count}) read in plain Python."""
+    result, sendable = {}, {}
+    for channel in order:
+        reasons = {"no_consent": 0, "missing_address": 0, "suppressed": 0, "preferred_elsewhere": 0}
+        reachable = 0
+        for index, p in enumerate(people):
+            has_address = {"email": p["email"], "sms": p["phone"], "push": p["device"]}[channel]
+            suppressed = channel in p["suppressed"] and p["suppressed"][channel] and has_address
+            if not p["consent"][channel]:
+                reasons["no_consent"] += 1
+            elif not has_address:
+                reasons["missing_address"] += 1
+            elif suppressed:
+                reasons["suppressed"] += 1
+            elif mode == "preferred" and any(sendable.get((e, index)) for e in order[: order.index(channel)]):
+                reasons["preferred_elsewhere"] += 1
+                sendable[(channel, index)] = True
+            else:
+                reachable += 1
+                sendable[(channel, index)] = True
+        result[channel] = (reachable, reasons)
+    return result
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    people=st.lists(person_st, max_size=8),
+    order=st.permutations(["email", "sms", "push"]).map(lambda p: p[: 1 + len(p[0]) % 3]),
+    mode=st.sampled_from(["all", "preferred"]),
+)
+def test_forecast_matches_python_oracle_and_what_sending_selects(db, people, order, mode):
+    from django.db import transaction
+    from push_notifications.models import GCMDevice
+
+    with transaction.atomic():
+        for index, p in enumerate(people):
+            customer = CustomerFactory(
+                email=f"f{index}@example.com" if p["email"] else None,
+                phone=f"+1415777{index:04d}" if p["phone"] else None,
+            )
+            for channel, granted in p["consent"].items():
+                if granted:
+                    ConsentState.objects.create(customer=customer, channel=channel, status="granted")
+            if p["device"]:
+                device = GCMDevice.objects.create(registration_id=f"d{index}", cloud_message_type="FCM")
+                CustomerPushDevice.objects.create(customer=customer, device=device)
+            for channel, address in (("email", customer.email), ("sms", customer.phone)):
+                if p["suppressed"][channel] and address:
+                    Suppression.objects.create(
+                        channel=channel, address_hmac=address_hmac(channel, address), reason="manual"
+                    )
+        campaign = CampaignFactory(channels=",".join(order), mode=mode, include=[SegmentFactory()])
+        forecast = campaign_forecast(campaign)
+        expected = _forecast_oracle(people, order, mode)
+        now = timezone.now()
+        for row in forecast.channels:
+            reachable, reasons = expected[row.channel]
+            assert row.reachable == reachable
+            got = {reason: count for reason, _, count in row.removed}
+            assert got == {k: v for k, v in reasons.items() if k in got}
+            assert row.reachable + row.removed_total == len(people)
+            assert (
+                Customer.objects.filter(
+                    audience_q(campaign, now=now) & reachable_q(row.channel, campaign, now=now)
+                ).count()
+                == reachable
+            )
+        transaction.set_rollback(True)
