@@ -344,7 +344,10 @@ class CampaignForm(forms.ModelForm):
     message = forms.ModelChoiceField(
         queryset=Message.objects.all(),
         required=False,
-        help_text="Leave empty to start a new message named after the campaign.",
+        help_text=(
+            "Leave empty to start a new message named after the campaign. A message shared with another "
+            "campaign changes for both: use the duplicate action for a copy."
+        ),
     )
 
     class Meta:

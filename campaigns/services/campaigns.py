@@ -59,8 +59,9 @@ def campaign_snapshot(campaign: Campaign) -> dict:
 def campaign_record_changes(*, campaign: Campaign, actor, before: dict | None) -> dict:
     """Record what changed since ``before`` (a ``campaign_snapshot``); ``None`` means just created.
 
-    Call after the admin (or any caller) has saved the campaign and its segments. Refuses changes to
-    a campaign that has started sending. Returns the changes recorded.
+    Call after the admin (or any caller) has saved the campaign and its segments, in the same
+    transaction. Returns the changes recorded. (Callers refuse edits once sending has started:
+    ``Campaign.is_editable``.)
     """
     after = campaign_snapshot(campaign)
     if before is None:

@@ -168,3 +168,20 @@ def test_variant_save_records_audit_and_returns_warnings(django_user_model):
     event = AuditEvent.objects.get(subject_type="variant", subject_id=variant.pk)
     assert event.actor == user
     assert event.action == "created"
+
+
+def test_a_message_cannot_change_once_its_campaign_is_sending():
+    from campaigns.exceptions import CampaignError
+    from campaigns.models import Campaign, Variant
+    from campaigns.services.messages import variant_delete
+    from tests.factories.campaigns import CampaignFactory
+
+    campaign = CampaignFactory()
+    variant = EmailVariantFactory(message=campaign.message)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
+    variant.subject = "Changed"
+    with pytest.raises(CampaignError):
+        variant_save(variant=variant, actor=None, before={})
+    with pytest.raises(CampaignError):
+        variant_delete(variant=variant, actor=None)
+    assert Variant.objects.get(pk=variant.pk).subject == "Hello {{ first_name }}"
