@@ -320,3 +320,12 @@ def test_lookup_is_rate_limited(clerk_client, frozen_minute):
         clerk_client.post("/till/lookup/", {"email": "a@example.com"})
     response = clerk_client.post("/till/lookup/", {"email": "a@example.com"})
     assert response.status_code == 429
+
+
+def test_the_clerk_is_told_when_an_address_is_on_the_do_not_contact_list(clerk_client, disclosures):
+    from customers.services import suppression_add
+
+    suppression_add(channel="email", address="gone@example.com", reason="hard_bounce")
+    assert capture(clerk_client, email="Gone@example.com", consent_email="on").status_code == 302
+    done = clerk_client.get("/till/done/").content.decode()
+    assert "do-not-contact list" in done
