@@ -329,3 +329,21 @@ def test_the_clerk_is_told_when_an_address_is_on_the_do_not_contact_list(clerk_c
     assert capture(clerk_client, email="Gone@example.com", consent_email="on").status_code == 302
     done = clerk_client.get("/till/done/").content.decode()
     assert "do-not-contact list" in done
+
+
+def test_a_clerk_removed_from_the_store_loses_the_till_at_once(clerk_client, clerk):
+    assert clerk_client.get("/till/").status_code == 200
+    StoreMembership.objects.filter(user=clerk).delete()
+    assert clerk_client.get("/till/").status_code == 403
+    assert capture(clerk_client, email="ana@example.com").status_code == 403
+    assert not Customer.objects.exists()
+
+
+def test_the_clerk_sees_that_a_merge_was_proposed(clerk_client, disclosures):
+    CustomerFactory(email="ana@example.com", phone=None)
+    CustomerFactory(email=None, phone="+12125550123")
+    response = capture(clerk_client, email="ana@example.com", phone="212-555-0123", consent_sms="on")
+    assert response.status_code == 302
+    done = clerk_client.get("/till/done/").content.decode()
+    assert "marketing will review merging them" in done
+    assert Customer.objects.count() == 2
