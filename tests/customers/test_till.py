@@ -3,6 +3,9 @@
 import pytest
 import time_machine
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from customers.models import ConsentEvidence, ConsentMethod, ConsentStatus, Customer, Source, StoreMembership
 from customers.selectors import consent_states_for
@@ -347,3 +350,27 @@ def test_the_clerk_sees_that_a_merge_was_proposed(clerk_client, disclosures):
     done = clerk_client.get("/till/done/").content.decode()
     assert "marketing will review merging them" in done
     assert Customer.objects.count() == 2
+
+
+@settings_(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    email=st.one_of(st.text(max_size=330), st.emails()),
+    phone=st.one_of(st.text(max_size=45), st.from_regex(r"\+?[0-9 ()\-.]{3,20}", fullmatch=True)),
+    first_name=st.text(max_size=120),
+)
+def test_no_typed_input_breaks_the_capture_page(clerk_client, disclosures, settings, email, phone, first_name):
+    settings.TANDEM = {**settings.TANDEM, "CAPTURE_RATE_LIMIT_PER_MINUTE": 10_000}
+    before = Customer.objects.count()
+    response = capture(clerk_client, email=email, phone=phone, first_name=first_name, consent_email="on")
+    assert response.status_code in (302, 400)
+    if response.status_code == 400:
+        assert Customer.objects.count() == before
+        html = response.content.decode()
+        assert 'class="errorlist"' in html or 'data-testid="email-suggestion"' in html
+
+
+def test_the_public_confirm_page_is_rate_limited(client, frozen_minute):
+    for _ in range(60):
+        client.get("/c/confirm/nonsense/")
+    response = client.get("/c/confirm/nonsense/")
+    assert response.status_code == 429
