@@ -258,3 +258,28 @@ def test_the_link_of_an_erased_person_fails(pending):
     with pytest.raises(InvalidToken):
         consent_confirm(token=token)
     assert not ConsentEvidence.objects.filter(action="confirm").exists()
+
+
+def test_no_confirmation_mail_after_the_customer_withdrew(celery_eager, pending):
+    consent_withdraw(customer=pending.customer, channel="email", evidence=Evidence(method=ConsentMethod.ONE_CLICK))
+    assert consent_confirmation_send(confirmation_id=pending.pk) is False
+    assert mail.outbox == []
+    pending.refresh_from_db()
+    assert pending.status == ConsentConfirmation.Status.FAILED
+
+
+def test_only_the_newest_of_two_pending_grants_is_mailed(celery_eager, pending, store, clerk, disclosures):
+    newer = checkout_grant(pending.customer, store, clerk, disclosures["email"]).confirmation
+    assert consent_confirmation_send(confirmation_id=pending.pk) is False
+    assert consent_confirmation_send(confirmation_id=newer.pk) is True
+    assert len(mail.outbox) == 1
+    assert confirmation_token_make(newer) in mail.outbox[0].body
+
+
+def test_no_confirmation_mail_for_a_profile_merged_away(pending):
+    from customers.services import customer_merge
+    from tests.factories import MarketingUserFactory
+
+    customer_merge(survivor=CustomerFactory(), other=pending.customer, user=MarketingUserFactory())
+    assert consent_confirmation_send(confirmation_id=pending.pk) is False
+    assert mail.outbox == []
