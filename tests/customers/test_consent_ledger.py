@@ -169,7 +169,9 @@ actions = st.lists(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(steps=actions)
 @example(
     steps=[("grant_checkout", "email"), ("confirm_latest", "email"), ("withdraw", "email"), ("grant_import", "email")]

@@ -352,7 +352,9 @@ def test_the_clerk_sees_that_a_merge_was_proposed(clerk_client, disclosures):
     assert Customer.objects.count() == 2
 
 
-@settings_(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings_(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
     email=st.one_of(st.text(max_size=330), st.emails()),
     phone=st.one_of(st.text(max_size=45), st.from_regex(r"\+?[0-9 ()\-.]{3,20}", fullmatch=True)),
