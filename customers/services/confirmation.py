@@ -11,7 +11,7 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from customers.models import ConsentConfirmation
+from customers.models import Channel, ConsentConfirmation, ConsentState, ConsentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ LOST_TASK_GRACE = timedelta(minutes=2)
 def consent_confirmation_send(*, confirmation_id: int) -> bool:
     """Claim and send one confirmation mail; returns whether this call sent it.
 
-    The claim is a compare-and-set (queued → sending) so a duplicate task claims nothing. No
+    The claim is a compare-and-set (queued → sending) so a duplicate task claims nothing; a grant that
+    is no longer the pending one (withdrawn, superseded) or whose address changed is not mailed. No
     transaction is held across the SMTP/ESP call. A failure puts the row back to queued for the
     sweeper, up to ``MAX_ATTEMPTS``, then marks it failed.
     """
@@ -35,9 +36,24 @@ def consent_confirmation_send(*, confirmation_id: int) -> bool:
         return False
     confirmation = ConsentConfirmation.objects.select_related("customer", "grant").get(pk=confirmation_id)
     customer = confirmation.customer
-    if not customer.email or customer.email.lower() != confirmation.grant.address.lower():
+    if (
+        not customer.is_active_profile
+        or not customer.email
+        or customer.email.lower() != confirmation.grant.address.lower()
+    ):
         ConsentConfirmation.objects.filter(pk=confirmation_id).update(
-            status=ConsentConfirmation.Status.FAILED, last_error="The address changed before sending."
+            status=ConsentConfirmation.Status.FAILED,
+            last_error="The address changed (or merged, erased) before sending.",
+        )
+        return False
+    # Withdrawn (or granted again) before the mail left: a withdrawn person gets no mail, and a newer
+    # grant has a confirmation of its own.
+    still_pending = ConsentState.objects.filter(
+        customer=customer, channel=Channel.EMAIL, status=ConsentStatus.PENDING, last_evidence_id=confirmation.grant_id
+    ).exists()
+    if not still_pending:
+        ConsentConfirmation.objects.filter(pk=confirmation_id).update(
+            status=ConsentConfirmation.Status.FAILED, last_error="No longer pending: withdrawn or superseded."
         )
         return False
     from customers.services.consent import confirmation_url

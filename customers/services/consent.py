@@ -216,6 +216,9 @@ def consent_confirm(*, token: str, ip_address: str | None = None, user_agent: st
     except (ConsentConfirmation.DoesNotExist, KeyError, ValueError, TypeError) as exc:
         raise InvalidToken("This link is not valid.") from exc
     customer = confirmation.customer
+    if not customer.is_active_profile:
+        # Merged away (the survivor was asked to confirm on its own) or erased.
+        raise InvalidToken("This link is no longer valid.")
     state = _locked_state(customer, Channel.EMAIL)
     if confirmation.status == ConsentConfirmation.Status.CONFIRMED and state.status == ConsentStatus.GRANTED:
         return customer

@@ -151,7 +151,7 @@ def test_phone_only_capture_without_sms_consent_grants_nothing(store, clerk):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_capture_of_one_new_email_ends_with_one_row(store, clerk, disclosures):
+def test_concurrent_capture_of_one_new_email_ends_with_one_row(store, clerk, disclosures, celery_eager):
     spellings = [
         "new.person@example.com",
         "New.Person@example.com",

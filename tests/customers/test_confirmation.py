@@ -194,11 +194,14 @@ def test_the_confirmation_mail_is_sent_once_after_commit_from_the_transactional_
 
 def test_the_on_commit_callback_sends_it(celery_eager, django_capture_on_commit_callbacks, store, clerk, disclosures):
     customer = CustomerFactory()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        grant = checkout_grant(customer, store, clerk, disclosures["email"])
+    assert len(callbacks) == 1
+    # The task is delivered twice (at-least-once broker): the second copy claims nothing.
     with django_capture_on_commit_callbacks(execute=True):
-        checkout_grant(customer, store, clerk, disclosures["email"])
-    with django_capture_on_commit_callbacks(execute=True):
-        pass
+        consent_confirmation_send_task.delay(grant.confirmation.pk)
     assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == [customer.email]
 
 
 def test_the_sweeper_re_drives_a_lost_confirmation(celery_eager, pending):
@@ -233,4 +236,50 @@ def test_a_failing_provider_is_retried_then_given_up(pending):
             assert pending.attempts == attempt
     assert pending.status == ConsentConfirmation.Status.FAILED
     assert "ESP down" in pending.last_error
+    assert mail.outbox == []
+
+
+def test_the_link_of_a_profile_merged_away_fails(pending):
+    from customers.services import customer_merge
+    from tests.factories import MarketingUserFactory
+
+    survivor = CustomerFactory()
+    customer_merge(survivor=survivor, other=pending.customer, user=MarketingUserFactory())
+    with pytest.raises(InvalidToken):
+        consent_confirm(token=confirmation_token_make(pending))
+    assert not ConsentEvidence.objects.filter(action="confirm").exists()
+
+
+def test_the_link_of_an_erased_person_fails(pending):
+    from customers.services import customer_erase
+
+    token = confirmation_token_make(pending)
+    customer_erase(customer=pending.customer, user=None)
+    with pytest.raises(InvalidToken):
+        consent_confirm(token=token)
+    assert not ConsentEvidence.objects.filter(action="confirm").exists()
+
+
+def test_no_confirmation_mail_after_the_customer_withdrew(celery_eager, pending):
+    consent_withdraw(customer=pending.customer, channel="email", evidence=Evidence(method=ConsentMethod.ONE_CLICK))
+    assert consent_confirmation_send(confirmation_id=pending.pk) is False
+    assert mail.outbox == []
+    pending.refresh_from_db()
+    assert pending.status == ConsentConfirmation.Status.FAILED
+
+
+def test_only_the_newest_of_two_pending_grants_is_mailed(celery_eager, pending, store, clerk, disclosures):
+    newer = checkout_grant(pending.customer, store, clerk, disclosures["email"]).confirmation
+    assert consent_confirmation_send(confirmation_id=pending.pk) is False
+    assert consent_confirmation_send(confirmation_id=newer.pk) is True
+    assert len(mail.outbox) == 1
+    assert confirmation_token_make(newer) in mail.outbox[0].body
+
+
+def test_no_confirmation_mail_for_a_profile_merged_away(pending):
+    from customers.services import customer_merge
+    from tests.factories import MarketingUserFactory
+
+    customer_merge(survivor=CustomerFactory(), other=pending.customer, user=MarketingUserFactory())
+    assert consent_confirmation_send(confirmation_id=pending.pk) is False
     assert mail.outbox == []

@@ -1,7 +1,11 @@
 """The clerk checkout page: login, store choice, capture, look-up, and every way input can be wrong."""
 
 import pytest
+import time_machine
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from customers.models import ConsentEvidence, ConsentMethod, ConsentStatus, Customer, Source, StoreMembership
 from customers.selectors import consent_states_for
@@ -9,6 +13,13 @@ from tests.factories import ClerkFactory, CustomerFactory, MarketingUserFactory,
 from tests.factories.customers import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def frozen_minute():
+    """Rate limits count per clock minute: keep every request of a test inside one."""
+    with time_machine.travel("2026-03-02 10:00:05Z", tick=False):
+        yield
 
 
 @pytest.fixture
@@ -39,7 +50,7 @@ def test_a_clerk_logs_in_and_lands_on_the_capture_page(client, clerk, store):
     assert store.name.encode() in page.content
 
 
-def test_login_is_rate_limited(client, clerk, settings):
+def test_login_is_rate_limited(client, clerk, settings, frozen_minute):
     settings.TANDEM = {**settings.TANDEM, "LOGIN_RATE_LIMIT_PER_MINUTE": 3}
     for _ in range(3):
         assert client.post("/till/login/", {"username": clerk.username, "password": "wrong"}).status_code == 200
@@ -250,7 +261,7 @@ def test_taking_the_suggestion_saves_the_corrected_address(clerk_client, disclos
     assert Customer.objects.get().email == "ana@hotmail.com"
 
 
-def test_capture_is_rate_limited_per_clerk(clerk_client, settings, disclosures):
+def test_capture_is_rate_limited_per_clerk(clerk_client, settings, disclosures, frozen_minute):
     settings.TANDEM = {**settings.TANDEM, "CAPTURE_RATE_LIMIT_PER_MINUTE": 2}
     assert capture(clerk_client, email="a1@example.com").status_code == 302
     assert capture(clerk_client, email="a2@example.com").status_code == 302
@@ -307,8 +318,61 @@ def test_lookup_refuses_bad_input_and_get(clerk_client):
     assert clerk_client.get("/till/lookup/", {"email": "a@example.com"}).status_code == 405
 
 
-def test_lookup_is_rate_limited(clerk_client):
+def test_lookup_is_rate_limited(clerk_client, frozen_minute):
     for _ in range(60):
         clerk_client.post("/till/lookup/", {"email": "a@example.com"})
     response = clerk_client.post("/till/lookup/", {"email": "a@example.com"})
+    assert response.status_code == 429
+
+
+def test_the_clerk_is_told_when_an_address_is_on_the_do_not_contact_list(clerk_client, disclosures):
+    from customers.services import suppression_add
+
+    suppression_add(channel="email", address="gone@example.com", reason="hard_bounce")
+    assert capture(clerk_client, email="Gone@example.com", consent_email="on").status_code == 302
+    done = clerk_client.get("/till/done/").content.decode()
+    assert "do-not-contact list" in done
+
+
+def test_a_clerk_removed_from_the_store_loses_the_till_at_once(clerk_client, clerk):
+    assert clerk_client.get("/till/").status_code == 200
+    StoreMembership.objects.filter(user=clerk).delete()
+    assert clerk_client.get("/till/").status_code == 403
+    assert capture(clerk_client, email="ana@example.com").status_code == 403
+    assert not Customer.objects.exists()
+
+
+def test_the_clerk_sees_that_a_merge_was_proposed(clerk_client, disclosures):
+    CustomerFactory(email="ana@example.com", phone=None)
+    CustomerFactory(email=None, phone="+12125550123")
+    response = capture(clerk_client, email="ana@example.com", phone="212-555-0123", consent_sms="on")
+    assert response.status_code == 302
+    done = clerk_client.get("/till/done/").content.decode()
+    assert "marketing will review merging them" in done
+    assert Customer.objects.count() == 2
+
+
+@settings_(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    email=st.one_of(st.text(max_size=330), st.emails()),
+    phone=st.one_of(st.text(max_size=45), st.from_regex(r"\+?[0-9 ()\-.]{3,20}", fullmatch=True)),
+    first_name=st.text(max_size=120),
+)
+def test_no_typed_input_breaks_the_capture_page(clerk_client, disclosures, settings, email, phone, first_name):
+    settings.TANDEM = {**settings.TANDEM, "CAPTURE_RATE_LIMIT_PER_MINUTE": 10_000}
+    before = Customer.objects.count()
+    response = capture(clerk_client, email=email, phone=phone, first_name=first_name, consent_email="on")
+    assert response.status_code in (302, 400)
+    if response.status_code == 400:
+        assert Customer.objects.count() == before
+        html = response.content.decode()
+        assert 'class="errorlist"' in html or 'data-testid="email-suggestion"' in html
+
+
+def test_the_public_confirm_page_is_rate_limited(client, frozen_minute):
+    for _ in range(60):
+        client.get("/c/confirm/nonsense/")
+    response = client.get("/c/confirm/nonsense/")
     assert response.status_code == 429
