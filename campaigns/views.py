@@ -11,8 +11,11 @@ from django.views.decorators.http import require_http_methods
 from campaigns.links import UNSUBSCRIBE_PURPOSE
 from customers.exceptions import InvalidToken
 from customers.models import Channel, ConsentMethod, Customer
+from customers.ratelimit import client_ip, rate_limit_hit
 from customers.services.consent import Evidence, consent_withdraw
 from customers.tokens import token_read
+
+BAD_TOKENS_PER_MINUTE = 30
 
 
 @csrf_exempt  # RFC 8058: the mailbox provider POSTs without cookies; the signed token authorises it.
@@ -22,6 +25,9 @@ def unsubscribe_view(request, token: str):
     try:
         payload = token_read(purpose=UNSUBSCRIBE_PURPOSE, token=token)
     except InvalidToken:
+        # Only bad tokens count: mailbox providers post many genuine one-click requests from few IPs.
+        if rate_limit_hit(scope="unsubscribe-bad-token", key=client_ip(request), limit=BAD_TOKENS_PER_MINUTE):
+            return render(request, "campaigns/unsubscribe_invalid.html", status=429)
         return render(request, "campaigns/unsubscribe_invalid.html", status=404)
     if payload.get("preview"):
         return render(request, "campaigns/unsubscribe_preview.html")

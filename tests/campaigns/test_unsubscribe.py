@@ -69,3 +69,14 @@ def test_tampered_token_is_refused(client, subscribed):
     response = client.post(url[:-3] + "xx/")
     assert response.status_code == 404
     assert ConsentState.objects.get(customer=subscribed, channel="email").status == "granted"
+
+
+def test_guessing_tokens_is_rate_limited_but_good_links_still_work(client, subscribed):
+    from campaigns.views import BAD_TOKENS_PER_MINUTE
+
+    for _ in range(BAD_TOKENS_PER_MINUTE):
+        assert client.post(reverse("campaigns:unsubscribe", args=["guess"])).status_code == 404
+    assert client.post(reverse("campaigns:unsubscribe", args=["guess"])).status_code == 429
+    url = message_links(customer=subscribed, channel="email")["unsubscribe_url"]
+    assert client.post(_path(url)).status_code == 200
+    assert ConsentState.objects.get(customer=subscribed, channel="email").status == "withdrawn"
