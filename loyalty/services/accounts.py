@@ -85,6 +85,15 @@ def account_for_customer(*, customer: Customer, programme: Programme) -> Loyalty
     return account
 
 
+def account_surviving(account: LoyaltyAccount) -> LoyaltyAccount:
+    """The account that holds ``account``'s points now: itself, or the account it was merged into."""
+    seen = set()
+    while account.merged_into_id is not None and account.pk not in seen:
+        seen.add(account.pk)
+        account = account.merged_into
+    return account
+
+
 def account_lock(account: LoyaltyAccount) -> LoyaltyAccount:
     """Re-read ``account`` under a row lock (caller is inside ``transaction.atomic``)."""
     return loyalty_account_qs_select_for_update().select_related("programme", "tier").get(pk=account.pk)
@@ -103,6 +112,7 @@ def ledger_append(
     purchase=None,
     redemption=None,
     bonus_window=None,
+    expires_at: datetime | None = None,
 ) -> tuple[LedgerEntry, bool]:
     """Append one entry and move the cached balance with ``F()``; (entry, created).
 
@@ -110,7 +120,8 @@ def ledger_append(
     makes the key check, the balance check and the insert one step. A key already used on the
     account returns the first entry unchanged (no-op) or raises ``IdempotencyConflict`` when it
     recorded other points. Raises ``InsufficientPoints`` rather than going below zero. Credits of a
-    programme with expiry get their expiry date.
+    programme with expiry get their expiry date (``expires_at`` keeps the date of points moved in from
+    another account).
     """
     from django.db.models import F
 
@@ -127,8 +138,9 @@ def ledger_append(
     if new_balance < 0:
         raise InsufficientPoints(f"Only {account.points_balance} points available.")
     occurred_at = occurred_at or timezone.now()
-    expires_at = None
-    if points > 0 and account.programme.points_expire_after_days:
+    if points < 0:
+        expires_at = None
+    elif expires_at is None and account.programme.points_expire_after_days:
         expires_at = occurred_at + timedelta(days=account.programme.points_expire_after_days)
     entry = LedgerEntry.objects.create(
         account=account,
