@@ -126,6 +126,8 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
         "enrolled_store",
         "enrolled_by",
         "expired_through",
+        "closed_at",
+        "merged_into",
     )
     fields = ("customer", "programme", "status", *readonly_fields)
     inlines = [LedgerInline, TierChangeInline]

@@ -119,9 +119,9 @@ def ledger_append(
     The caller holds the account's row lock (``account_lock``) inside a transaction, which is what
     makes the key check, the balance check and the insert one step. A key already used on the
     account returns the first entry unchanged (no-op) or raises ``IdempotencyConflict`` when it
-    recorded other points. Raises ``InsufficientPoints`` rather than going below zero. Credits of a
-    programme with expiry get their expiry date (``expires_at`` keeps the date of points moved in from
-    another account).
+    recorded other points. Raises ``InsufficientPoints`` rather than going below zero and
+    ``NotEnrolled`` for a closed account. Credits of a programme with expiry get their expiry date
+    (``expires_at`` keeps the date of points moved in from another account).
     """
     from django.db.models import F
 
@@ -130,6 +130,9 @@ def ledger_append(
     if points == 0:
         raise InvalidAmount("A ledger entry moves at least one point.")
     existing = LedgerEntry.objects.filter(account=account, idempotency_key=idempotency_key).first()
+    if existing is None and account.status == LoyaltyAccount.Status.CLOSED:
+        # A merged or erased account took its last entry when it closed; points never land there again.
+        raise NotEnrolled("This account is closed.")
     if existing is not None:
         if existing.points != points or existing.kind != kind:
             raise IdempotencyConflict("This request was already recorded with other points.")

@@ -124,6 +124,9 @@ def test_merging_twice_is_a_no_op(pair, both, staff):
     assert LedgerEntry.objects.count() == entries
     _assert_consistent(mine, theirs)
     assert (mine.points_balance, theirs.points_balance) == (350, 0)
+    # Nothing lands on the closed account any more; its card opens the surviving one.
+    with pytest.raises(NotEnrolled, match="closed"):
+        points_adjust(account=theirs, points=5, reason="Late goodwill", user=staff, idempotency_key="late")
 
 
 def test_a_failing_merge_leaves_both_accounts_as_they_were(pair, both, staff, monkeypatch):
