@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from customers.exceptions import MergeError
 from customers.models import Customer
 from customers.selectors import customer_profile_ids
 from loyalty.cards import card_number_generate
@@ -63,8 +64,6 @@ def unspent_lots(account: LoyaltyAccount) -> list[_Lot]:
 
 def _account_merge_into(*, source: LoyaltyAccount, target: LoyaltyAccount, user, now: datetime) -> None:
     """Move ``source``'s points, codes and better tier to ``target`` and close ``source`` (both locked)."""
-    if source.merged_into_id is not None:
-        return
     # Points already due expire where they were earned, so only live points move.
     source.points_balance -= points_expire_account(account=source, now=now)
     lots = unspent_lots(source)
@@ -118,14 +117,20 @@ def accounts_merge(*, survivor: Customer, other: Customer, user) -> list[Loyalty
     accounts that changed.
 
     Only ``other`` has an account: it moves to the survivor as it is (card, ledger, tier). Both have
-    one: points due to expire expire first, then the other account's balance moves through the ledger
-    (one MERGE debit there, MERGE credits here that keep the expiry dates of the unspent points, so
-    expiry stays first-in-first-out; the credits are dated at the merge, which keeps the ledger's
-    running balance in order), its unique codes follow, the better tier is kept (a MERGE tier change),
-    and the other account is closed with ``merged_into`` pointing here; tier qualification then counts
-    both accounts' earnings. Locks the accounts in primary-key order; the caller holds the customer
-    locks. Safe to repeat: a closed, merged account is skipped and every ledger key is derived from
-    the two accounts.
+    one: points already due expire where they are, then the other account's balance moves through the
+    ledger (one MERGE debit there, MERGE credits here), its unique codes follow, the better tier is
+    kept (a MERGE tier change), and the other account is closed with ``merged_into`` pointing here;
+    tier qualification then counts both accounts' earnings.
+
+    The MERGE credits keep the expiry dates of the unspent points they carry (one credit per expiry
+    date), so expiry stays first-in-first-out by expiry date. They are dated at the merge, which keeps
+    the ledger's running balance in order. Because expiry nets all debits against the oldest credits,
+    moved points can expire later than they would have on their own card, never earlier.
+
+    A closed account of ``other`` stays as it is; a closed account of the survivor facing an open one
+    raises ``MergeError`` (the whole merge then changes nothing). Locks the accounts in primary-key
+    order; the caller holds the customer locks. Safe to repeat: a merged account is closed and skipped,
+    and every ledger key is derived from the two accounts.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -141,7 +146,14 @@ def accounts_merge(*, survivor: Customer, other: Customer, user) -> list[Loyalty
                 LoyaltyAccount.objects.filter(pk=theirs.pk).update(customer=survivor)
                 theirs.customer = survivor
                 changed.append(theirs)
-            elif theirs.merged_into_id is None:
+            elif theirs.status == LoyaltyAccount.Status.CLOSED:
+                continue  # merged already, or closed by staff: it stays closed as it is
+            elif target.status == LoyaltyAccount.Status.CLOSED:
+                raise MergeError(
+                    f"The surviving profile's {target.programme.name} card is closed; reopen it or keep the "
+                    "other profile as the survivor."
+                )
+            else:
                 _account_merge_into(source=theirs, target=target, user=user, now=now)
                 changed.append(target)
         return changed
@@ -174,6 +186,7 @@ def accounts_erase(*, customer: Customer, user) -> list[LoyaltyAccount]:
                     reason="Forfeited: the profile was erased",
                     acting_user=user,
                 )
+            # The one exception to the append-only ledger: erasure blanks typed text, never amounts.
             LedgerEntry.objects.filter(account=account, kind__in=FREE_TEXT_KINDS).exclude(reason="").update(
                 reason=ERASED_REASON
             )

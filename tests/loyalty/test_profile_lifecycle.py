@@ -91,10 +91,11 @@ def both(pair, programme):
     return mine, theirs
 
 
-def test_merge_of_two_accounts_moves_the_balance_through_the_ledger(pair, both, staff):
+def test_merge_of_two_accounts_moves_the_balance_through_the_ledger(pair, both, staff, django_assert_max_num_queries):
     survivor, other = pair
     mine, theirs = both
-    customer_merge(survivor=survivor, other=other, user=staff)
+    with django_assert_max_num_queries(36):
+        customer_merge(survivor=survivor, other=other, user=staff)
     _assert_consistent(mine, theirs)
     assert mine.points_balance == 100 + 250
     assert theirs.points_balance == 0
@@ -327,3 +328,18 @@ def test_erasure_without_an_account(staff):
     assert not LoyaltyAccount.objects.exists()
     assert Programme.objects.count() == 0
     assert CouponCode.objects.count() == 0
+
+
+def test_closed_accounts_are_not_merged_into_or_out_of(pair, both, staff):
+    survivor, other = pair
+    mine, theirs = both
+    LoyaltyAccount.objects.filter(pk=mine.pk).update(status=LoyaltyAccount.Status.CLOSED)
+    with pytest.raises(MergeError, match="card is closed"):
+        customer_merge(survivor=survivor, other=other, user=staff)
+    other.refresh_from_db()
+    assert other.merged_into is None
+    LoyaltyAccount.objects.filter(pk=mine.pk).update(status=LoyaltyAccount.Status.ACTIVE)
+    LoyaltyAccount.objects.filter(pk=theirs.pk).update(status=LoyaltyAccount.Status.CLOSED)
+    customer_merge(survivor=survivor, other=other, user=staff)
+    _assert_consistent(mine, theirs)
+    assert (mine.points_balance, theirs.points_balance, theirs.merged_into) == (100, 250, None)
