@@ -145,3 +145,16 @@ def test_admin_refund_action_needs_earn_entries(client, account):
     response = client.post(url, {"action": "refund_purchases", "_selected_action": [entry.pk]}, follow=True)
     assert any("Choose earn entries" in str(m) for m in response.context["messages"])
     assert _reversals() == []
+
+
+def test_till_refund_of_an_erased_members_purchase_says_the_card_is_closed(till, account, sale, clerk):
+    from customers.services import customer_erase
+
+    customer_erase(customer=account.customer, user=clerk)
+    preview = till.post(reverse("loyalty:refund"), {"receipt": "R-7"}).content.decode()
+    assert "card is closed" in preview
+    assert '<button type="submit">Confirm refund' not in preview
+    response = till.post(reverse("loyalty:refund-confirm"), {"receipt": "R-7"})
+    assert response.status_code == 400
+    assert "Nothing left to take back" in response.content.decode()
+    assert _reversals() == []
