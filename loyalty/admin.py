@@ -1,6 +1,7 @@
 """Loyalty admin: programme and tiers, bonus windows, accounts with their read-only ledger, offers and
 codes, and the redemption log. Every change of points goes through a service (adjustments through the
-"Adjust points" action, which writes a ledger entry with its reason).
+"Adjust points" action, which writes a ledger entry with its reason; refunds through the "Refund" action
+on earn entries of the ledger, which takes a purchase's points back once).
 
 The redemption log filters by store, offer, channel (store/online) and date; a filter by the campaign
 and channel of the message that carried a code belongs to campaigns, which joins redemption -> code <-

@@ -343,3 +343,16 @@ def test_closed_accounts_are_not_merged_into_or_out_of(pair, both, staff):
     customer_merge(survivor=survivor, other=other, user=staff)
     _assert_consistent(mine, theirs)
     assert (mine.points_balance, theirs.points_balance, theirs.merged_into) == (100, 250, None)
+
+
+def test_cancelling_a_redemption_after_the_merge_restores_points_to_the_survivor(pair, both, staff):
+    from loyalty.models import Redemption
+    from loyalty.services import redemption_cancel
+
+    survivor, other = pair
+    mine, theirs = both
+    customer_merge(survivor=survivor, other=other, user=staff)
+    redemption_cancel(redemption=Redemption.objects.get(account=theirs), user=staff, reason="Order cancelled")
+    _assert_consistent(mine, theirs)
+    assert (mine.points_balance, theirs.points_balance) == (400, 0)
+    assert LedgerEntry.objects.get(kind="restore").account == mine
