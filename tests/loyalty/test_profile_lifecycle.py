@@ -4,6 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from customers.exceptions import MergeError
 from customers.models import Purchase
@@ -23,6 +26,7 @@ from loyalty.services import (
     purchase_earn,
     purchase_refund,
 )
+from loyalty.services.accounts import account_lock, ledger_append
 from loyalty.services.tiers import tier_review_account
 from tests.factories import CustomerFactory, MarketingUserFactory
 from tests.factories.loyalty import CouponCodeFactory, OfferFactory, ProgrammeFactory, TierFactory
@@ -356,3 +360,53 @@ def test_cancelling_a_redemption_after_the_merge_restores_points_to_the_survivor
     _assert_consistent(mine, theirs)
     assert (mine.points_balance, theirs.points_balance) == (400, 0)
     assert LedgerEntry.objects.get(kind="restore").account == mine
+
+
+# --- Property: moved points keep their first-in-first-out expiry ------------------------------------
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("earn"), st.integers(min_value=1, max_value=300)),
+        st.tuples(st.just("spend"), st.integers(min_value=1, max_value=400)),
+        st.tuples(st.just("wait"), st.integers(min_value=1, max_value=60)),
+    ),
+    max_size=14,
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS)
+def test_merged_points_expire_when_they_would_have_on_their_own_card(ops):
+    programme = ProgrammeFactory(name="Expiring", points_expire_after_days=90)
+    survivor, other = CustomerFactory(), CustomerFactory()
+    mine, _ = account_enrol(customer=survivor, programme=programme)
+    theirs, _ = account_enrol(customer=other, programme=programme)
+    now, lots = T0, []  # lots: [expires_at, remaining], oldest first
+    for i, (op, value) in enumerate(ops):
+        if op == "wait":
+            now += timedelta(days=value)
+            continue
+        with transaction.atomic():
+            locked = account_lock(theirs)
+            if op == "earn":
+                ledger_append(account=locked, kind="earn", points=value, idempotency_key=f"op{i}", occurred_at=now)
+                lots.append([now + timedelta(days=90), value])
+            elif value <= sum(left for _expires, left in lots):
+                ledger_append(account=locked, kind="redeem", points=-value, idempotency_key=f"op{i}", occurred_at=now)
+                for lot in lots:
+                    taken = min(lot[1], value)
+                    lot[1], value = lot[1] - taken, value - taken
+    with time_machine.travel(now, tick=False):
+        customer_merge(survivor=survivor, other=other, user=None)
+    live = {}
+    for expires_at, left in lots:
+        if expires_at > now and left:
+            live[expires_at] = live.get(expires_at, 0) + left
+    moved = dict(LedgerEntry.objects.filter(account=mine, kind="merge").values_list("expires_at", "points"))
+    assert moved == live
+    for horizon in live:
+        expected = sum(points for expires_at, points in live.items() if expires_at <= horizon)
+        assert points_expiring(account=mine, until=horizon) == expected
+    _assert_consistent(mine, theirs)
+    assert mine.points_balance == sum(live.values())
