@@ -1,6 +1,7 @@
 """Loyalty admin: programme and tiers, bonus windows, accounts with their read-only ledger, offers and
 codes, and the redemption log. Every change of points goes through a service (adjustments through the
-"Adjust points" action, which writes a ledger entry with its reason).
+"Adjust points" action, which writes a ledger entry with its reason; refunds through the "Refund" action
+on earn entries of the ledger, which takes a purchase's points back once).
 
 The redemption log filters by store, offer, channel (store/online) and date; a filter by the campaign
 and channel of the message that carried a code belongs to campaigns, which joins redemption -> code <-
@@ -29,7 +30,8 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
-from loyalty.services import coupon_codes_generate, points_adjust, redemption_cancel
+from loyalty.selectors import purchase_refund_preview
+from loyalty.services import coupon_codes_generate, points_adjust, purchase_refund, redemption_cancel
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -125,6 +127,8 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
         "enrolled_store",
         "enrolled_by",
         "expired_through",
+        "closed_at",
+        "merged_into",
     )
     fields = ("customer", "programme", "status", *readonly_fields)
     inlines = [LedgerInline, TierChangeInline]
@@ -314,9 +318,77 @@ class RedemptionAdmin(ReadOnlyAdmin):
         )
 
 
+class RefundForm(forms.Form):
+    reason = forms.CharField(
+        max_length=200, initial="Refund", widget=forms.TextInput(attrs={"size": 60}), help_text="Shown on the ledger."
+    )
+
+
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ("occurred_at", "account", "kind", "points", "balance_after", "reason", "store", "acting_user")
     list_filter = ("kind", "store")
-    search_fields = ("account__card_number", "reason", "idempotency_key")
+    search_fields = ("account__card_number", "reason", "idempotency_key", "purchase__external_ref")
     list_select_related = ("account", "store", "acting_user")
+    actions = ["refund_purchases"]
+
+    @admin.action(description="Refund: take back the points of the selected entries' purchases", permissions=["refund"])
+    def refund_purchases(self, request, queryset):
+        earned = (
+            queryset.filter(kind=LedgerEntry.Kind.EARN, purchase__isnull=False)
+            .select_related("purchase__store", "account__programme")
+            .order_by("purchase_id", "pk")
+        )
+        purchases = {}
+        for entry in earned:
+            purchases.setdefault((entry.purchase_id, entry.account.programme_id), entry)
+        if not purchases:
+            self.message_user(request, "Choose earn entries of purchases to refund.", messages.ERROR)
+            return None
+        if "apply" in request.POST:
+            form = RefundForm(request.POST)
+            if form.is_valid():
+                for entry in purchases.values():
+                    try:
+                        result = purchase_refund(
+                            purchase=entry.purchase,
+                            programme=entry.account.programme,
+                            acting_user=request.user,
+                            reason=form.cleaned_data["reason"],
+                        )
+                    except LoyaltyError as exc:
+                        self.message_user(request, f"Purchase {entry.purchase.external_ref}: {exc}", messages.ERROR)
+                        continue
+                    line = f"Purchase {entry.purchase.external_ref}: "
+                    if result.created:
+                        line += f"{result.taken} points taken back"
+                        if result.unrecovered:
+                            line += f" ({result.unrecovered} already spent could not be taken back)"
+                    else:
+                        line += f"already refunded ({result.taken} points taken back then); nothing more taken"
+                    self.message_user(request, line + ".", messages.SUCCESS if result.created else messages.INFO)
+                return None
+        else:
+            form = RefundForm()
+        previews = [
+            purchase_refund_preview(purchase=entry.purchase, programme=entry.account.programme)
+            for entry in purchases.values()
+        ]
+        return TemplateResponse(
+            request,
+            "admin/loyalty/refund_purchases.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Refund purchases",
+                "form": form,
+                "previews": previews,
+                "entries": queryset.filter(pk__in=[e.pk for e in purchases.values()]),
+                "action": "refund_purchases",
+                "opts": self.model._meta,
+            },
+        )
+
+    def has_refund_permission(self, request):
+        return request.user.has_perm("loyalty.view_ledgerentry") and (
+            request.user.is_superuser or request.user.has_perm("loyalty.change_loyaltyaccount")
+        )

@@ -34,3 +34,7 @@ class PointsForm(forms.Form):
     reward = forms.IntegerField(required=False, widget=forms.HiddenInput)
     order_reference = forms.CharField(max_length=100, label="Receipt number")
     nonce = forms.CharField(max_length=64, widget=forms.HiddenInput, initial=_nonce)
+
+
+class RefundForm(forms.Form):
+    receipt = forms.CharField(max_length=80, label="Receipt number")

@@ -126,6 +126,12 @@ class LoyaltyAccount(models.Model):
     )
     # Expiry has been applied for every credit that expired up to this moment.
     expired_through = models.DateTimeField(null=True, blank=True, editable=False)
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when the profile holding this account was merged: its points moved to that account, whose
+    # tier qualification also counts what was earned here.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_accounts", editable=False
+    )
 
     objects = LoyaltyAccountQuerySet.as_manager()
 
@@ -150,6 +156,8 @@ class LedgerEntry(models.Model):
         ADJUST = "adjust", "Adjusted"
         REVERSE = "reverse", "Reversed"
         RESTORE = "restore", "Restored (redemption cancelled)"
+        MERGE = "merge", "Moved (profiles merged)"
+        FORFEIT = "forfeit", "Forfeited (account closed)"
 
     account = models.ForeignKey(LoyaltyAccount, on_delete=models.PROTECT, related_name="ledger")
     kind = models.CharField(max_length=8, choices=Kind.choices)
@@ -208,6 +216,7 @@ class TierChange(models.Model):
         UPGRADE = "upgrade", "Upgraded on earn"
         DOWNGRADE = "downgrade", "Downgraded after grace period"
         ENROL = "enrol", "Entry tier on enrolment"
+        MERGE = "merge", "Carried over from a merged profile"
 
     account = models.ForeignKey(LoyaltyAccount, on_delete=models.CASCADE, related_name="tier_changes")
     from_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")

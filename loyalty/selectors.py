@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -10,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from customers.exceptions import InvalidContact
+from customers.models import Purchase
 from customers.normalization import normalize_email, normalize_phone
 from customers.selectors import TimelineEntry, customer_find_by_contact, customer_profile_ids
 from loyalty.cards import CARD_LENGTH, card_number_normalize
@@ -30,7 +32,8 @@ def account_for_profile(*, customer, programme: Programme | int) -> LoyaltyAccou
     own = accounts.filter(customer=customer).first()
     if own is not None:
         return own
-    return accounts.filter(customer_id__in=customer_profile_ids(customer)).order_by("-points_balance", "pk").first()
+    merged = accounts.filter(customer_id__in=customer_profile_ids(customer), merged_into__isnull=True)
+    return merged.order_by("-points_balance", "pk").first()
 
 
 def account_find(*, query: str, programme: Programme) -> LoyaltyAccount | None:
@@ -48,7 +51,8 @@ def account_find(*, query: str, programme: Programme) -> LoyaltyAccount | None:
     accounts = LoyaltyAccount.objects.filter(programme=programme).select_related("customer", "tier", "programme")
     compact = "".join(ch for ch in text if ch not in " -")
     if compact.isdigit() and len(compact) == CARD_LENGTH and not text.startswith("+"):
-        return accounts.filter(card_number=card_number_normalize(compact)).first()
+        found = accounts.filter(card_number=card_number_normalize(compact)).first()
+        return _surviving_account(found) if found is not None else None
     try:
         if "@" in text:
             customer = customer_find_by_contact(email=normalize_email(text))
@@ -61,13 +65,74 @@ def account_find(*, query: str, programme: Programme) -> LoyaltyAccount | None:
     return account_for_profile(customer=customer, programme=programme)
 
 
+def _surviving_account(account: LoyaltyAccount) -> LoyaltyAccount:
+    """A card of a merged profile opens the account its points moved to."""
+    if account.merged_into_id is None:
+        return account
+    from loyalty.services.accounts import account_surviving
+
+    survivor = account_surviving(account)
+    return LoyaltyAccount.objects.select_related("customer", "tier", "programme").get(pk=survivor.pk)
+
+
 def account_by_card(*, card_number: str) -> LoyaltyAccount:
-    """The account holding a card number; raises ``InvalidCardNumber`` or ``LoyaltyError``."""
+    """The account holding a card number (for a merged profile's card: the account it was merged
+    into); raises ``InvalidCardNumber`` or ``LoyaltyError``."""
     number = card_number_normalize(card_number)
     account = LoyaltyAccount.objects.filter(card_number=number).select_related("customer", "tier", "programme").first()
     if account is None:
         raise InvalidCardNumber("No account has this card number.")
-    return account
+    return _surviving_account(account)
+
+
+def purchase_for_receipt(*, store, receipt: str) -> Purchase:
+    """The purchase with this receipt number at ``store`` (recorded at its till or by an import).
+
+    Receipt numbers are only unique within a store, so another store's receipt is never found.
+    Raises ``LoyaltyError`` for an empty or unknown receipt.
+    """
+    receipt = (receipt or "").strip()
+    if not receipt or len(receipt) > 80 or "\x00" in receipt:
+        raise LoyaltyError("Enter the receipt number.")
+    till_ref = f"{store.code}:{receipt}"
+    candidates = sorted(
+        Purchase.objects.filter(store=store, external_ref__in=[till_ref, receipt]).select_related("customer", "store"),
+        key=lambda p: (p.external_ref != till_ref, p.pk),
+    )
+    if not candidates:
+        raise LoyaltyError(f"No purchase with receipt {receipt} at {store.name}.")
+    return candidates[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class RefundPreview:
+    purchase: Purchase
+    account: LoyaltyAccount | None
+    earned: int
+    #: the REVERSE entry when the purchase was refunded already
+    refunded: LedgerEntry | None
+    #: what a refund would take back now (the balance may no longer cover everything earned)
+    to_take: int
+
+    @property
+    def refunded_points(self) -> int:
+        return -self.refunded.points if self.refunded is not None else 0
+
+    @property
+    def unrecoverable(self) -> int:
+        """Earned points already spent, which a refund now cannot take back."""
+        return max(self.earned - self.to_take, 0) if self.refunded is None else 0
+
+
+def purchase_refund_preview(*, purchase: Purchase, programme: Programme) -> RefundPreview:
+    """What refunding ``purchase`` would take back from which account, for a confirmation step."""
+    entries = LedgerEntry.objects.filter(purchase=purchase, account__programme=programme)
+    earned = entries.filter(kind=LedgerEntry.Kind.EARN).points_sum()
+    refunded = entries.filter(kind=LedgerEntry.Kind.REVERSE, idempotency_key=f"refund:purchase:{purchase.pk}").first()
+    first = entries.filter(kind=LedgerEntry.Kind.EARN).select_related("account").first()
+    account = _surviving_account(first.account) if first is not None else None
+    to_take = 0 if refunded or account is None else max(min(earned, account.points_balance), 0)
+    return RefundPreview(purchase=purchase, account=account, earned=earned, refunded=refunded, to_take=to_take)
 
 
 def ledger_for(account: LoyaltyAccount, *, limit: int = 20) -> QuerySet[LedgerEntry]:

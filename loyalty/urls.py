@@ -11,4 +11,6 @@ urlpatterns = [
     path("card/<str:card_number>/coupon/", views.coupon_check, name="coupon-check"),
     path("card/<str:card_number>/coupon/confirm/", views.coupon_confirm, name="coupon-confirm"),
     path("card/<str:card_number>/points/", views.points_spend, name="points"),
+    path("refund/", views.refund, name="refund"),
+    path("refund/confirm/", views.refund_confirm, name="refund-confirm"),
 ]

@@ -12,10 +12,18 @@ from customers.normalization import mask_email, mask_phone
 from customers.ratelimit import rate_limit_hit
 from customers.views.till import till_login_required
 from loyalty.exceptions import InvalidCardNumber, LoyaltyError
-from loyalty.forms import CouponConfirmForm, CouponForm, LookupForm, PointsForm, PurchaseForm
+from loyalty.forms import CouponConfirmForm, CouponForm, LookupForm, PointsForm, PurchaseForm, RefundForm
 from loyalty.models import LoyaltyAccount
-from loyalty.selectors import account_by_card, account_find, points_expiring_soon, programme_current, rewards_available
-from loyalty.services import coupon_preview, coupon_redeem, points_redeem, till_purchase_record
+from loyalty.selectors import (
+    account_by_card,
+    account_find,
+    points_expiring_soon,
+    programme_current,
+    purchase_for_receipt,
+    purchase_refund_preview,
+    rewards_available,
+)
+from loyalty.services import coupon_preview, coupon_redeem, points_redeem, till_purchase_record, till_purchase_refund
 
 LOOKUPS_PER_MINUTE = 60
 
@@ -216,3 +224,64 @@ def points_spend(request, card_number: str):
                 messages.success(request, line + ("" if created else " (already recorded)"))
                 return redirect("loyalty:account", card_number=found.card_number)
     return _account_page(request, found, status=400, points_form=form, active="points")
+
+
+@till_login_required
+@require_http_methods(["GET", "POST"])
+def refund(request):
+    """Step one of a refund: find a purchase of this store by receipt number and show what it earned."""
+    programme = programme_current()
+    form = RefundForm(request.POST or None)
+    status = 200
+    if programme is None:
+        form.add_error(None, "No loyalty programme is open yet; ask your manager.")
+        status = 404
+    elif request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                found = purchase_for_receipt(store=request.till_store, receipt=form.cleaned_data["receipt"])
+            except LoyaltyError as exc:
+                form.add_error("receipt", str(exc))
+                status = 404
+            else:
+                preview = purchase_refund_preview(purchase=found, programme=programme)
+                context = _base_context(
+                    request, preview=preview, programme=programme, receipt=form.cleaned_data["receipt"].strip()
+                )
+                return render(request, "loyalty/refund_confirm.html", context)
+    return render(request, "loyalty/refund.html", _base_context(request, form=form, programme=programme), status=status)
+
+
+@till_login_required
+@require_POST
+def refund_confirm(request):
+    """Step two: take the points back (once, however often this is posted)."""
+    programme = programme_current()
+    form = RefundForm(request.POST)
+    if programme is None:
+        form.add_error(None, "No loyalty programme is open yet; ask your manager.")
+    elif form.is_valid():
+        receipt = form.cleaned_data["receipt"].strip()
+        try:
+            result = till_purchase_refund(
+                store=request.till_store, clerk=request.user, receipt=receipt, programme=programme
+            )
+        except LoyaltyError as exc:
+            form.add_error("receipt", str(exc))
+        else:
+            card = result.entry.account.card_number
+            if result.created:
+                line = f"Receipt {receipt} refunded: {result.taken} points taken back from card {card}."
+                if result.unrecovered:
+                    line += f" {result.unrecovered} points were already spent and could not be taken back."
+                messages.success(request, line)
+            else:
+                when = timezone.localtime(result.entry.occurred_at).strftime("%Y-%m-%d %H:%M")
+                messages.info(
+                    request,
+                    f"Receipt {receipt} was already refunded on {when}: {result.taken} points were taken back "
+                    "then; nothing more was taken.",
+                )
+            return redirect("loyalty:account", card_number=card)
+    return render(request, "loyalty/refund.html", _base_context(request, form=form, programme=programme), status=400)

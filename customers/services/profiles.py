@@ -10,7 +10,9 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.erase_hooks import profile_erase_hooks_run
 from customers.exceptions import CustomerError, InvalidContact, MergeError
+from customers.merge_hooks import profile_merge_hooks_run
 from customers.models import (
     Channel,
     ConsentEvidence,
@@ -336,6 +338,7 @@ def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
     MergeProposal.objects.filter(
         status=MergeProposal.Status.OPEN, customer__in=[survivor, other], other__in=[survivor, other]
     ).update(status=MergeProposal.Status.MERGED, resolved_at=timezone.now(), resolved_by=user)
+    profile_merge_hooks_run(survivor=survivor, other=other, user=user)
     return survivor
 
 
@@ -386,6 +389,7 @@ def customer_erase(*, customer: Customer, user) -> Customer:
     MergeProposal.objects.filter(status=MergeProposal.Status.OPEN, other=customer).update(
         status=MergeProposal.Status.DISMISSED, resolved_at=timezone.now(), resolved_by=user
     )
+    profile_erase_hooks_run(customer=customer, user=user)
     return customer
 
 

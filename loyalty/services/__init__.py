@@ -8,7 +8,16 @@ from loyalty.services.accounts import (
     points_expire_due,
     points_expiring,
 )
-from loyalty.services.earning import EarnResult, purchase_earn, purchase_refund_reverse, till_purchase_record
+from loyalty.services.earning import (
+    EarnResult,
+    RefundResult,
+    purchase_earn,
+    purchase_refund,
+    purchase_refund_reverse,
+    till_purchase_record,
+    till_purchase_refund,
+)
+from loyalty.services.lifecycle import accounts_erase, accounts_merge
 from loyalty.services.redemptions import (
     CouponPreview,
     coupon_code_create,
@@ -23,8 +32,11 @@ from loyalty.services.tiers import tier_review_account, tiers_review_due
 __all__ = [
     "CouponPreview",
     "EarnResult",
+    "RefundResult",
     "account_enrol",
     "account_for_customer",
+    "accounts_erase",
+    "accounts_merge",
     "coupon_code_create",
     "coupon_codes_generate",
     "coupon_preview",
@@ -35,9 +47,11 @@ __all__ = [
     "points_expiring",
     "points_redeem",
     "purchase_earn",
+    "purchase_refund",
     "purchase_refund_reverse",
     "redemption_cancel",
     "tier_review_account",
     "tiers_review_due",
     "till_purchase_record",
+    "till_purchase_refund",
 ]

@@ -85,6 +85,15 @@ def account_for_customer(*, customer: Customer, programme: Programme) -> Loyalty
     return account
 
 
+def account_surviving(account: LoyaltyAccount) -> LoyaltyAccount:
+    """The account that holds ``account``'s points now: itself, or the account it was merged into."""
+    seen = set()
+    while account.merged_into_id is not None and account.pk not in seen:
+        seen.add(account.pk)
+        account = account.merged_into
+    return account
+
+
 def account_lock(account: LoyaltyAccount) -> LoyaltyAccount:
     """Re-read ``account`` under a row lock (caller is inside ``transaction.atomic``)."""
     return loyalty_account_qs_select_for_update().select_related("programme", "tier").get(pk=account.pk)
@@ -103,14 +112,16 @@ def ledger_append(
     purchase=None,
     redemption=None,
     bonus_window=None,
+    expires_at: datetime | None = None,
 ) -> tuple[LedgerEntry, bool]:
     """Append one entry and move the cached balance with ``F()``; (entry, created).
 
     The caller holds the account's row lock (``account_lock``) inside a transaction, which is what
     makes the key check, the balance check and the insert one step. A key already used on the
     account returns the first entry unchanged (no-op) or raises ``IdempotencyConflict`` when it
-    recorded other points. Raises ``InsufficientPoints`` rather than going below zero. Credits of a
-    programme with expiry get their expiry date.
+    recorded other points. Raises ``InsufficientPoints`` rather than going below zero and
+    ``NotEnrolled`` for a closed account. Credits of a programme with expiry get their expiry date
+    (``expires_at`` keeps the date of points moved in from another account).
     """
     from django.db.models import F
 
@@ -119,6 +130,9 @@ def ledger_append(
     if points == 0:
         raise InvalidAmount("A ledger entry moves at least one point.")
     existing = LedgerEntry.objects.filter(account=account, idempotency_key=idempotency_key).first()
+    if existing is None and account.status == LoyaltyAccount.Status.CLOSED:
+        # A merged or erased account took its last entry when it closed; points never land there again.
+        raise NotEnrolled("This account is closed.")
     if existing is not None:
         if existing.points != points or existing.kind != kind:
             raise IdempotencyConflict("This request was already recorded with other points.")
@@ -127,8 +141,9 @@ def ledger_append(
     if new_balance < 0:
         raise InsufficientPoints(f"Only {account.points_balance} points available.")
     occurred_at = occurred_at or timezone.now()
-    expires_at = None
-    if points > 0 and account.programme.points_expire_after_days:
+    if points < 0:
+        expires_at = None
+    elif expires_at is None and account.programme.points_expire_after_days:
         expires_at = occurred_at + timedelta(days=account.programme.points_expire_after_days)
     entry = LedgerEntry.objects.create(
         account=account,

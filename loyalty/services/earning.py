@@ -17,7 +17,7 @@ from loyalty.exceptions import InvalidAmount, LoyaltyError, NotEnrolled
 from loyalty.hooks import customer_in_segment
 from loyalty.lock_objects import bonus_window_qs_select_for_update
 from loyalty.models import BonusWindow, LedgerEntry, LoyaltyAccount, Programme, TierChange
-from loyalty.services.accounts import account_lock, ledger_append
+from loyalty.services.accounts import account_lock, account_surviving, ledger_append
 from loyalty.services.tiers import tier_upgrade_if_qualified
 
 _ROUNDING = {
@@ -213,37 +213,55 @@ def _bonuses_award(*, account: LoyaltyAccount, purchase: Purchase, base_points: 
     return sorted(chosen, key=lambda pair: pair[0].pk)
 
 
-def purchase_refund_reverse(
-    *, purchase: Purchase, programme: Programme, acting_user=None, reason: str = "Refund"
-) -> LedgerEntry | None:
-    """Take back the points a purchase earned (bonuses included) after a refund; idempotent.
+@dataclasses.dataclass
+class RefundResult:
+    purchase: Purchase
+    #: the REVERSE entry (the first one when the refund was already recorded), or ``None``
+    entry: LedgerEntry | None
+    created: bool
+    #: points the purchase earned, bonuses included
+    earned: int = 0
 
-    Locks the account. The ledger never goes negative: when part of those points was already spent,
-    only the balance is taken and the reason says what could not be recovered. Returns the REVERSE
-    entry, or ``None`` when the purchase earned nothing.
+    @property
+    def taken(self) -> int:
+        return -self.entry.points if self.entry is not None else 0
+
+    @property
+    def unrecovered(self) -> int:
+        return max(self.earned - self.taken, 0)
+
+
+def purchase_refund(
+    *, purchase: Purchase, programme: Programme, acting_user=None, reason: str = "Refund"
+) -> RefundResult:
+    """Take back the points a purchase earned (bonuses included) after a refund; idempotent per purchase.
+
+    The points come off the account that holds them now (the survivor's, when the earning account was
+    merged). Locks that account. The ledger never goes negative: when part of those points was already
+    spent, only the balance is taken and the reason says what could not be recovered. A repeat returns
+    the first REVERSE entry with ``created=False``; a purchase that earned nothing returns no entry.
+    Raises ``LoyaltyError`` when nothing is left to take back.
     """
     if purchase.customer_id is None:
-        return None
+        return RefundResult(purchase=purchase, entry=None, created=False)
     entries = LedgerEntry.objects.filter(purchase=purchase, account__programme=programme)
-    first = entries.select_related("account").first()
+    first = entries.filter(kind=LedgerEntry.Kind.EARN).select_related("account__merged_into").first()
     if first is None:
-        return None
+        return RefundResult(purchase=purchase, entry=None, created=False)
+    key = f"refund:purchase:{purchase.pk}"
     with transaction.atomic():
-        account = account_lock(first.account)
-        key = f"refund:purchase:{purchase.pk}"
-        existing = LedgerEntry.objects.filter(account=account, idempotency_key=key).first()
+        account = account_lock(account_surviving(first.account))
+        earned = entries.filter(kind=LedgerEntry.Kind.EARN).aggregate(total=Coalesce(Sum("points"), 0))["total"]
+        existing = entries.filter(kind=LedgerEntry.Kind.REVERSE, idempotency_key=key).first()
         if existing is not None:
-            return existing
-        earned = entries.filter(account=account, kind=LedgerEntry.Kind.EARN).aggregate(
-            total=Coalesce(Sum("points"), 0)
-        )["total"]
+            return RefundResult(purchase=purchase, entry=existing, created=False, earned=earned)
         taken = min(earned, account.points_balance)
         if taken <= 0:
             raise LoyaltyError("Nothing left to take back: the points were already spent or expired.")
         note = reason.strip() or "Refund"
         if taken < earned:
             note += f" ({earned - taken} points already spent could not be taken back)"
-        entry, _ = ledger_append(
+        entry, created = ledger_append(
             account=account,
             kind=LedgerEntry.Kind.REVERSE,
             points=-taken,
@@ -253,7 +271,34 @@ def purchase_refund_reverse(
             acting_user=acting_user,
             purchase=purchase,
         )
-        return entry
+        return RefundResult(purchase=purchase, entry=entry, created=created, earned=earned)
+
+
+def purchase_refund_reverse(
+    *, purchase: Purchase, programme: Programme, acting_user=None, reason: str = "Refund"
+) -> LedgerEntry | None:
+    """``purchase_refund`` returning only the REVERSE entry (``None`` when the purchase earned nothing)."""
+    return purchase_refund(purchase=purchase, programme=programme, acting_user=acting_user, reason=reason).entry
+
+
+def till_purchase_refund(*, store, clerk, receipt: str, programme: Programme) -> RefundResult:
+    """A clerk takes back the points of a purchase made at their store, found by its receipt number.
+
+    Only a clerk working at the purchase's own store may do this; a receipt of another store is not
+    even found. Idempotent (``purchase_refund``): refunding twice takes the points back once. Raises
+    ``LoyaltyError`` with a message for the clerk when the receipt is unknown here, earned nothing, or
+    its points are all spent.
+    """
+    from customers.selectors import stores_for_user
+    from loyalty.selectors import purchase_for_receipt
+
+    if clerk is None or not stores_for_user(clerk).filter(pk=store.pk).exists():
+        raise LoyaltyError("Only a clerk of the store where the purchase was made can refund it.")
+    purchase = purchase_for_receipt(store=store, receipt=receipt)
+    result = purchase_refund(purchase=purchase, programme=programme, acting_user=clerk, reason="Refund at the till")
+    if result.entry is None:
+        raise LoyaltyError(f"Receipt {receipt.strip()} earned no {programme.name} points; nothing to take back.")
+    return result
 
 
 def till_purchase_record(

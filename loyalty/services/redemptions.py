@@ -28,7 +28,7 @@ from loyalty.lock_objects import (
     offer_qs_select_for_update,
 )
 from loyalty.models import CouponCode, LedgerEntry, LoyaltyAccount, Offer, Redemption
-from loyalty.services.accounts import clean_points, ledger_append
+from loyalty.services.accounts import account_surviving, clean_points, ledger_append
 from loyalty.services.tiers import tier_upgrade_if_qualified
 
 MAX_ORDER_AMOUNT = Decimal("1000000")
@@ -338,7 +338,11 @@ def redemption_cancel(*, redemption: Redemption, user, reason: str = "") -> Rede
     """
     with transaction.atomic():
         if redemption.account_id:
-            account = loyalty_account_qs_select_for_update().select_related("programme").get(pk=redemption.account_id)
+            # Points go back to the account that holds them now (the survivor's after a merge).
+            held_by = account_surviving(
+                LoyaltyAccount.objects.select_related("merged_into").get(pk=redemption.account_id)
+            )
+            account = loyalty_account_qs_select_for_update().select_related("programme").get(pk=held_by.pk)
         else:
             account = None
         if redemption.coupon_code_id:
@@ -361,7 +365,7 @@ def redemption_cancel(*, redemption: Redemption, user, reason: str = "") -> Rede
                 redemption=redemption,
             )
         credited = sum(
-            LedgerEntry.objects.filter(redemption=redemption, kind=LedgerEntry.Kind.EARN, account=account).values_list(
+            LedgerEntry.objects.filter(redemption=redemption, kind=LedgerEntry.Kind.EARN).values_list(
                 "points", flat=True
             )
         )

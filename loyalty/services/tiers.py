@@ -22,10 +22,13 @@ def tier_for_value(*, programme: Programme, value) -> Tier | None:
 
 
 def tier_qualifying_value(*, account: LoyaltyAccount, now: datetime | None = None) -> Decimal:
-    """Points earned (net of reversals) or net spend of earning purchases within the window."""
+    """Points earned (net of reversals) or net spend of earning purchases within the window, counting
+    what was earned on accounts merged into this one."""
     now = now or timezone.now()
     since = now - timedelta(days=account.programme.qualification_window_days)
-    entries = LedgerEntry.objects.filter(account=account, occurred_at__gt=since, occurred_at__lte=now)
+    entries = LedgerEntry.objects.filter(
+        Q(account=account) | Q(account__merged_into=account), occurred_at__gt=since, occurred_at__lte=now
+    )
     if account.programme.qualification_basis == Programme.QualificationBasis.SPEND:
         net = ExpressionWrapper(
             F("purchase__amount") - F("purchase__discount_amount"),

@@ -133,3 +133,39 @@ def test_bonus_budget_holds_under_simultaneous_purchases(setup):
     assert BonusWindow.objects.get().points_issued == sum(
         LedgerEntry.objects.filter(bonus_window=window).values_list("points", flat=True)
     )
+
+
+@pytest.mark.postgres
+def test_a_merge_racing_with_adjustments_on_the_merged_account_loses_no_points(setup):
+    from customers.services import customer_merge
+    from loyalty.exceptions import NotEnrolled
+    from loyalty.models import LoyaltyAccount
+    from tests.factories import MarketingUserFactory
+
+    programme, _store = setup
+    survivor, other = CustomerFactory(), CustomerFactory()
+    mine, _ = account_enrol(customer=survivor, programme=programme)
+    theirs, _ = account_enrol(customer=other, programme=programme)
+    points_adjust(account=mine, points=100, reason="Seed", user=None, idempotency_key="seed")
+    points_adjust(account=theirs, points=300, reason="Seed", user=None, idempotency_key="seed")
+    staff = MarketingUserFactory()
+
+    def attempt(i):
+        if i == 0:
+            customer_merge(survivor=survivor, other=other, user=staff)
+            return "merged"
+        try:
+            points_adjust(account=theirs, points=10, reason="Goodwill", user=None, idempotency_key=f"race-{i}")
+        except NotEnrolled:
+            return "closed"
+        return "ok"
+
+    results = _race(12, attempt)
+    assert not [r for r in results if r.startswith("error")], results
+    assert results.count("merged") == 1
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (theirs.status, theirs.points_balance) == (LoyaltyAccount.Status.CLOSED, 0)
+    assert mine.points_balance == 400 + 10 * results.count("ok")
+    assert mine.points_balance == ledger_balance(mine)
+    assert theirs.points_balance == ledger_balance(theirs) == 0

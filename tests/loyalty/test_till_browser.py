@@ -58,3 +58,30 @@ def test_clerk_looks_up_by_phone_records_a_purchase_and_redeems_a_code(live_serv
     assert (redemption.store, redemption.clerk, redemption.order_reference) == (store, clerk, "R-2001")
     account.refresh_from_db()
     assert account.points_balance == 80
+
+
+@pytest.mark.browser
+def test_clerk_refunds_a_receipt_after_confirming(live_server, page):
+    from loyalty.services import till_purchase_record
+
+    store = StoreFactory(code="nyc-5th", name="Fifth Avenue", time_zone="America/New_York")
+    clerk = ClerkFactory(store=store)
+    programme = ProgrammeFactory()
+    account, _ = account_enrol(customer=CustomerFactory(first_name="Ada"), programme=programme)
+    till_purchase_record(account=account, store=store, clerk=clerk, receipt="R-3001", amount="25.00")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/till/login/?next=/till/loyalty/refund/")
+    page.fill("input[name=username]", clerk.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+    page.fill("#id_refund_receipt", "R-3001")
+    page.click("text=Find purchase")
+    expect(page.get_by_test_id("refund-earned")).to_have_text("25 points")
+    expect(page.get_by_test_id("refund-state")).to_contain_text("Take back 25 points")
+    page.click("text=Confirm refund")
+    expect(page.locator(".card.success")).to_contain_text("Receipt R-3001 refunded: 25 points taken back")
+    expect(page.get_by_test_id("balance")).to_have_text("0")
+    account.refresh_from_db()
+    assert account.points_balance == 0
