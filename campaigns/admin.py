@@ -340,7 +340,40 @@ class CampaignVariantInline(_VariantInlineBase):
         return request.user.has_perm("campaigns.view_variant") or request.user.has_perm("campaigns.change_variant")
 
 
+class ChannelOrderWidget(forms.MultiWidget):
+    """One drop-down per rank: first choice, second, third (preferred-channel mode follows this order)."""
+
+    template_name = "admin/campaigns/channel_order_widget.html"
+
+    def __init__(self, attrs=None):
+        choices = [("", "(none)"), *Channel.choices]
+        super().__init__([forms.Select(choices=choices) for _ in Channel.values], attrs)
+
+    def decompress(self, value):
+        items = [item.strip() for item in (value or "").split(",") if item.strip()]
+        return (items + [""] * len(Channel.values))[: len(Channel.values)]
+
+
+class ChannelOrderField(forms.MultiValueField):
+    widget = ChannelOrderWidget
+
+    def __init__(self, **kwargs):
+        kwargs.pop("max_length", None)
+        choices = [("", "(none)"), *Channel.choices]
+        fields = [forms.ChoiceField(choices=choices, required=False) for _ in Channel.values]
+        super().__init__(fields=fields, require_all_fields=False, **kwargs)
+
+    def compress(self, data_list):
+        # The model's clean refuses an empty list and a channel named twice, with a message.
+        return ",".join(item for item in data_list if item)
+
+
 class CampaignForm(forms.ModelForm):
+    channels = ChannelOrderField(
+        label="Channels",
+        help_text="In order of preference. With “preferred channel” mode each customer gets the first one "
+        "they consented to; otherwise every consented one.",
+    )
     message = forms.ModelChoiceField(
         queryset=Message.objects.all(),
         required=False,

@@ -135,7 +135,8 @@ def _attribute(rule: dict, now: datetime, where: str) -> Q:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise RuleError(f"{where}: an attribute value is text or a number.")
     transform = KeyTransform(key, "attributes")
-    equal = has_key & Q(Exact(transform, Value(value, output_field=JSONField())))
+    # The key transform's own exact lookup compares JSON values the same way on PostgreSQL and SQLite.
+    equal = has_key & Q(transform.get_lookup("exact")(transform, Value(value, output_field=JSONField())))
     # "not equal" includes customers without the key; written so SQL NULLs cannot drop them.
     return equal if op == "eq" else ~equal
 

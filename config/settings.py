@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.forms",
     "django_celery_beat",
     "anymail",
     "push_notifications",
@@ -75,6 +76,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# Form widgets may be overridden from templates/ like any other template.
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -118,8 +121,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, broker ---------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Parallel test processes each get their own cache, since every test starts by clearing it.
+_TEST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "") if os.environ.get("TANDEM_TESTING") else ""
+
+
+def _cache_redis_url(url: str) -> str:
+    if not _TEST_WORKER:
+        return url
+    base, _, db = url.rpartition("/")
+    offset = int(_TEST_WORKER.removeprefix("gw") or 0) + 1
+    return f"{base}/{((int(db) if db.isdigit() else 0) + offset) % 16}" if base.startswith("redis") else url
+
+
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_redis_url(REDIS_URL)}
+    }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
@@ -127,7 +144,7 @@ else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
+            "LOCATION": str(VAR_DIR / "cache" / _TEST_WORKER),
         }
     }
     _broker_dir = VAR_DIR / "broker"

@@ -29,7 +29,9 @@ def test_compose_campaign_with_three_variants_and_preview(live_server, page):
     page.select_option("#id_kpi", "revenue")
     page.select_option("#id_include_segments_from", label=segment.name)
     page.click("#id_include_segments_add")
-    page.fill("#id_channels", "email,sms,push")
+    page.select_option("#id_channels_0", "email")
+    page.select_option("#id_channels_1", "sms")
+    page.select_option("#id_channels_2", "push")
 
     add_variant = page.locator("#variants-group .add-row a")
     for _ in range(3):

@@ -285,9 +285,14 @@ class Command(BaseCommand):
             customer_refresh_derived(customer)
             profiles.append(customer)
         Customer.objects.bulk_create(profiles, batch_size=500)
-        customers = list(Customer.objects.filter(pk__in=[c.pk for c in profiles]).select_related("home_store"))
+        # In creation order: the seeded random story must not depend on how the database returns rows.
+        customers = list(
+            Customer.objects.filter(pk__in=[c.pk for c in profiles]).select_related("home_store").order_by("pk")
+        )
         if not customers or customers[0].pk is None:  # databases that return no ids from bulk_create
-            customers = list(Customer.objects.filter(email__endswith="@" + DEMO_DOMAIN).select_related("home_store"))
+            customers = list(
+                Customer.objects.filter(email__endswith="@" + DEMO_DOMAIN).select_related("home_store").order_by("pk")
+            )
 
         for customer in customers:
             self._consent_story(rng, now, customer, stores=store_list, clerks=clerks, disclosures=disclosures)
