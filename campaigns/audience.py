@@ -163,7 +163,7 @@ def _flag_counts(queryset, flags: dict[str, Q], counts: dict[str, str]) -> dict[
         f"COUNT(*) FILTER (WHERE {condition.format(**names)}) AS c{index}"
         for index, condition in enumerate(counts.values())
     )
-    # SQLite accepts OFFSET only after a LIMIT; -1 means none.
+    # SQLite (the embedded demo database) accepts OFFSET only after a LIMIT; -1 means no limit.
     fence = "LIMIT -1 OFFSET 0" if connection.vendor == "sqlite" else "OFFSET 0"
     statement = f"SELECT {columns} FROM ({sql} {fence}) AS flags"  # noqa: S608 (only generated names)
     with connection.cursor() as cursor:

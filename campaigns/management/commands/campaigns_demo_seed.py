@@ -1,0 +1,243 @@
+"""Load the campaign studio demo: segments, personas, and two draft campaigns ready to schedule.
+
+Runs after ``demo_seed`` and ``loyalty_demo_seed`` and is idempotent: segments, messages and
+campaigns are looked up by name and created only when missing. Variants are stored through
+``variant_save`` (validation and audit trail) and campaigns recorded with ``campaign_record_changes``,
+as the admin does; both campaigns stay drafts, so nothing is ever sent by the demo.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from campaigns import events
+from campaigns.audience import segment_counts
+from campaigns.models import Campaign, Message, Segment, Variant
+from campaigns.services.campaigns import campaign_problems, campaign_record_changes
+from campaigns.services.messages import variant_save
+from customers.models import Store
+from loyalty.models import CouponCode, Offer, Tier
+
+PROGRAMME = "Tandem Rewards"
+WELCOME_OFFER = "Welcome 10% off"
+WELCOME_CODE = "WELCOME10"
+
+LAPSED = "Lapsed in-store shoppers"
+GOLD = "Gold members"
+MIAMI = "Miami customers"
+PERSONA_REGULARS = "Loyal regulars"
+PERSONA_ONLINE = "Online first"
+
+WIN_BACK = "We miss you at the store"
+WELCOME_MIAMI = "Welcome to Lincoln Road: 10% off"
+
+# The default column of each message, per channel; persona columns below override a few cells.
+WIN_BACK_VARIANTS = {
+    "email": {
+        "subject": "{{ first_name }}, it has been a while",
+        "preheader": "New season arrivals at {{ store_name }}",
+        "html_body": (
+            "<h1>Hi {{ first_name }},</h1>"
+            "<p>We have not seen you at {{ store_name }} for a while. The new season has arrived, "
+            "and our stylists would love to show you around.</p>"
+            "<p>Drop by this week: {{ store_address }}.</p>"
+        ),
+    },
+    "sms": {
+        "sms_body": (
+            "{{ brand_name }}: hi {{ first_name }}, new season at {{ store_name }}. Come and see us this week! "
+            "Reply STOP to opt out"
+        ),
+    },
+    "push": {
+        "push_title": "New season at {{ store_name }}",
+        "push_body": "{{ first_name }}, come and see what is new this week.",
+        "push_url": "https://shop.tandem.example/new-season",
+    },
+}
+WIN_BACK_PERSONA_VARIANTS = {
+    PERSONA_REGULARS: {
+        "email": {
+            "subject": "{{ first_name }}, your {{ tier }} perks are waiting",
+            "preheader": "You have {{ points_balance }} points to spend",
+            "html_body": (
+                "<h1>Hi {{ first_name }},</h1>"
+                "<p>As a {{ tier }} member you have <strong>{{ points_balance }} points</strong> to spend at "
+                "{{ store_name }}. Come in this week and our team will help you choose.</p>"
+            ),
+        },
+    },
+    PERSONA_ONLINE: {
+        "push": {
+            "push_title": "New season, delivered",
+            "push_body": "{{ first_name }}, shop the new season online or pick up at {{ store_name }}.",
+            "push_url": "https://shop.tandem.example/new-season?pickup=1",
+        },
+    },
+}
+WELCOME_VARIANTS = {
+    "email": {
+        "subject": "{{ first_name }}, 10% off at Lincoln Road",
+        "preheader": "Your code: {{ coupon_code }}",
+        "html_body": (
+            "<h1>Welcome, {{ first_name }}</h1>"
+            "<p>Show the code <strong>{{ coupon_code }}</strong> at {{ store_name }} or use it online "
+            "for 10% off one purchase.</p>"
+        ),
+    },
+    "sms": {
+        "sms_body": "{{ brand_name }}: 10% off at Lincoln Road with code {{ coupon_code }}. Reply STOP to opt out",
+    },
+}
+
+
+class Command(BaseCommand):
+    help = "Load demo segments, personas and two draft campaigns (one with an offer); idempotent."
+
+    def handle(self, *args, **options) -> None:
+        marketing = get_user_model().objects.filter(username="marketing").first()
+        miami = Store.objects.filter(code="mia-lincoln").first()
+        if marketing is None or miami is None:
+            raise CommandError("Run `manage.py demo_seed` first: the campaign demo builds on its stores and staff.")
+        gold = Tier.objects.filter(programme__name=PROGRAMME, name="Gold").first()
+        offer = Offer.objects.filter(programme__name=PROGRAMME, name=WELCOME_OFFER).first()
+        code = CouponCode.objects.filter(code=WELCOME_CODE, offer=offer).first() if offer else None
+        if gold is None or code is None:
+            raise CommandError("Run `manage.py loyalty_demo_seed` first: the campaign demo uses its tiers and offer.")
+        with transaction.atomic():
+            segments = self._segments(marketing, miami=miami, gold=gold)
+            win_back = self._campaign(
+                marketing,
+                name=WIN_BACK,
+                segments=segments,
+                variants=WIN_BACK_VARIANTS,
+                persona_variants=WIN_BACK_PERSONA_VARIANTS,
+                fields={
+                    "goal": Campaign.Goal.ENGAGEMENT,
+                    "kpi": Campaign.Kpi.STORE_VISITS,
+                    "category": Campaign.Category.PROMOTIONAL,
+                    "channels": "email,sms,push",
+                    "mode": Campaign.Mode.PREFERRED,
+                },
+                include=[LAPSED],
+                exclude=[],
+            )
+            welcome = self._campaign(
+                marketing,
+                name=WELCOME_MIAMI,
+                segments=segments,
+                variants=WELCOME_VARIANTS,
+                persona_variants={},
+                fields={
+                    "goal": Campaign.Goal.CONVERSION,
+                    "kpi": Campaign.Kpi.REDEMPTIONS,
+                    "kpi_target": 40,
+                    "category": Campaign.Category.PROMOTIONAL,
+                    "channels": "email,sms",
+                    "mode": Campaign.Mode.ALL,
+                    "offer": offer,
+                    "coupon_mode": Campaign.CouponMode.SHARED,
+                    "shared_code": code,
+                },
+                include=[MIAMI],
+                exclude=[GOLD],
+            )
+        self._summary(segments, [win_back, welcome])
+
+    # --- segments and personas ------------------------------------------------------------------
+    def _segments(self, actor, *, miami: Store, gold: Tier) -> dict[str, Segment]:
+        specs = [
+            (
+                LAPSED,
+                "Bought in a store before, but not in the last 90 days.",
+                {
+                    "match": "all",
+                    "rules": [
+                        {"type": "purchase", "metric": "count", "op": "gte", "value": 1, "channel": "store"},
+                        {"type": "purchase", "metric": "recency", "op": "not_within", "days": 90, "channel": "store"},
+                    ],
+                },
+                False,
+            ),
+            (
+                GOLD,
+                "Tandem Rewards members in the Gold tier.",
+                {"match": "all", "rules": [{"type": "loyalty", "field": "tier", "op": "in", "values": [gold.pk]}]},
+                False,
+            ),
+            (
+                MIAMI,
+                "Customers whose home store is Miami Lincoln Road.",
+                {"match": "all", "rules": [{"type": "store", "op": "in", "values": [miami.pk]}]},
+                False,
+            ),
+            (
+                PERSONA_REGULARS,
+                "Members in Silver or above. Talk to them as insiders: name their tier and points, "
+                "never lead with a discount.",
+                {"match": "all", "rules": [{"type": "loyalty", "field": "tier_rank", "op": "gte", "value": 1}]},
+                True,
+            ),
+            (
+                PERSONA_ONLINE,
+                "Signed up on the web shop. Short and practical: delivery, click and collect, links that open the app.",
+                {"match": "all", "rules": [{"type": "source", "op": "in", "values": ["web"]}]},
+                True,
+            ),
+        ]
+        segments = {}
+        for name, description, rules, is_persona in specs:
+            segment = Segment.objects.filter(name=name).first()
+            if segment is None:
+                segment = Segment(
+                    name=name, description=description, rules=rules, is_persona=is_persona, created_by=actor
+                )
+                segment.full_clean()
+                segment.save()
+                events.segment_changed_event(
+                    segment=segment,
+                    actor=actor,
+                    created=True,
+                    changes={"name": name, "is_persona": is_persona, "rules": rules},
+                )
+            segments[name] = segment
+        return segments
+
+    # --- messages and campaigns -----------------------------------------------------------------
+    def _campaign(self, actor, *, name, segments, variants, persona_variants, fields, include, exclude) -> Campaign:
+        campaign = Campaign.objects.filter(name=name).first()
+        if campaign is not None:
+            return campaign
+        message = Message.objects.create(name=name, purpose=Message.Purpose.MARKETING, created_by=actor)
+        for channel, cell in variants.items():
+            variant_save(variant=Variant(message=message, channel=channel, **cell), actor=actor)
+        for persona_name, cells in persona_variants.items():
+            for channel, cell in cells.items():
+                variant = Variant(message=message, persona=segments[persona_name], channel=channel, **cell)
+                variant_save(variant=variant, actor=actor)
+        campaign = Campaign(name=name, message=message, created_by=actor, **fields)
+        campaign.full_clean()
+        campaign.save()
+        campaign.include_segments.set([segments[item] for item in include])
+        campaign.exclude_segments.set([segments[item] for item in exclude])
+        campaign_record_changes(campaign=campaign, actor=actor, before=None)
+        problems = campaign_problems(campaign)
+        if problems:  # the demo must show campaigns that are ready to schedule
+            raise CommandError(f"{name}: {'; '.join(problems)}")
+        return campaign
+
+    def _summary(self, segments: dict[str, Segment], campaigns: list[Campaign]) -> None:
+        write = self.stdout.write
+        write("Campaign demo ready:")
+        for segment in segments.values():
+            write(
+                f"  {'persona' if segment.is_persona else 'segment'} {segment.name}: {segment_counts(segment)['total']}"
+            )
+        for campaign in campaigns:
+            write(
+                f"  draft campaign {campaign.name!r}: {campaign.message.variants.count()} variants, "
+                f"channels {campaign.channels}" + (f", offer code {campaign.shared_code}" if campaign.offer_id else "")
+            )
+        write("  Open them in the marketing admin: /admin/campaigns/campaign/")
