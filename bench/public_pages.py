@@ -546,18 +546,22 @@ def main() -> None:
         for label, count in _query_counts(fixture).items():
             print(f"  {label:<44} {count:3d}")
 
-        gunicorn = _gunicorn_start(args, env, log.name)
         print(
             f"gunicorn: {args.workers} {args.worker_class} workers"
             + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
             + f" on {HOST}:{args.port}; DEBUG off, Redis cache, capture limit {args.capture_rate_limit}/min/clerk"
         )
-        sessions = _till_sessions(args.port, fixture)
+        sessions = None
         count = int(args.rate * args.duration)
         summaries: dict[str, list[dict]] = {page: [] for page in pages}
         for run in range(args.runs):
             print(f"run {run + 1}/{args.runs}: {args.rate:.0f} req/s for {args.duration:.0f} s per page")
             for page in pages:
+                # A fresh server per measured run: an overloaded run leaves thousands of abandoned
+                # connections in the listen queue, which would poison the next one.
+                gunicorn = _gunicorn_start(args, env, log.name)
+                if sessions is None:
+                    sessions = _till_sessions(args.port, fixture)
                 warm = _scenario_requests(
                     page, run=100 + run, count=int(args.rate * args.warmup), port=args.port, fixture=fixture,
                     sessions=sessions,
@@ -567,6 +571,8 @@ def main() -> None:
                     page, run=run, count=count, port=args.port, fixture=fixture, sessions=sessions
                 )
                 result = asyncio.run(_drive(args.port, requests, args.rate, args.timeout))
+                _gunicorn_stop(gunicorn)
+                gunicorn = None
                 summary = _summary(result, args.duration)
                 summaries[page].append(summary)
                 _print_row(page[:8], summary)
