@@ -285,7 +285,9 @@ class Command(BaseCommand):
             customer_refresh_derived(customer)
             profiles.append(customer)
         Customer.objects.bulk_create(profiles, batch_size=500)
-        customers = list(Customer.objects.filter(pk__in=[c.pk for c in profiles]).select_related("home_store"))
+        customers = list(
+            Customer.objects.filter(pk__in=[c.pk for c in profiles]).select_related("home_store").order_by("pk")
+        )
         if not customers or customers[0].pk is None:  # databases that return no ids from bulk_create
             customers = list(Customer.objects.filter(email__endswith="@" + DEMO_DOMAIN).select_related("home_store"))
 
