@@ -367,20 +367,27 @@ class RunResult:
 class _Pool:
     """Idle keep-alive connections (gthread); sync workers close each one after the response."""
 
+    #: gunicorn closes a keep-alive connection idle for 2 s; reusing one near that races its close
+    MAX_IDLE = 1.0
+
     def __init__(self, port: int):
         self.port = port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[float, tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = []
 
     async def get(self):
-        if self.idle:
-            return self.idle.pop()
+        now = time.monotonic()
+        while self.idle:
+            since, conn = self.idle.pop()
+            if now - since < self.MAX_IDLE:
+                return conn
+            conn[1].close()
         return await asyncio.open_connection(HOST, self.port)
 
     def put(self, conn) -> None:
-        self.idle.append(conn)
+        self.idle.append((time.monotonic(), conn))
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for _, (_, writer) in self.idle:
             writer.close()
         self.idle.clear()
 
