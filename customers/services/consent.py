@@ -7,7 +7,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from customers.exceptions import ConsentError, InvalidToken
@@ -105,11 +105,9 @@ def _ledger_append(*, customer: Customer, channel: str, action: str, evidence: E
 
 def _locked_state(customer: Customer, channel: str) -> ConsentState:
     """The consent state row of (customer, channel), created if absent, locked for this transaction."""
-    try:
-        with transaction.atomic():
-            ConsentState.objects.get_or_create(customer=customer, channel=channel)
-    except IntegrityError:
-        pass  # created concurrently; the lock below waits for it
+    # INSERT ... ON CONFLICT DO NOTHING: one statement and no savepoint, and a concurrent creation of
+    # the same row is not an error (the lock below waits for it).
+    ConsentState.objects.bulk_create([ConsentState(customer=customer, channel=channel)], ignore_conflicts=True)
     return ConsentState.objects.select_for_update().get(customer=customer, channel=channel)
 
 

@@ -179,8 +179,10 @@ def _capture_once(
     consents,
     evidence,
 ) -> CaptureResult:
-    by_email = _surviving(Customer.objects.with_email(email).first()) if email else None
-    by_phone = _surviving(Customer.objects.with_phone(phone).first()) if phone else None
+    # The home store comes along: deriving the time zone reads it on every save.
+    found = Customer.objects.select_related("home_store")
+    by_email = _surviving(found.with_email(email).first()) if email else None
+    by_phone = _surviving(found.with_phone(phone).first()) if phone else None
     if by_email is not None and by_email.erased_at:
         by_email = None
     if by_phone is not None and by_phone.erased_at:
