@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class CampaignsConfig(AppConfig):
     name = "campaigns"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Loyalty's bonus windows can be limited to a segment; segments live here, above loyalty.
+        from campaigns.selectors import customer_in_segment_named
+        from loyalty.hooks import segment_resolver_register
+
+        segment_resolver_register(customer_in_segment_named)

@@ -80,3 +80,23 @@ def audit_for_campaign(campaign, *, limit: int = 50):
         subject_type="variant", subject_id__in=variant_ids
     )
     return list(events.select_related("actor").order_by("-occurred_at", "-id")[:limit])
+
+
+def customer_in_segment_named(*, segment_reference: str, customer) -> bool:
+    """Whether ``customer`` is in the active segment named ``segment_reference`` (for loyalty's bonus windows).
+
+    One query. An unknown or inactive segment matches nobody, so a mistyped name never hands out
+    bonus points.
+    """
+    from django.utils import timezone
+
+    from campaigns.audience import segment_member_q
+    from campaigns.models import Segment
+    from customers.models import Customer
+
+    if customer is None or not segment_reference:
+        return False
+    segment = Segment.objects.filter(name=segment_reference.strip(), is_active=True).first()
+    if segment is None:
+        return False
+    return Customer.objects.filter(pk=customer.pk).filter(segment_member_q(segment, now=timezone.now())).exists()

@@ -268,7 +268,12 @@ class BonusWindow(models.Model):
     applies_online = models.BooleanField(default=True)
     # A segment rule lives above loyalty; campaigns registers a resolver (loyalty.hooks) that answers
     # whether a customer belongs to it. Without a resolver a window limited to a segment never applies.
-    segment_reference = models.CharField(max_length=100, blank=True)
+    segment_reference = models.CharField(
+        "segment",
+        max_length=100,
+        blank=True,
+        help_text="Name of an active segment (Campaigns, Segments); empty: everyone. An unknown name matches nobody.",
+    )
     budget_points = models.PositiveIntegerField(null=True, blank=True, help_text="Max bonus points issued in all.")
     points_issued = models.PositiveIntegerField(default=0, editable=False)
     per_customer_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Max bonus points per account.")
