@@ -198,7 +198,8 @@ LOGIN_URL = "till:login"
 
 # --- I18N ------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
-TIME_ZONE = "UTC"
+# The zone staff read and type times in (the admin, schedules). Stored times are always UTC.
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
