@@ -297,63 +297,55 @@ class CustomerAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- actions -----------------------------------------------------------------------------
-    @admin.action(description="Grant consent (with the stated basis)", permissions=["change"])
-    def grant_consent(self, request, queryset):
-        form = GrantConsentForm(request.POST if is_confirmation(request) else None)
+    def _consent_action(self, request, queryset, *, form_class, change, done: str, page: dict):
+        """The intermediate page of a consent action, then ``change(customer, cleaned_data)`` per customer."""
+        form = form_class(request.POST if is_confirmation(request) else None)
         if is_confirmation(request) and form.is_valid():
-            done, errors = 0, []
+            changed, errors = 0, []
             for customer in queryset:
                 try:
-                    consent_grant_by_staff(
-                        customer=customer,
-                        channel=form.cleaned_data["channel"],
-                        basis=form.cleaned_data["basis"],
-                        note=form.cleaned_data["note"],
-                        user=request.user,
-                    )
-                    done += 1
+                    change(customer, form.cleaned_data)
+                    changed += 1
                 except CustomerError as exc:
                     errors.append(f"{customer}: {exc}")
-            report_errors(self, request, errors, f"Consent recorded for {done} customer(s)." if done else "")
+            report_errors(self, request, errors, done.format(count=changed) if changed else "")
             return None
-        return action_page(
-            self,
+        return action_page(self, request, queryset, form=form, **page)
+
+    @admin.action(description="Grant consent (with the stated basis)", permissions=["change"])
+    def grant_consent(self, request, queryset):
+        return self._consent_action(
             request,
             queryset,
-            action="grant_consent",
-            title="Grant consent",
-            form=form,
-            intro="Record a consent these customers gave you outside the checkout and web forms.",
-            submit_label="Record consent",
+            form_class=GrantConsentForm,
+            change=lambda customer, data: consent_grant_by_staff(
+                customer=customer, channel=data["channel"], basis=data["basis"], note=data["note"], user=request.user
+            ),
+            done="Consent recorded for {count} customer(s).",
+            page={
+                "action": "grant_consent",
+                "title": "Grant consent",
+                "intro": "Record a consent these customers gave you outside the checkout and web forms.",
+                "submit_label": "Record consent",
+            },
         )
 
     @admin.action(description="Withdraw consent", permissions=["change"])
     def withdraw_consent(self, request, queryset):
-        form = WithdrawConsentForm(request.POST if is_confirmation(request) else None)
-        if is_confirmation(request) and form.is_valid():
-            done, errors = 0, []
-            for customer in queryset:
-                try:
-                    consent_withdraw_by_staff(
-                        customer=customer,
-                        channel=form.cleaned_data["channel"],
-                        note=form.cleaned_data["note"],
-                        user=request.user,
-                    )
-                    done += 1
-                except CustomerError as exc:
-                    errors.append(f"{customer}: {exc}")
-            report_errors(self, request, errors, f"Consent withdrawn for {done} customer(s)." if done else "")
-            return None
-        return action_page(
-            self,
+        return self._consent_action(
             request,
             queryset,
-            action="withdraw_consent",
-            title="Withdraw consent",
-            form=form,
-            intro="The withdrawal takes effect at once; no further message on this channel will be sent.",
-            submit_label="Withdraw consent",
+            form_class=WithdrawConsentForm,
+            change=lambda customer, data: consent_withdraw_by_staff(
+                customer=customer, channel=data["channel"], note=data["note"], user=request.user
+            ),
+            done="Consent withdrawn for {count} customer(s).",
+            page={
+                "action": "withdraw_consent",
+                "title": "Withdraw consent",
+                "intro": "The withdrawal takes effect at once; no further message on this channel will be sent.",
+                "submit_label": "Withdraw consent",
+            },
         )
 
     @admin.action(description="Merge two customers", permissions=["change"])
