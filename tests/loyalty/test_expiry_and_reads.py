@@ -60,9 +60,24 @@ def test_expiry_job_is_fifo_and_idempotent(expiring_programme, store, django_ass
     assert not accounts_with_points_expiring(programme=expiring_programme, now=T0 + timedelta(days=131)).exists()
 
 
-def test_tiers_review_task_runs_over_all_accounts(programme):
-    account_enrol(customer=CustomerFactory(), programme=programme)
-    tiers_review_task()  # nothing to downgrade, and it terminates
+def test_tiers_review_task_downgrades_every_lapsed_account_batch_by_batch(programme, monkeypatch):
+    from loyalty import tasks
+    from loyalty.models import LoyaltyAccount, TierChange
+    from tests.factories.loyalty import TierFactory
+
+    member = TierFactory(programme=programme, name="Member", rank=1, threshold_points=0)
+    gold = TierFactory(programme=programme, name="Gold", rank=2, threshold_points=100)
+    accounts = [account_enrol(customer=CustomerFactory(), programme=programme)[0] for _ in range(3)]
+    # Gold without the points to keep it, and the grace period already over.
+    LoyaltyAccount.objects.filter(pk__in=[a.pk for a in accounts]).update(
+        tier=gold, tier_grace_until=datetime(2020, 1, 1, tzinfo=UTC)
+    )
+    monkeypatch.setattr(tasks, "BATCH", 1)
+
+    tiers_review_task()
+
+    assert set(LoyaltyAccount.objects.values_list("tier", flat=True)) == {member.pk}
+    assert TierChange.objects.filter(reason=TierChange.Reason.DOWNGRADE).count() == 3
 
 
 def test_timeline_entries_for_ledger_and_redemptions(account, programme, store):
