@@ -7,10 +7,8 @@ import json
 import uuid
 
 from django.contrib import admin, messages
-from django.contrib.admin.models import LogEntry
 from django.contrib.admin.templatetags.admin_urls import admin_urlname
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
@@ -404,13 +402,8 @@ class CustomerAdmin(admin.ModelAdmin):
             return None
         form = EraseForm(request.POST if is_confirmation(request) else None)
         if is_confirmation(request) and form.is_valid():
-            content_type = ContentType.objects.get_for_model(Customer)
             for customer in customers:
                 erased = customer_erase(customer=customer, user=request.user)
-                # The admin's own history named the person; it must not outlive the erasure.
-                LogEntry.objects.filter(content_type=content_type, object_id=str(erased.pk)).update(
-                    object_repr=str(erased)
-                )
                 self.log_change(request, erased, "Erased on request.")
             self.message_user(request, f"Erased {len(customers)} customer(s).", messages.SUCCESS)
             return None

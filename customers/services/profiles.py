@@ -7,7 +7,10 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from customers.erase_hooks import profile_erase_hooks_run
@@ -385,12 +388,13 @@ def customer_erase(*, customer: Customer, user) -> Customer:
     customer.public_id = uuid.uuid4()
     customer.erased_at = timezone.now()
     customer.save()  # email_hmac / phone_hmac keep the keyed hashes for aggregate reporting
-    MergeProposal.objects.filter(status=MergeProposal.Status.OPEN, customer=customer).update(
+    MergeProposal.objects.filter(Q(customer=customer) | Q(other=customer), status=MergeProposal.Status.OPEN).update(
         status=MergeProposal.Status.DISMISSED, resolved_at=timezone.now(), resolved_by=user
     )
-    MergeProposal.objects.filter(status=MergeProposal.Status.OPEN, other=customer).update(
-        status=MergeProposal.Status.DISMISSED, resolved_at=timezone.now(), resolved_by=user
-    )
+    # The admin's change history names the person in each entry; it must not outlive the erasure.
+    LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Customer), object_id=str(customer.pk)
+    ).update(object_repr=str(customer))
     profile_erase_hooks_run(customer=customer, user=user)
     return customer
 

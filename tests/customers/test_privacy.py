@@ -86,3 +86,22 @@ def test_export_holds_everything_about_the_person_as_json(person):
     assert data["consent_evidence"][0]["disclosure_text"].startswith("Marketing texts")
     assert len(data["purchases"]) == 2
     assert "pk" not in data["profile"]
+
+
+def test_erasure_removes_the_name_from_the_admin_history(person):
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    marketer = MarketingUserFactory()
+    LogEntry.objects.log_actions(
+        user_id=marketer.pk, queryset=Customer.objects.filter(pk=person.pk), action_flag=CHANGE, change_message="x"
+    )
+    assert LogEntry.objects.filter(object_repr__contains="Lopez").exists()
+
+    customer_erase(customer=person, user=marketer)
+
+    entries = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Customer), object_id=str(person.pk)
+    )
+    assert entries.exists()
+    assert not entries.filter(object_repr__contains="Lopez").exists()
