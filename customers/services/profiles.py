@@ -453,20 +453,25 @@ def purchase_record(
     if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
         raise CustomerError("The currency must be a three-letter code such as USD.")
     existing = Purchase.objects.filter(source=source, external_ref=external_ref).first()
-    if existing is not None:
-        if existing.amount != amount or existing.customer_id != (customer.pk if customer else None):
-            raise CustomerError(f"Receipt {external_ref} was already recorded with other details.")
-        return existing, False
-    purchase = Purchase.objects.create(
-        customer=customer,
-        channel=channel,
-        store=store,
-        source=source,
-        external_ref=external_ref,
-        amount=amount,
-        discount_amount=discount,
-        currency=currency,
-        occurred_at=occurred_at or timezone.now(),
-        recorded_by=recorded_by,
-    )
-    return purchase, True
+    if existing is None:
+        try:
+            with transaction.atomic():
+                purchase = Purchase.objects.create(
+                    customer=customer,
+                    channel=channel,
+                    store=store,
+                    source=source,
+                    external_ref=external_ref,
+                    amount=amount,
+                    discount_amount=discount,
+                    currency=currency,
+                    occurred_at=occurred_at or timezone.now(),
+                    recorded_by=recorded_by,
+                )
+            return purchase, True
+        except IntegrityError:
+            # The same receipt was recorded concurrently: answer as for a repeat.
+            existing = Purchase.objects.get(source=source, external_ref=external_ref)
+    if existing.amount != amount or existing.customer_id != (customer.pk if customer else None):
+        raise CustomerError(f"Receipt {external_ref} was already recorded with other details.")
+    return existing, False

@@ -82,3 +82,35 @@ def test_bad_purchases_are_refused_and_nothing_is_written(overrides, message):
 def test_anonymous_in_store_purchase(store):
     purchase, _ = record(channel="store", source="till", store=store, currency="usd")
     assert (purchase.customer, purchase.store, purchase.currency) == (None, store, "USD")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_receipt_sent_concurrently_is_recorded_once():
+    import threading
+
+    from django.db import connection
+
+    threads_count = 8
+    barrier = threading.Barrier(threads_count)
+    errors, created_flags = [], []
+
+    def send():
+        try:
+            barrier.wait(timeout=10)
+            _purchase, created = record(external_ref="RACE-1")
+            created_flags.append(created)
+        except Exception as exc:  # collected and asserted on below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(created_flags) == [False] * (threads_count - 1) + [True]
+    assert Purchase.objects.filter(external_ref="RACE-1").count() == 1
