@@ -416,7 +416,6 @@ def _clean_amount(value, label: str) -> Decimal:
     return amount
 
 
-@transaction.atomic
 def purchase_record(
     *,
     customer: Customer | None,
