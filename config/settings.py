@@ -115,7 +115,9 @@ else:
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME", "test_tandem")
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get(
+        "TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
