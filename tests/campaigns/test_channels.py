@@ -2,14 +2,12 @@
 
 import pytest
 from django.core import mail
-from twilio.base.exceptions import TwilioRestException
 
 from campaigns.channels.registry import channel_get
-from campaigns.composer import RenderedPush, RenderedSms
-from campaigns.exceptions import CampaignError, PermanentChannelError, TransientChannelError
+from campaigns.composer import RenderedPush
+from campaigns.exceptions import CampaignError, PermanentChannelError
 from campaigns.models import AuditEvent
 from campaigns.services.messages import variant_test_send
-from campaigns.sms import sms_count
 from tests.factories import CustomerFactory, UserFactory
 from tests.factories.campaigns import EmailVariantFactory, PushVariantFactory, SmsVariantFactory
 
@@ -60,7 +58,8 @@ def test_email_test_needs_an_address():
     assert mail.outbox == []
 
 
-def test_sms_test_send_uses_the_injected_twilio_client():
+def test_sms_test_send_uses_the_injected_twilio_client(settings):
+    settings.TWILIO_FROM_NUMBER = "+14155550100"
     client = FakeTwilio()
     variant = SmsVariantFactory()
     to = variant_test_send(
@@ -83,26 +82,6 @@ def test_sms_bad_phone_sends_nothing():
             variant=SmsVariantFactory(), user=UserFactory(), phone="12", channel_options={"client": client}
         )
     assert client.messages.sent == []
-
-
-@pytest.mark.parametrize(
-    ("error", "kind", "opted_out"),
-    [
-        (TwilioRestException(400, "u", msg="Attempt to send to unsubscribed recipient", code=21610), "perm", True),
-        (TwilioRestException(400, "u", msg="Invalid number", code=21211), "perm", False),
-        (TwilioRestException(429, "u", msg="Too many requests", code=20429), "transient", False),
-        (TwilioRestException(503, "u", msg="Unavailable"), "transient", False),
-    ],
-)
-def test_sms_errors_are_classified(error, kind, opted_out):
-    backend = channel_get("sms", client=FakeTwilio(error))
-    payload = backend.build_payload(
-        rendered=RenderedSms(body="x", count=sms_count("x")), to="+14155550123", metadata={}, links={}
-    )
-    expected = PermanentChannelError if kind == "perm" else TransientChannelError
-    with pytest.raises(expected) as caught:
-        backend.send(payload)
-    assert getattr(caught.value, "opted_out", False) is opted_out
 
 
 def test_push_test_send_goes_to_the_users_devices():
