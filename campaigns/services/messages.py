@@ -84,6 +84,8 @@ def variant_test_send(
     rendered = compiled.render(preview_context(customer=customer, campaign=campaign))
     backend = channel_get(variant.channel, **(channel_options or {}))
     metadata = {"test_send": "1", "variant_id": variant.pk}
+    if campaign is not None:
+        metadata["campaign_id"] = campaign.pk
     if variant.channel == Channel.EMAIL:
         if not user.email:
             raise CampaignError("Add an email address to your staff account first.")
