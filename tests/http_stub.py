@@ -64,7 +64,7 @@ class HttpStub:
         return [seen for seen in self.seen if url_fragment in seen.url]
 
     def _answer(self, method: str, url: str, headers, body) -> tuple[int, bytes, dict]:
-        seen = Seen(method=method, url=url, headers=dict(headers), body=_as_bytes(body))
+        seen = Seen(method=method, url=url, headers=CaseInsensitiveDict(dict(headers)), body=_as_bytes(body))
         self.seen.append(seen)
         for route in reversed(self.routes):
             if route.method == method and route.pattern.search(url):

@@ -69,3 +69,15 @@ class SmsChannel:
         except (TwilioException, OSError) as exc:
             raise TransientChannelError(str(exc)) from exc
         return SendResult(provider_id=getattr(message, "sid", "") or "")
+
+    def send_many(self, payloads: list[dict]) -> list[SendResult | Exception]:
+        """Each payload's result or channel error, through one client (one HTTP session)."""
+        from campaigns.exceptions import ChannelError
+
+        outcomes: list[SendResult | Exception] = []
+        for payload in payloads:
+            try:
+                outcomes.append(self.send(payload))
+            except ChannelError as exc:
+                outcomes.append(exc)
+        return outcomes

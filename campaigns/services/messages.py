@@ -73,8 +73,8 @@ def variant_test_send(
 ) -> str:
     """Send ``variant`` rendered for ``customer`` (placeholders only) to the staff member ``user``.
 
-    Email goes to ``user.email``, SMS to ``phone``, push to the user's own active devices. Links in a
-    test lead to a page that changes nothing. Raises ``CampaignError`` when there is nowhere to send
+    Email goes to ``user.email``, SMS to ``phone``, push to every active device of the user. Links in
+    a test lead to a page that changes nothing. Raises ``CampaignError`` when there is nowhere to send
     it, ``ChannelError`` when the provider refuses. Returns the address used.
     """
     from campaigns.selectors import preview_context
@@ -108,8 +108,7 @@ def variant_test_send(
         devices = list(GCMDevice.objects.filter(user=user, active=True))
         if not devices:
             raise CampaignError("Register a push device on your staff account first.")
-        for device in devices:
-            backend.send(backend.build_payload(rendered=rendered, to=device, metadata=metadata, links=links))
+        backend.send(backend.build_payload(rendered=rendered, to=devices, metadata=metadata, links=links))
         label = f"{len(devices)} device(s)"
     events.variant_test_sent_event(variant=variant, actor=user, to=label, campaign=campaign)
     return label

@@ -88,3 +88,23 @@ def test_twilio_errors_are_classified(twilio, status, code, kind, opted_out):
         backend.send(build(backend))
     assert getattr(caught.value, "opted_out", False) is opted_out
     assert len(twilio.seen) == 1
+
+
+def test_several_texts_go_through_one_client_and_each_gets_its_outcome(twilio):
+    def answer(seen):
+        if seen.form()["To"] == ["+14155550999"]:
+            return 400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400}
+        return created(seen)
+
+    twilio.add("POST", MESSAGES_URL, answer=answer)
+    backend = channel_get("sms")
+    payloads = [
+        backend.build_payload(rendered=RenderedSms(body=BODY, count=sms_count(BODY)), to=to, metadata={}, links={})
+        for to in ("+14155550123", "+14155550999", "+14155550124")
+    ]
+
+    outcomes = backend.send_many(payloads)
+
+    assert [type(outcome).__name__ for outcome in outcomes] == ["SendResult", "PermanentChannelError", "SendResult"]
+    assert outcomes[1].opted_out is True
+    assert len(twilio.seen) == 3

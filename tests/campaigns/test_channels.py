@@ -3,13 +3,11 @@
 import pytest
 from django.core import mail
 
-from campaigns.channels.registry import channel_get
-from campaigns.composer import RenderedPush
-from campaigns.exceptions import CampaignError, PermanentChannelError
+from campaigns.exceptions import CampaignError
 from campaigns.models import AuditEvent
 from campaigns.services.messages import variant_test_send
 from tests.factories import CustomerFactory, UserFactory
-from tests.factories.campaigns import EmailVariantFactory, PushVariantFactory, SmsVariantFactory
+from tests.factories.campaigns import EmailVariantFactory, SmsVariantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -82,42 +80,3 @@ def test_sms_bad_phone_sends_nothing():
             variant=SmsVariantFactory(), user=UserFactory(), phone="12", channel_options={"client": client}
         )
     assert client.messages.sent == []
-
-
-def test_push_test_send_goes_to_the_users_devices():
-    from push_notifications.models import GCMDevice
-
-    user = UserFactory()
-    GCMDevice.objects.create(user=user, registration_id="token-1", cloud_message_type="FCM")
-    GCMDevice.objects.create(user=user, registration_id="token-2", cloud_message_type="FCM", active=False)
-    sent = []
-    variant_test_send(
-        variant=PushVariantFactory(),
-        user=user,
-        customer=CustomerFactory(first_name="Ann"),
-        channel_options={"transport": lambda device, payload: sent.append((device.registration_id, payload))},
-    )
-    assert [(token, payload["title"], payload["url"]) for token, payload in sent] == [
-        ("token-1", "Hi Ann", "https://shop.example.com/spring")
-    ]
-
-
-def test_push_gone_device_is_deactivated():
-    from push_notifications.models import GCMDevice
-
-    device = GCMDevice.objects.create(registration_id="gone", cloud_message_type="FCM")
-
-    class Gone(Exception):
-        status_code = 410
-
-    def transport(device, payload):
-        raise Gone("unregistered")
-
-    backend = channel_get("push", transport=transport)
-    payload = backend.build_payload(
-        rendered=RenderedPush(title="t", body="b", url="", image_url=""), to=device, metadata={}, links={}
-    )
-    with pytest.raises(PermanentChannelError):
-        backend.send(payload)
-    device.refresh_from_db()
-    assert device.active is False
