@@ -11,8 +11,9 @@ import css_inline
 from django.conf import settings
 from django.template.loader import get_template
 
+from campaigns.htmlcheck import html_problems, problems_message, template_html_problems
 from campaigns.htmltext import html_to_text
-from campaigns.rendering import PLACEHOLDERS, CompiledTemplate, compile_html, compile_text
+from campaigns.rendering import PLACEHOLDERS, CompiledTemplate, RenderError, TemplateProblem, compile_html, compile_text
 from campaigns.sms import SmsCount, sms_count
 from customers.models import Channel
 
@@ -77,7 +78,14 @@ class CompiledVariant:
         if self.channel == Channel.EMAIL:
             self.subject = text(variant.subject)
             self.preheader = text(variant.preheader)
-            compile_html(variant.html_body, allowed_names=MARKETER_NAMES)  # check the marketer's part alone
+            body = compile_html(variant.html_body, allowed_names=MARKETER_NAMES)  # the marketer's part alone
+            # The footer must stay visible: a body that leaves a comment, <title>, <textarea>, <template>…
+            # open is refused here too (text can reach the database without the authoring checks), and
+            # one with {% if %} blocks is checked again as rendered for each recipient.
+            problems = template_html_problems(variant.html_body)
+            if problems:
+                raise TemplateProblem(problems_message(problems))
+            self.body_per_render = body if "{%" in variant.html_body else None
             composed = _layout_source().replace(BODY_MARKER, variant.html_body)
             inlined = inline_css_once(composed)
             self.inline_per_render = inlined is None
@@ -95,6 +103,10 @@ class CompiledVariant:
 
     def render(self, context: dict[str, str]):
         if self.channel == Channel.EMAIL:
+            if self.body_per_render is not None:
+                problems = html_problems(self.body_per_render.render(context))
+                if problems:
+                    raise RenderError(problems_message(problems))
             preheader = self.preheader.render(context)
             full = {**context, "preheader": preheader, "postal_address": settings.TANDEM["POSTAL_ADDRESS"]}
             html = self.html.render(full)

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from campaigns.composer import MARKETER_NAMES
+from campaigns.htmlcheck import problems_message, template_html_problems
 from campaigns.rendering import TemplateProblem, compile_html, compile_text, placeholder_context
 from campaigns.sms import sms_count
 from customers.models import Channel
@@ -43,6 +44,11 @@ def variant_check(variant) -> list[str]:
             (compile_html if field == "html_body" else compile_text)(source, allowed_names=MARKETER_NAMES)
         except TemplateProblem as problem:
             errors.setdefault(field, []).append(str(problem))
+            continue
+        if field == "html_body":
+            problems = template_html_problems(source)
+            if problems:
+                errors.setdefault(field, []).append(problems_message(problems))
     marketing = variant.message_id is None or variant.message.is_marketing
     if variant.channel == Channel.EMAIL:
         if not variant.subject.strip():

@@ -10,6 +10,7 @@ from campaigns.composer import variant_compiled
 from campaigns.exceptions import CampaignError
 from campaigns.links import preview_links
 from campaigns.models import Campaign, Variant
+from campaigns.rendering import RenderError, TemplateProblem
 from campaigns.validation import variant_check
 from customers.models import Channel
 from customers.normalization import normalize_phone
@@ -79,9 +80,12 @@ def variant_test_send(
     """
     from campaigns.selectors import preview_context
 
-    compiled = variant_compiled(variant)
-    links = preview_links()
-    rendered = compiled.render(preview_context(customer=customer, campaign=campaign))
+    try:
+        compiled = variant_compiled(variant)
+        links = preview_links()
+        rendered = compiled.render(preview_context(customer=customer, campaign=campaign))
+    except (TemplateProblem, RenderError) as exc:
+        raise CampaignError(f"The message cannot be sent as it stands: {exc}") from exc
     backend = channel_get(variant.channel, **(channel_options or {}))
     metadata = {"test_send": "1", "variant_id": variant.pk}
     if campaign is not None:

@@ -171,3 +171,15 @@ def test_double_opt_in_mail_goes_out_through_each_esp(esp, http_stub, pending, s
     assert sent.stream is None
     assert sent.configuration_set is None
     assert "List-Unsubscribe" not in sent.headers
+
+
+def test_a_test_send_of_html_that_would_hide_the_footer_is_refused_before_any_request(settings, http_stub):
+    from campaigns.exceptions import CampaignError
+
+    ESPS["postmark"].configure(settings, http_stub)
+    variant = EmailVariantFactory()
+    type(variant).objects.filter(pk=variant.pk).update(html_body="<p>Hi</p><title>Spring")
+    variant.refresh_from_db()
+    with pytest.raises(CampaignError, match="footer"):
+        variant_test_send(variant=variant, user=UserFactory(email="me@staff.example.com"))
+    assert http_stub.seen == []
