@@ -14,7 +14,7 @@ from django.template.loader import get_template
 from campaigns.htmlcheck import html_problems, problems_message, template_html_problems
 from campaigns.htmltext import html_to_text
 from campaigns.rendering import PLACEHOLDERS, CompiledTemplate, RenderError, TemplateProblem, compile_html, compile_text
-from campaigns.sms import SmsCount, sms_count
+from campaigns.sms import SmsCount, sms_count, sms_marketing_problems
 from customers.models import Channel
 
 LAYOUT_TEMPLATE = "emails/campaign_layout.html"
@@ -95,6 +95,9 @@ class CompiledVariant:
             self.text = compile_text(text_source + TEXT_FOOTER, allowed_names=LAYOUT_NAMES)
         elif self.channel == Channel.SMS:
             self.sms = text(variant.sms_body)
+            # Checked on every rendered text: a conditional can drop the line for real recipients
+            # although the sample values used at authoring kept it.
+            self.sms_marketing = variant.message_id is None or variant.message.is_marketing
         else:
             self.title = text(variant.push_title)
             self.body = text(variant.push_body)
@@ -120,6 +123,10 @@ class CompiledVariant:
             )
         if self.channel == Channel.SMS:
             body = self.sms.render(context)
+            if self.sms_marketing:
+                problems = sms_marketing_problems(body, brand=settings.TANDEM["BRAND_NAME"])
+                if problems:
+                    raise RenderError(" ".join(problems))
             return RenderedSms(body=body, count=sms_count(body))
         return RenderedPush(
             title=self.title.render(context),

@@ -242,3 +242,42 @@ def test_a_message_cannot_change_once_its_campaign_is_sending():
     with pytest.raises(CampaignError):
         variant_delete(variant=variant, actor=None)
     assert Variant.objects.get(pk=variant.pk).subject == "Hello {{ first_name }}"
+
+
+def test_marketing_sms_with_the_opt_out_line_inside_a_conditional_is_refused():
+    body = "Tandem Stores: hi {{ first_name }}!{% if first_name == 'Alexandra' %} Reply STOP to opt out{% endif %}"
+    variant = SmsVariantFactory.build(message=MessageFactory(), sms_body=body)
+    with pytest.raises(ValidationError) as caught:
+        variant.full_clean()
+    assert "outside {% if %}" in " ".join(caught.value.message_dict["sms_body"])
+
+
+def test_opt_out_line_next_to_a_conditional_is_accepted():
+    body = "Tandem Stores{% if store_name %} at {{ store_name }}{% endif %}: 20% off. Reply STOP to opt out"
+    SmsVariantFactory.build(message=MessageFactory(), sms_body=body).full_clean()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Tandem Stores: hi!{% if first_name == 'Alexandra' %} Reply STOP to opt out{% endif %}",
+        "{% if first_name == 'Alexandra' %}Tandem Stores: {% endif %}hi! Reply STOP to opt out",
+    ],
+)
+def test_each_rendered_marketing_text_must_keep_brand_and_opt_out(body):
+    variant = SmsVariantFactory()
+    type(variant).objects.filter(pk=variant.pk).update(sms_body=body)  # past the authoring checks
+    variant.refresh_from_db()
+    compiled = variant_compiled(variant)
+    # The sample recipient of the authoring check gets the whole text ...
+    sample = compiled.render(placeholder_context(extra={"first_name": "Alexandra"})).body
+    assert "Tandem Stores" in sample
+    assert "Reply STOP to opt out" in sample
+    # ... a real one does not, and that render is refused.
+    with pytest.raises(RenderError):
+        compiled.render(placeholder_context(customer=CustomerFactory(first_name="Ann")))
+
+
+def test_transactional_sms_renders_without_brand_or_opt_out():
+    variant = SmsVariantFactory(message=MessageFactory(purpose="transactional"), sms_body="Your order is ready.")
+    assert variant_compiled(variant).render(placeholder_context()).body == "Your order is ready."
