@@ -24,18 +24,25 @@ TRAPPING_ELEMENTS = frozenset({"template", "select", "object", "applet"})
 LAYOUT_CONTAINERS = frozenset({"div", "body", "html"})
 
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
-_NAME = re.compile(r"[^\s/>]+")
+_TOKEN = re.compile(
+    r"<(?:(?P<comment>!--)|(?P<bogus>[!?]|/(?![A-Za-z>]))|(?P<end>/)?(?P<name>[A-Za-z][^\s/>]*))"
+)
 _SPACE = re.compile(r"[\s/]*")
 _ATTR_NAME = re.compile(r"[^\s/>=][^\s/>=]*|=[^\s/>=]*")
 _UNQUOTED = re.compile(r"[^\s>]*")
-
-
-def _letter(source: str, pos: int) -> bool:
-    return pos < len(source) and source[pos].isascii() and source[pos].isalpha()
+# A well-formed run of attributes up to ">": where it matches, the tokenizer ends the tag at the same
+# place, and the attribute-by-attribute walk is needed only for the rest.
+_PLAIN_ATTRIBUTES = re.compile(
+    r"""(?>\s+[^\s/>="'<]+(?>\s*=\s*(?>"[^"]*"|'[^']*'|[^\s>"'=<`]+))?)*\s*/?>"""
+)
+_TEXT_END = {name: re.compile(rf"</{name}[\s/>]", re.I) for name in TEXT_ELEMENTS}
 
 
 def _tag_end(source: str, pos: int) -> int:
     """Index just after the ``>`` closing the tag whose attributes start at ``pos``; -1 when it never closes."""
+    plain = _PLAIN_ATTRIBUTES.match(source, pos)
+    if plain is not None:
+        return plain.end()
     length = len(source)
     while True:
         pos = _SPACE.match(source, pos).end()
@@ -65,62 +72,47 @@ def html_problems(source: str, *, fragment: bool = True) -> list[str]:
     """
     problems: list[str] = []
     stack: list[str] = []  # open elements that matter: trapping ones and layout containers
-    pos, length = 0, len(source)
-    while True:
-        pos = source.find("<", pos)
-        if pos == -1 or pos + 1 >= length:
-            break
-        rest = source[pos + 1]
-        if source.startswith("<!--", pos):
-            # "<!-->" and "<!--->" are complete (empty) comments.
-            if source.startswith("<!-->", pos) or source.startswith("<!--->", pos):
-                pos = source.index(">", pos) + 1
-                continue
-            end = source.find("-->", pos + 4)
+    pos = 0
+    while (token := _TOKEN.search(source, pos)) is not None:
+        start = token.start()
+        if token.group("comment"):
+            end = source.find("-->", start + 2)  # from "<!" so that "<!-->" and "<!--->" end themselves
             if end == -1:
                 problems.append("A comment (<!--) is never closed with -->.")
                 return problems
             pos = end + 3
-        elif rest in "!?" or (rest == "/" and not _letter(source, pos + 2) and source[pos + 2 : pos + 3] != ">"):
+            continue
+        if token.group("bogus"):
             # <!DOCTYPE>, <![CDATA[, <?…, and "</" not followed by a letter: bogus comments up to ">".
-            end = source.find(">", pos)
+            end = source.find(">", start)
             if end == -1:
-                problems.append(f"{source[pos:pos + 10]!r}… is never closed with >.")
+                problems.append(f"{source[start : start + 10]!r}… is never closed with >.")
                 return problems
             pos = end + 1
-        elif rest == "/" and _letter(source, pos + 2):
-            name = _NAME.match(source, pos + 2).group(0).lower()
-            end = _tag_end(source, pos + 2 + len(name))
-            if end == -1:
-                problems.append(f"The tag </{name} is never closed with >.")
-                return problems
-            pos = end
+            continue
+        name = token.group("name").lower()
+        pos = _tag_end(source, token.end())
+        if pos == -1:
+            problems.append(f"The tag <{token.group(0)[1:]} is never closed with >.")
+            return problems
+        if token.group("end"):
             if name in stack:
                 while stack.pop() != name:
                     pass
             elif fragment and name in LAYOUT_CONTAINERS:
                 problems.append(f"</{name}> closes an element the message did not open.")
-        elif _letter(source, pos + 1):
-            name = _NAME.match(source, pos + 1).group(0).lower()
-            end = _tag_end(source, pos + 1 + len(name))
-            if end == -1:
-                problems.append(f"The tag <{name} is never closed with >.")
+        elif name in TEXT_ELEMENTS:
+            # A self-closing slash does not end these: their content runs to the end tag.
+            closing = _TEXT_END[name].search(source, pos)
+            if closing is None:
+                problems.append(f"<{name}> is never closed with </{name}>.")
                 return problems
-            pos = end
-            if name == "plaintext":
-                problems.append("<plaintext> turns the rest of the email into text.")
-                return problems
-            if name in TEXT_ELEMENTS:
-                # A self-closing slash does not end these: their content runs to the end tag.
-                closing = re.compile(rf"</{name}[\s/>]", re.I).search(source, pos)
-                if closing is None:
-                    problems.append(f"<{name}> is never closed with </{name}>.")
-                    return problems
-                pos = closing.start()
-            elif name in TRAPPING_ELEMENTS or name in LAYOUT_CONTAINERS:
-                stack.append(name)  # "<div/>" opens a div all the same
-        else:
-            pos += 1
+            pos = closing.start()
+        elif name in TRAPPING_ELEMENTS or name in LAYOUT_CONTAINERS:
+            stack.append(name)  # "<div/>" opens a div all the same
+        elif name == "plaintext":
+            problems.append("<plaintext> turns the rest of the email into text.")
+            return problems
     problems.extend(f"<{name}> is never closed with </{name}>." for name in stack if name in TRAPPING_ELEMENTS)
     return problems
 
