@@ -82,9 +82,19 @@ def test_ses_with_a_message_tag_name_gets_one_tag(settings, http_stub):
     assert body["EmailTags"] == [{"Name": "campaign", "Value": "campaign-7"}]
 
 
-def test_several_payloads_share_one_connection_and_each_gets_its_outcome(settings, http_stub):
+def test_several_payloads_share_one_connection_and_each_gets_its_outcome(settings, http_stub, monkeypatch):
+    import requests
+
     esp = ESPS["postmark"]
     esp.configure(settings, http_stub)
+    sessions = []
+    session_init = requests.Session.__init__
+
+    def counting_init(self, *args, **kwargs):
+        sessions.append(self)
+        session_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "__init__", counting_init)
 
     def answer(seen):
         if seen.json()["To"] == "gone@example.com":
@@ -107,6 +117,7 @@ def test_several_payloads_share_one_connection_and_each_gets_its_outcome(setting
 
     assert [type(outcome).__name__ for outcome in outcomes] == ["SendResult", "PermanentChannelError", "SendResult"]
     assert len(http_stub.seen) == 3
+    assert len(sessions) == 1  # one HTTP session (keep-alive) for the chunk
 
 
 @pytest.mark.parametrize(
