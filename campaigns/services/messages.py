@@ -76,7 +76,8 @@ def variant_test_send(
 
     Email goes to ``user.email``, SMS to ``phone``, push to every active device of the user. Links in
     a test lead to a page that changes nothing. Raises ``CampaignError`` when there is nowhere to send
-    it, ``ChannelError`` when the provider refuses. Returns the address used.
+    it or the message does not render, ``ChannelError`` when the provider refuses. Returns the address
+    used.
     """
     from campaigns.selectors import preview_context
 
