@@ -11,9 +11,10 @@ import css_inline
 from django.conf import settings
 from django.template.loader import get_template
 
+from campaigns.htmlcheck import html_problems, problems_message, template_html_problems
 from campaigns.htmltext import html_to_text
-from campaigns.rendering import PLACEHOLDERS, CompiledTemplate, compile_html, compile_text
-from campaigns.sms import SmsCount, sms_count
+from campaigns.rendering import PLACEHOLDERS, CompiledTemplate, RenderError, TemplateProblem, compile_html, compile_text
+from campaigns.sms import SmsCount, sms_count, sms_marketing_problems
 from customers.models import Channel
 
 LAYOUT_TEMPLATE = "emails/campaign_layout.html"
@@ -77,7 +78,14 @@ class CompiledVariant:
         if self.channel == Channel.EMAIL:
             self.subject = text(variant.subject)
             self.preheader = text(variant.preheader)
-            compile_html(variant.html_body, allowed_names=MARKETER_NAMES)  # check the marketer's part alone
+            body = compile_html(variant.html_body, allowed_names=MARKETER_NAMES)  # the marketer's part alone
+            # The footer must stay visible: a body that leaves a comment, <title>, <textarea>, <template>…
+            # open is refused here too (text can reach the database without the authoring checks), and
+            # one with {% if %} blocks is checked again as rendered for each recipient.
+            problems = template_html_problems(variant.html_body)
+            if problems:
+                raise TemplateProblem(problems_message(problems))
+            self.body_per_render = body if "{%" in variant.html_body else None
             composed = _layout_source().replace(BODY_MARKER, variant.html_body)
             inlined = inline_css_once(composed)
             self.inline_per_render = inlined is None
@@ -87,6 +95,9 @@ class CompiledVariant:
             self.text = compile_text(text_source + TEXT_FOOTER, allowed_names=LAYOUT_NAMES)
         elif self.channel == Channel.SMS:
             self.sms = text(variant.sms_body)
+            # Checked on every rendered text: a conditional can drop the line for real recipients
+            # although the sample values used at authoring kept it.
+            self.sms_marketing = variant.message_id is None or variant.message.is_marketing
         else:
             self.title = text(variant.push_title)
             self.body = text(variant.push_body)
@@ -95,6 +106,10 @@ class CompiledVariant:
 
     def render(self, context: dict[str, str]):
         if self.channel == Channel.EMAIL:
+            if self.body_per_render is not None:
+                problems = html_problems(self.body_per_render.render(context))
+                if problems:
+                    raise RenderError(problems_message(problems))
             preheader = self.preheader.render(context)
             full = {**context, "preheader": preheader, "postal_address": settings.TANDEM["POSTAL_ADDRESS"]}
             html = self.html.render(full)
@@ -108,6 +123,10 @@ class CompiledVariant:
             )
         if self.channel == Channel.SMS:
             body = self.sms.render(context)
+            if self.sms_marketing:
+                problems = sms_marketing_problems(body, brand=settings.TANDEM["BRAND_NAME"])
+                if problems:
+                    raise RenderError(" ".join(problems))
             return RenderedSms(body=body, count=sms_count(body))
         return RenderedPush(
             title=self.title.render(context),

@@ -28,3 +28,10 @@ class PermanentChannelError(ChannelError):
     def __init__(self, message: str, *, opted_out: bool = False):
         self.opted_out = opted_out
         super().__init__(message)
+
+
+class ChannelNotConfiguredError(PermanentChannelError):
+    """The provider's credentials or sender are missing: refused before anything leaves the process.
+
+    Permanent for the message as it stands (a retry fails the same way until settings change).
+    """

@@ -183,6 +183,22 @@ def _walk(node: nodes.Node, names: frozenset[str]) -> None:
         _walk(child, names)
 
 
+def unconditional_text(source: str) -> str:
+    """The literal text of ``source`` that every render contains: outside ``{% if %}`` blocks.
+
+    A placeholder stands as a NUL, so a phrase is never found across a value that could change it.
+    """
+    tree = _text_env.parse(source)
+    parts: list[str] = []
+    for node in tree.body:
+        if isinstance(node, nodes.Output):
+            for child in node.nodes:
+                parts.append(child.data if isinstance(child, nodes.TemplateData) else "\x00")
+        else:
+            parts.append("\x00")
+    return "".join(parts)
+
+
 @dataclasses.dataclass(frozen=True)
 class CompiledTemplate:
     """A checked, compiled template; ``render`` is cheap and bounded."""

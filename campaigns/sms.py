@@ -11,6 +11,7 @@ surrogate pair), so a part can carry one unit less than its maximum.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -89,3 +90,16 @@ def sms_count(text: str) -> SmsCount:
         per_segment=single if segments <= 1 else part,
         non_gsm=non_gsm,
     )
+
+
+OPT_OUT = re.compile(r"reply\s+stop\s+to\s+(opt\s*out|unsubscribe)", re.I)
+
+
+def sms_marketing_problems(text: str, *, brand: str) -> list[str]:
+    """What a marketing text lacks: the brand's name and the opt-out instructions (checked on each rendered text)."""
+    problems = []
+    if brand.lower() not in text.lower():
+        problems.append(f"A marketing text must name the brand ({brand}).")
+    if not OPT_OUT.search(text):
+        problems.append('A marketing text must say "Reply STOP to opt out".')
+    return problems

@@ -9,12 +9,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from campaigns.composer import MARKETER_NAMES
-from campaigns.rendering import TemplateProblem, compile_html, compile_text, placeholder_context
-from campaigns.sms import sms_count
+from campaigns.htmlcheck import problems_message, template_html_problems
+from campaigns.rendering import TemplateProblem, compile_html, compile_text, placeholder_context, unconditional_text
+from campaigns.sms import OPT_OUT, sms_count, sms_marketing_problems
 from customers.models import Channel
 
 _DEEP_LINK = re.compile(r"^[a-z][a-z0-9+.-]{1,30}://[^\s]*$")
-_STOP = re.compile(r"reply\s+stop\s+to\s+(opt\s*out|unsubscribe)", re.I)
 _FIELDS = {
     Channel.EMAIL: ("subject", "preheader", "html_body", "text_body"),
     Channel.SMS: ("sms_body",),
@@ -43,6 +43,11 @@ def variant_check(variant) -> list[str]:
             (compile_html if field == "html_body" else compile_text)(source, allowed_names=MARKETER_NAMES)
         except TemplateProblem as problem:
             errors.setdefault(field, []).append(str(problem))
+            continue
+        if field == "html_body":
+            problems = template_html_problems(source)
+            if problems:
+                errors.setdefault(field, []).append(problems_message(problems))
     marketing = variant.message_id is None or variant.message.is_marketing
     if variant.channel == Channel.EMAIL:
         if not variant.subject.strip():
@@ -76,10 +81,14 @@ def _sms_rules(variant, marketing: bool, errors: dict, warnings: list[str]) -> N
     if count.encoding == "UCS-2" and count.non_gsm:
         warnings.append(f"{''.join(count.non_gsm)} switch the text to UCS-2 (70 characters per segment).")
     if marketing:
-        if brand.lower() not in rendered.lower():
-            errors.setdefault("sms_body", []).append(f"A marketing text must name the brand ({brand}).")
-        if not _STOP.search(rendered):
-            errors.setdefault("sms_body", []).append('A marketing text must say "Reply STOP to opt out".')
+        problems = sms_marketing_problems(rendered, brand=brand)
+        if problems:
+            errors.setdefault("sms_body", []).extend(problems)
+        elif not OPT_OUT.search(unconditional_text(variant.sms_body)):
+            # A sample recipient is one branch of an {% if %}: the line must reach every recipient.
+            errors.setdefault("sms_body", []).append(
+                '"Reply STOP to opt out" must stand outside {% if %} blocks, so every recipient gets it.'
+            )
 
 
 def _push_rules(variant, errors: dict) -> None:

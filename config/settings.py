@@ -47,6 +47,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The externally visible base URL, used in links we send and to verify signed provider webhooks
 # behind a proxy.
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Every marketing mail carries it in List-Unsubscribe, which RFC 8058 wants https; mailbox providers
+# ignore a plain-http one-click link.
+if not DEBUG and not (PUBLIC_BASE_URL.startswith("https://") and len(PUBLIC_BASE_URL) > len("https://")):
+    raise ImproperlyConfigured("PUBLIC_BASE_URL must be an https:// address when DEBUG is off.")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -226,6 +230,26 @@ DEFAULT_FROM_EMAIL = TRANSACTIONAL_FROM_EMAIL
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
+# The sender when there is no Messaging Service (the service wins when both are set).
+TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+# Marketing mail leaves on the ESP's bulk stream so it never shares reputation with transactional mail:
+# Postmark's broadcast message stream, and the SES configuration set for marketing (none when empty).
+MARKETING_POSTMARK_STREAM = os.environ.get("TANDEM_POSTMARK_BROADCAST_STREAM", "broadcast")
+MARKETING_SES_CONFIGURATION_SET = os.environ.get("TANDEM_SES_CONFIGURATION_SET", "")
+
+# --- Push ------------------------------------------------------------------------------------
+# FCM HTTP v1 through firebase-admin. Credentials: a service-account JSON file (FCM_CREDENTIALS_FILE),
+# else Google application default credentials when GOOGLE_APPLICATION_CREDENTIALS is set.
+# FCM_PROJECT_ID is needed only when the credentials do not name the project.
+FCM_CREDENTIALS_FILE = os.environ.get("FCM_CREDENTIALS_FILE", "")
+FCM_PROJECT_ID = os.environ.get("FCM_PROJECT_ID", "")
+# Web push keys (VAPID): the public key is handed to browsers when they subscribe (FCM web tokens are
+# minted with it); the private key and subject let django-push-notifications sign its own web pushes.
+WEBPUSH_VAPID_PUBLIC_KEY = os.environ.get("WEBPUSH_VAPID_PUBLIC_KEY", "")
+PUSH_NOTIFICATIONS_SETTINGS = {
+    "WP_PRIVATE_KEY": os.environ.get("WEBPUSH_VAPID_PRIVATE_KEY") or None,
+    "WP_CLAIMS": {"sub": os.environ.get("WEBPUSH_VAPID_SUBJECT", "mailto:no-reply@tandem.example")},
+}
 
 # --- Product ---------------------------------------------------------------------------------
 TANDEM = {

@@ -69,3 +69,21 @@ def celery_eager():
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def http_stub(monkeypatch):
+    """Every HTTP request the provider libraries make is answered here (and recorded); none leaves."""
+    import botocore.httpsession
+    import requests.adapters
+
+    from tests.http_stub import HttpStub
+
+    stub = HttpStub()
+    monkeypatch.setattr(
+        requests.adapters.HTTPAdapter, "send", lambda adapter, request, **kw: stub.requests_send(adapter, request)
+    )
+    monkeypatch.setattr(
+        botocore.httpsession.URLLib3Session, "send", lambda session, request: stub.botocore_send(session, request)
+    )
+    return stub

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kombu import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +38,37 @@ def test_production_settings_pass_the_deploy_check():
             "SECRET_KEY": "k" * 20 + "Z9-!x" * 10,
             "SUPPRESSION_HMAC_KEY": "suppression-key",
             "ALLOWED_HOSTS": "tandem.example",
+            "PUBLIC_BASE_URL": "https://tandem.example",
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("url", ["http://tandem.example", "", "https://"])
+def test_production_refuses_to_start_without_an_https_public_base_url(url):
+    result = _manage(
+        "check",
+        env_overrides={
+            "DEBUG": "false",
+            "SECRET_KEY": "k" * 20 + "Z9-!x" * 10,
+            "SUPPRESSION_HMAC_KEY": "suppression-key",
+            "ALLOWED_HOSTS": "tandem.example",
+            "PUBLIC_BASE_URL": url,
+        },
+    )
+    assert result.returncode != 0
+    assert "PUBLIC_BASE_URL must be an https:// address when DEBUG is off" in result.stderr
+
+
+def test_debug_accepts_a_plain_http_public_base_url_for_local_work():
+    result = _manage("check", env_overrides={"DEBUG": "true", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_production_refuses_to_start_without_a_secret_key():
-    result = _manage("check", env_overrides={"DEBUG": "false", "SUPPRESSION_HMAC_KEY": "x"})
+    result = _manage(
+        "check", env_overrides={"DEBUG": "false", "SUPPRESSION_HMAC_KEY": "x", "PUBLIC_BASE_URL": "https://t.example"}
+    )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
 

@@ -1,7 +1,10 @@
 """The channel protocol: check a recipient, build a payload (pure), send it, classify failures.
 
-Payload building does no I/O so it can be tested alone and timed; ``send`` is the only call that
-leaves the process, and it raises ``TransientChannelError`` or ``PermanentChannelError`` only.
+Payload building does no I/O so it can be tested alone and timed; ``send`` and ``send_many`` are the
+only calls that leave the process, and they raise (or return) ``TransientChannelError`` or
+``PermanentChannelError`` only (``ChannelNotConfiguredError``, a permanent one, before any request when
+the provider's credentials or sender are missing). ``send_many`` takes a chunk of payloads and shares
+what can be shared (one ESP connection, one Twilio client, FCM batches), so a message costs little.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ class SendResult:
 class ChannelBackend(Protocol):
     channel: str
 
-    def recipient_address(self, customer) -> str | None:
-        """The address to use for ``customer``, or ``None`` when there is none."""
+    def recipient_address(self, customer) -> Any:
+        """The address to use for ``customer`` (push: the list of its active devices), ``None`` when there is none."""
 
     def build_payload(self, *, rendered: Any, to: Any, metadata: dict, links: dict) -> Any:
         """A provider payload for one message; no I/O."""
 
     def send(self, payload: Any) -> SendResult:
         """Hand the payload to the provider."""
+
+    def send_many(self, payloads: list[Any]) -> list[SendResult | Exception]:
+        """Each payload's ``SendResult`` or channel error, in order; a refusal of one does not stop the rest."""

@@ -1,18 +1,25 @@
-"""SMS through Twilio; the client is injectable so tests replace only the transport."""
+"""SMS through Twilio's client; a missing account or sender is refused before any request is made."""
 
 from __future__ import annotations
 
 from django.conf import settings
 
 from campaigns.channels.base import SendResult
-from campaigns.exceptions import PermanentChannelError, TransientChannelError
+from campaigns.exceptions import ChannelNotConfiguredError, PermanentChannelError, TransientChannelError
 
 CARRIER_OPT_OUT = 21610
 
 
 def twilio_client():
+    """A client for the configured account; ``ChannelNotConfiguredError`` when credentials are missing.
+
+    Twilio's client would otherwise fall back to the process environment or send unauthenticated, and
+    the number and body would leave the process for nothing.
+    """
     from twilio.rest import Client
 
+    if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN):
+        raise ChannelNotConfiguredError("SMS is not configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
     return Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
 
 
@@ -33,17 +40,26 @@ class SmsChannel:
 
     def build_payload(self, *, rendered, to: str, metadata: dict, links: dict) -> dict:
         payload = {"to": to, "body": rendered.body}
+        # A Messaging Service picks the sender from its pool (and handles opt-out keywords), so it wins.
         if settings.TWILIO_MESSAGING_SERVICE_SID:
             payload["messaging_service_sid"] = settings.TWILIO_MESSAGING_SERVICE_SID
+        elif settings.TWILIO_FROM_NUMBER:
+            payload["from_"] = settings.TWILIO_FROM_NUMBER
         if metadata.get("status_callback"):
             payload["status_callback"] = metadata["status_callback"]
         return payload
 
     def send(self, payload: dict) -> SendResult:
+        """One text; ``ChannelNotConfiguredError`` (before any request) without credentials or a sender."""
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
+        if not (payload.get("messaging_service_sid") or payload.get("from_")):
+            raise ChannelNotConfiguredError(
+                "SMS has no sender: set TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER."
+            )
+        client = self.client
         try:
-            message = self.client.messages.create(**payload)
+            message = client.messages.create(**payload)
         except TwilioRestException as exc:
             if exc.code == CARRIER_OPT_OUT:
                 raise PermanentChannelError(str(exc.msg), opted_out=True) from exc
@@ -53,3 +69,15 @@ class SmsChannel:
         except (TwilioException, OSError) as exc:
             raise TransientChannelError(str(exc)) from exc
         return SendResult(provider_id=getattr(message, "sid", "") or "")
+
+    def send_many(self, payloads: list[dict]) -> list[SendResult | Exception]:
+        """Each payload's result or channel error, through one client (one HTTP session)."""
+        from campaigns.exceptions import ChannelError
+
+        outcomes: list[SendResult | Exception] = []
+        for payload in payloads:
+            try:
+                outcomes.append(self.send(payload))
+            except ChannelError as exc:
+                outcomes.append(exc)
+        return outcomes

@@ -10,6 +10,7 @@ from campaigns.composer import variant_compiled
 from campaigns.exceptions import CampaignError
 from campaigns.links import preview_links
 from campaigns.models import Campaign, Variant
+from campaigns.rendering import RenderError, TemplateProblem
 from campaigns.validation import variant_check
 from customers.models import Channel
 from customers.normalization import normalize_phone
@@ -73,17 +74,23 @@ def variant_test_send(
 ) -> str:
     """Send ``variant`` rendered for ``customer`` (placeholders only) to the staff member ``user``.
 
-    Email goes to ``user.email``, SMS to ``phone``, push to the user's own active devices. Links in a
-    test lead to a page that changes nothing. Raises ``CampaignError`` when there is nowhere to send
-    it, ``ChannelError`` when the provider refuses. Returns the address used.
+    Email goes to ``user.email``, SMS to ``phone``, push to every active device of the user. Links in
+    a test lead to a page that changes nothing. Raises ``CampaignError`` when there is nowhere to send
+    it or the message does not render, ``ChannelError`` when the provider refuses. Returns the address
+    used.
     """
     from campaigns.selectors import preview_context
 
-    compiled = variant_compiled(variant)
-    links = preview_links()
-    rendered = compiled.render(preview_context(customer=customer, campaign=campaign))
+    try:
+        compiled = variant_compiled(variant)
+        links = preview_links()
+        rendered = compiled.render(preview_context(customer=customer, campaign=campaign))
+    except (TemplateProblem, RenderError) as exc:
+        raise CampaignError(f"The message cannot be sent as it stands: {exc}") from exc
     backend = channel_get(variant.channel, **(channel_options or {}))
     metadata = {"test_send": "1", "variant_id": variant.pk}
+    if campaign is not None:
+        metadata["campaign_id"] = campaign.pk
     if variant.channel == Channel.EMAIL:
         if not user.email:
             raise CampaignError("Add an email address to your staff account first.")
@@ -106,8 +113,7 @@ def variant_test_send(
         devices = list(GCMDevice.objects.filter(user=user, active=True))
         if not devices:
             raise CampaignError("Register a push device on your staff account first.")
-        for device in devices:
-            backend.send(backend.build_payload(rendered=rendered, to=device, metadata=metadata, links=links))
+        backend.send(backend.build_payload(rendered=rendered, to=devices, metadata=metadata, links=links))
         label = f"{len(devices)} device(s)"
     events.variant_test_sent_event(variant=variant, actor=user, to=label, campaign=campaign)
     return label

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from campaigns.composer import variant_compiled
-from campaigns.rendering import placeholder_context
+from campaigns.rendering import RenderError, TemplateProblem, placeholder_context
 from campaigns.selectors import variant_preview
 from campaigns.services.messages import variant_save
 from campaigns.validation import variant_check
@@ -47,10 +47,67 @@ def test_explicit_text_part_is_kept_and_still_gets_the_footer():
 
 
 def test_marketer_cannot_drop_the_footer_by_closing_the_layout():
-    variant = EmailVariantFactory(html_body="<p>Hi</p></div></div></body></html><!--")
-    email = variant_compiled(variant).render(placeholder_context(links={"unsubscribe_url": "https://u/x"}))
-    assert "https://u/x" in email.html
-    assert "https://u/x" in email.text
+    variant = EmailVariantFactory.build(message=MessageFactory(), html_body="<p>Hi</p></div></div></body></html><!--")
+    with pytest.raises(ValidationError) as caught:
+        variant.full_clean()
+    assert "footer" in " ".join(caught.value.message_dict["html_body"])
+
+
+HIDING_BODIES = [
+    "<p>Hi {{ first_name }}</p><!-- draft note",
+    "<p>Hi</p><template><p>later",
+    "<p>Hi</p><title>Spring",
+    "<p>Hi</p><textarea>Tell us",
+    "<p>Hi</p><style>p { color: red }",
+    '<p>Hi</p><a href="https://shop.example.com/spring>Shop',
+    "<p>Hi</p><select><option>S",
+    "<p>Hi</p></div><div style=\"display:none\">",
+]
+
+
+@pytest.mark.parametrize("html_body", HIDING_BODIES)
+def test_html_that_would_hide_the_footer_is_refused_on_save(html_body):
+    variant = EmailVariantFactory.build(message=MessageFactory(), html_body=html_body)
+    with pytest.raises(ValidationError) as caught:
+        variant.full_clean()
+    errors = " ".join(caught.value.message_dict["html_body"])
+    assert "footer (unsubscribe link, postal address) would be hidden" in errors
+
+
+@pytest.mark.parametrize("html_body", HIDING_BODIES)
+def test_html_that_would_hide_the_footer_is_refused_at_render_when_stored_anyway(html_body):
+    variant = EmailVariantFactory()
+    type(variant).objects.filter(pk=variant.pk).update(html_body=html_body)  # past the authoring checks
+    variant.refresh_from_db()
+    with pytest.raises(TemplateProblem):
+        variant_compiled(variant)
+
+
+def test_a_conditional_that_hides_the_footer_for_some_recipients_is_refused_for_them():
+    # Read branch after branch the comment closes, so only the render for each recipient can tell.
+    body = "<p>Hi</p>{% if first_name == 'Ann' %}<!--{% endif %}<p>x</p>{% if first_name == 'Zed' %}-->{% endif %}"
+    variant = EmailVariantFactory()
+    type(variant).objects.filter(pk=variant.pk).update(html_body=body)
+    variant.refresh_from_db()
+    compiled = variant_compiled(variant)
+    links = {"unsubscribe_url": "https://u/x"}
+    with pytest.raises(RenderError, match="footer"):
+        compiled.render(placeholder_context(customer=CustomerFactory(first_name="Ann"), links=links))
+    email = compiled.render(placeholder_context(customer=CustomerFactory(first_name="Bo"), links=links))
+    assert "https://u/x" in email.html[email.html.index('class="footer"') :]
+
+
+def test_a_balanced_conditional_renders_with_the_footer(settings):
+    body = "<p>Hi</p>{% if first_name == 'Ann' %}<!-- Ann's note -->{% endif %}<p>Bye</p>"
+    variant = EmailVariantFactory(html_body=body)
+    variant.full_clean()
+    email = variant_compiled(variant).render(
+        placeholder_context(customer=CustomerFactory(first_name="Ann"), links={"unsubscribe_url": "https://u/x"})
+    )
+    footer = email.html[email.html.index('class="footer"') :]
+    assert "https://u/x" in footer
+    assert settings.TANDEM["POSTAL_ADDRESS"] in footer
+    assert "<!--" not in email.html[email.html.index("Bye") :]
 
 
 def test_preview_for_a_customer_with_missing_fields():
@@ -185,3 +242,42 @@ def test_a_message_cannot_change_once_its_campaign_is_sending():
     with pytest.raises(CampaignError):
         variant_delete(variant=variant, actor=None)
     assert Variant.objects.get(pk=variant.pk).subject == "Hello {{ first_name }}"
+
+
+def test_marketing_sms_with_the_opt_out_line_inside_a_conditional_is_refused():
+    body = "Tandem Stores: hi {{ first_name }}!{% if first_name == 'Alexandra' %} Reply STOP to opt out{% endif %}"
+    variant = SmsVariantFactory.build(message=MessageFactory(), sms_body=body)
+    with pytest.raises(ValidationError) as caught:
+        variant.full_clean()
+    assert "outside {% if %}" in " ".join(caught.value.message_dict["sms_body"])
+
+
+def test_opt_out_line_next_to_a_conditional_is_accepted():
+    body = "Tandem Stores{% if store_name %} at {{ store_name }}{% endif %}: 20% off. Reply STOP to opt out"
+    SmsVariantFactory.build(message=MessageFactory(), sms_body=body).full_clean()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Tandem Stores: hi!{% if first_name == 'Alexandra' %} Reply STOP to opt out{% endif %}",
+        "{% if first_name == 'Alexandra' %}Tandem Stores: {% endif %}hi! Reply STOP to opt out",
+    ],
+)
+def test_each_rendered_marketing_text_must_keep_brand_and_opt_out(body):
+    variant = SmsVariantFactory()
+    type(variant).objects.filter(pk=variant.pk).update(sms_body=body)  # past the authoring checks
+    variant.refresh_from_db()
+    compiled = variant_compiled(variant)
+    # The sample recipient of the authoring check gets the whole text ...
+    sample = compiled.render(placeholder_context(extra={"first_name": "Alexandra"})).body
+    assert "Tandem Stores" in sample
+    assert "Reply STOP to opt out" in sample
+    # ... a real one does not, and that render is refused.
+    with pytest.raises(RenderError):
+        compiled.render(placeholder_context(customer=CustomerFactory(first_name="Ann")))
+
+
+def test_transactional_sms_renders_without_brand_or_opt_out():
+    variant = SmsVariantFactory(message=MessageFactory(purpose="transactional"), sms_body="Your order is ready.")
+    assert variant_compiled(variant).render(placeholder_context()).body == "Your order is ready."
