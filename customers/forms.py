@@ -3,8 +3,33 @@ from __future__ import annotations
 from django import forms
 
 from customers.capture_hooks import capture_extensions
-from customers.exceptions import InvalidContact
-from customers.normalization import normalize_email, normalize_phone, suggest_email_correction
+from customers.exceptions import InvalidContact, InvalidNumber, InvalidText
+from customers.normalization import (
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+    parse_amount,
+    phone_sms_refusal,
+    suggest_email_correction,
+)
+
+
+class AmountField(forms.CharField):
+    """A money amount typed by a person: plain digits and at most two decimals (``parse_amount``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 20)
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in self.empty_values:
+            return None
+        try:
+            return parse_amount(value, label=str(self.label or "amount").lower())
+        except InvalidNumber as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from exc
 
 
 class CaptureForm(forms.Form):
@@ -24,6 +49,7 @@ class CaptureForm(forms.Form):
 
     def __init__(self, *args, store=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.store = store
         self.email_suggestion = None
         self.extensions = capture_extensions()
         for extension in self.extensions:
@@ -44,15 +70,16 @@ class CaptureForm(forms.Form):
         if not raw.strip():
             return None
         try:
-            return normalize_phone(raw)
+            # A local number is read in the country of the store where it is typed.
+            return normalize_phone(raw, region=self.store.country if self.store is not None else None)
         except InvalidContact as exc:
             raise forms.ValidationError(str(exc)) from exc
 
     def clean_first_name(self) -> str:
-        value = self.cleaned_data.get("first_name", "").strip()
-        if "\x00" in value:
-            raise forms.ValidationError("The name contains an invisible character.")
-        return value
+        try:
+            return normalize_name(self.cleaned_data.get("first_name", ""), label="first name")
+        except InvalidText as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
     def clean(self):
         data = super().clean()
@@ -65,6 +92,8 @@ class CaptureForm(forms.Form):
             self.add_error("consent_email", "Email consent needs an email address.")
         if data.get("consent_sms") and not phone:
             self.add_error("consent_sms", "SMS consent needs a phone number.")
+        elif data.get("consent_sms") and (refusal := phone_sms_refusal(phone)):
+            self.add_error("consent_sms", refusal)
         if email and not data.get("keep_typed_email"):
             suggestion = suggest_email_correction(email)
             if suggestion:

@@ -122,3 +122,10 @@ class ImportUploadForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Required when the file grants consent: how and when these people agreed.",
     )
+    phone_region = forms.CharField(
+        max_length=2,
+        required=False,
+        label="Phone country",
+        help_text="Country code in which numbers without +country code are read, e.g. GB. "
+        "Blank: each row's home store's country, else the default.",
+    )

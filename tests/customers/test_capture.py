@@ -30,7 +30,7 @@ def test_same_email_in_other_case_and_spacing_updates_one_profile(store, clerk):
     first = customer_capture(
         email="Ana.Lopez@Example.com", first_name="Ana", source=Source.STORE, store=store, clerk=clerk
     )
-    for typed in ("  ana.lopez@example.COM ", "ANA.LOPEZ@EXAMPLE.COM", "Ana.Lopez@example.com."):
+    for typed in ("  ana.lopez@example.COM ", "ANA.LOPEZ@EXAMPLE.COM"):
         again = customer_capture(email=typed, first_name="Anita", source=Source.WEB)
         assert again.customer.pk == first.customer.pk
         assert not again.created
