@@ -37,6 +37,18 @@ def test_lookup_by_phone_email_or_card(till, account, query, django_assert_max_n
     assert response.url == _url("account", account)
 
 
+def test_lookup_reads_a_local_number_in_the_country_of_the_clerks_store(client, programme):
+    from loyalty.services import account_enrol
+    from tests.factories import CustomerFactory
+
+    london = StoreFactory(code="ldn", country="GB", time_zone="Europe/London")
+    member, _ = account_enrol(customer=CustomerFactory(phone="+447911123456"), programme=programme)
+    client.force_login(ClerkFactory(store=london))
+    response = client.post(reverse("loyalty:lookup"), {"query": "07911 123456"})
+    assert response.status_code == 302
+    assert response.url == _url("account", member)
+
+
 def test_lookup_refuses_a_wrong_check_digit(till, account):
     card = account.card_number
     wrong = card[:-1] + str((int(card[-1]) + 1) % 10)
