@@ -145,6 +145,7 @@ def _records(text: str) -> Iterator[tuple[int, list[str] | None, str | None]]:
 
     def feed(base: int) -> Iterator[str]:
         for index in range(base, len(lines)):
+            # A row holds at most MAX_ROW_CHARS (plus its line ending); past that an open quote is broken.
             if index > record_start and ends[index + 1] - ends[record_start] > MAX_ROW_CHARS + 2:
                 raise _RecordTooLong
             yield lines[index]
