@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.db import models
 
 from customers.capture_hooks import capture_extensions
 from customers.exceptions import InvalidContact, InvalidNumber, InvalidText
@@ -10,6 +11,7 @@ from customers.normalization import (
     normalize_phone,
     parse_amount,
     phone_sms_refusal,
+    plain_decimal_text,
     suggest_email_correction,
 )
 
@@ -30,6 +32,25 @@ class AmountField(forms.CharField):
             return parse_amount(value, label=str(self.label or "amount").lower())
         except InvalidNumber as exc:
             raise forms.ValidationError(str(exc), code="invalid") from exc
+
+
+class PlainDecimalField(forms.DecimalField):
+    """A decimal form field that reads plain notation only: ``1e3`` is refused, not read as 1000.
+
+    Django's own field hands the text to ``Decimal()``, which reads exponents; a value typed as
+    ``1e1`` would be stored as 10 without anyone having seen a 10. The field's places still apply.
+    """
+
+    default_error_messages = {"invalid": "Write a number in plain digits with a dot for decimals, e.g. 1000 or 2.5."}
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip() and not plain_decimal_text(value.strip()):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+#: For ``ModelAdmin.formfield_overrides``: every decimal in an admin form in plain notation.
+PLAIN_DECIMAL_OVERRIDES = {models.DecimalField: {"form_class": PlainDecimalField}}
 
 
 class CaptureForm(forms.Form):

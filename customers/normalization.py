@@ -279,6 +279,11 @@ def normalize_name(raw: str | None, *, label: str = "name", max_length: int = 10
 _PLAIN_AMOUNT = re.compile(r"^-?(?:[0-9]{1,12}(?:\.[0-9]*)?|\.[0-9]+)$")
 
 
+def plain_decimal_text(text: str) -> bool:
+    """Whether ``text`` is a number in plain decimal notation (digits, an optional dot, an optional -)."""
+    return bool(_PLAIN_AMOUNT.match(text))
+
+
 def parse_amount(value, *, label: str = "amount") -> Decimal:
     """A money amount typed by a person: plain digits, an optional dot and at most two decimals.
 
