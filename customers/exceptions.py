@@ -6,6 +6,14 @@ class InvalidContact(CustomerError, ValueError):
     """An email address or phone number that cannot be normalised."""
 
 
+class InvalidText(CustomerError, ValueError):
+    """Free text, such as a person's name, with characters that cannot be stored (line breaks, controls)."""
+
+
+class InvalidNumber(CustomerError, ValueError):
+    """A number typed by a person in a form we do not read (exponent, NaN, separators, too many decimals)."""
+
+
 class ConsentError(CustomerError):
     """A consent change that the rules refuse (no evidence, unknown disclosure, …)."""
 

@@ -381,6 +381,11 @@ class CustomerImport(models.Model):
     content = models.TextField(help_text="The uploaded CSV until it is imported (cleared afterwards).")
     content_sha256 = models.CharField(max_length=64)
     consent_basis = models.CharField(max_length=500, blank=True)
+    phone_region = models.CharField(
+        max_length=2,
+        blank=True,
+        help_text="Country whose local phone numbers the file holds, e.g. GB; blank: each row's home store's.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.VALIDATED)
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)

@@ -18,6 +18,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 
+from customers.forms import PLAIN_DECIMAL_OVERRIDES
 from loyalty.exceptions import LoyaltyError
 from loyalty.models import (
     BonusWindow,
@@ -60,11 +61,13 @@ class ReadOnlyInline(admin.TabularInline):
 class TierInline(admin.TabularInline):
     model = Tier
     extra = 0
+    formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     fields = ("rank", "name", "threshold_points", "threshold_spend", "multiplier", "benefits")
 
 
 @admin.register(Programme)
 class ProgrammeAdmin(admin.ModelAdmin):
+    formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     list_display = ("name", "is_active", "points_per_unit", "percent_back", "point_value", "points_expire_after_days")
     inlines = [TierInline]
     fieldsets = (
@@ -77,6 +80,7 @@ class ProgrammeAdmin(admin.ModelAdmin):
 
 @admin.register(BonusWindow)
 class BonusWindowAdmin(admin.ModelAdmin):
+    formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     list_display = ("name", "programme", "kind", "starts_on", "ends_on", "combine", "points_issued", "budget_points")
     list_filter = ("programme", "is_active", "kind", "combine")
     search_fields = ("name",)
@@ -187,6 +191,7 @@ class GenerateCodesForm(forms.Form):
 
 @admin.register(Offer)
 class OfferAdmin(admin.ModelAdmin):
+    formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     list_display = (
         "name",
         "programme",

@@ -4,6 +4,8 @@ import uuid
 
 from django import forms
 
+from customers.forms import AmountField
+
 
 def _nonce() -> str:
     return uuid.uuid4().hex
@@ -15,14 +17,14 @@ class LookupForm(forms.Form):
 
 class PurchaseForm(forms.Form):
     receipt = forms.CharField(max_length=80, label="Receipt number")
-    amount = forms.CharField(max_length=20, label="Amount before discounts")
-    discount = forms.CharField(max_length=20, required=False, label="Discounts and rewards")
+    amount = AmountField(label="Amount before discounts")
+    discount = AmountField(required=False, label="Discounts and rewards")
 
 
 class CouponForm(forms.Form):
     code = forms.CharField(max_length=64, label="Coupon code")
     order_reference = forms.CharField(max_length=100, label="Receipt number")
-    order_amount = forms.CharField(max_length=20, required=False, label="Order amount")
+    order_amount = AmountField(required=False, label="Order amount")
 
 
 class CouponConfirmForm(CouponForm):

@@ -36,11 +36,12 @@ def account_for_profile(*, customer, programme: Programme | int) -> LoyaltyAccou
     return merged.order_by("-points_balance", "pk").first()
 
 
-def account_find(*, query: str, programme: Programme) -> LoyaltyAccount | None:
+def account_find(*, query: str, programme: Programme, region: str | None = None) -> LoyaltyAccount | None:
     """The account for a card number, phone number or email typed at the till, or ``None``.
 
     Sixteen digits are a card number (a wrong check digit raises
-    ``InvalidCardNumber``); anything with an ``@`` is an email; the rest is tried as a phone.
+    ``InvalidCardNumber``); anything with an ``@`` is an email; the rest is tried as a phone, a
+    local number being read in ``region`` (the till's store's country).
     Raises ``LoyaltyError`` with a clear message for input that is none of these.
     """
     text = (query or "").strip()
@@ -57,7 +58,7 @@ def account_find(*, query: str, programme: Programme) -> LoyaltyAccount | None:
         if "@" in text:
             customer = customer_find_by_contact(email=normalize_email(text))
         else:
-            customer = customer_find_by_contact(phone=normalize_phone(text))
+            customer = customer_find_by_contact(phone=normalize_phone(text, region=region))
     except InvalidContact as exc:
         raise LoyaltyError(str(exc)) from exc
     if customer is None:

@@ -48,7 +48,9 @@ def lookup(request):
             status = 429
         elif form.is_valid():
             try:
-                account = account_find(query=form.cleaned_data["query"], programme=programme)
+                account = account_find(
+                    query=form.cleaned_data["query"], programme=programme, region=request.till_store.country
+                )
             except LoyaltyError as exc:
                 form.add_error("query", str(exc))
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.validators import MaxLengthValidator
 
 from customers.exceptions import CustomerError, InvalidContact
 from customers.models import Channel, Customer, Suppression
@@ -21,8 +22,14 @@ class CustomerChangeForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["email"].max_length = 400  # longer input gets the normaliser's clear message
-        self.fields["phone"].max_length = 40
+        # Typed input may be longer than the stored form ("+1 (415) 555-2671" is 17 characters for a
+        # 12-character E.164); up to these lengths the normaliser decides, with its clearer message.
+        for name, length in (("email", 400), ("phone", 40)):
+            field = self.fields[name]
+            field.max_length = length
+            field.validators = [v for v in field.validators if not isinstance(v, MaxLengthValidator)]
+            field.validators.append(MaxLengthValidator(length))
+            field.widget.attrs["maxlength"] = str(length)
         self.fields["phone"].help_text = (
             "Any common spelling; stored as E.164, e.g. +14155552671. "
             "Changing it withdraws the SMS consent given for the previous number."
@@ -121,4 +128,11 @@ class ImportUploadForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Required when the file grants consent: how and when these people agreed.",
+    )
+    phone_region = forms.CharField(
+        max_length=2,
+        required=False,
+        label="Phone country",
+        help_text="Country code in which numbers without +country code are read, e.g. GB. "
+        "Blank: each row's home store's country, else the default.",
     )

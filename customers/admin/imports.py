@@ -68,6 +68,7 @@ class CustomerImportAdmin(admin.ModelAdmin):
                         file_name=upload.name,
                         data=upload.read(),
                         consent_basis=form.cleaned_data["consent_basis"],
+                        phone_region=form.cleaned_data["phone_region"],
                         user=request.user,
                     )
                 except ImportFileError as exc:

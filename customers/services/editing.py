@@ -9,9 +9,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from customers.exceptions import ConsentError, CustomerError, InvalidContact
+from customers.exceptions import ConsentError, CustomerError, InvalidContact, InvalidText
 from customers.models import Channel, ConsentEvidence, ConsentMethod, ConsentState, ConsentStatus, Customer, Store
-from customers.normalization import normalize_email, normalize_phone
+from customers.normalization import normalize_email, normalize_name, normalize_phone, phone_sms_refusal
 from customers.selectors import suppressed_channels
 from customers.services.consent import Evidence, consent_grant, consent_withdraw
 from customers.services.profiles import MAX_NAME_LENGTH, customer_refresh_derived
@@ -48,12 +48,17 @@ def _no_nul(field: str, value: str) -> str:
 def profile_changes_clean(*, customer: Customer, changes: dict[str, Any]) -> dict[str, Any]:
     """Normalise and check proposed profile values; returns the clean values, writes nothing.
 
-    Emails and phones are normalised (blank clears them); an address another profile holds is
-    refused, since one person has one profile. Raises ``ProfileFieldError`` for the first bad field.
+    Emails and phones are normalised (blank clears them; a local phone number is read in the home
+    store's country); an address another profile holds is refused, since one person has one profile.
+    Names go through ``normalize_name`` like every other entry point. Raises ``ProfileFieldError`` for
+    the first bad field, and ``CustomerError`` when the edit would leave the profile with neither an
+    email nor a phone (nobody could reach it, and no capture could ever find it again).
     """
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise CustomerError(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
+    home_store = changes.get("home_store", customer.home_store)
+    region = home_store.country if isinstance(home_store, Store) else None
     clean: dict[str, Any] = {}
     for field, value in changes.items():
         if field == "email":
@@ -69,7 +74,7 @@ def profile_changes_clean(*, customer: Customer, changes: dict[str, Any]) -> dic
         elif field == "phone":
             value = (value or "").strip()
             try:
-                clean[field] = normalize_phone(value) if value else None
+                clean[field] = normalize_phone(value, region=region) if value else None
             except InvalidContact as exc:
                 raise ProfileFieldError(field, str(exc)) from exc
             if clean[field]:
@@ -77,10 +82,10 @@ def profile_changes_clean(*, customer: Customer, changes: dict[str, Any]) -> dic
                 if holder is not None:
                     raise ProfileFieldError(field, f"Another profile ({holder.public_id}) already has this phone.")
         elif field in ("first_name", "last_name"):
-            value = _no_nul(field, (value or "").strip())
-            if len(value) > MAX_NAME_LENGTH:
-                raise ProfileFieldError(field, f"At most {MAX_NAME_LENGTH} characters.")
-            clean[field] = value
+            try:
+                clean[field] = normalize_name(value, label=field.replace("_", " "), max_length=MAX_NAME_LENGTH)
+            except InvalidText as exc:
+                raise ProfileFieldError(field, str(exc)) from exc
         elif field == "locale":
             value = _no_nul(field, (value or "").strip())
             if (value and not _LOCALE.match(value)) or len(value) > 16:
@@ -114,6 +119,14 @@ def profile_changes_clean(*, customer: Customer, changes: dict[str, Any]) -> dic
             if not isinstance(value, dict):
                 raise ProfileFieldError(field, "Custom attributes must be a JSON object.")
             clean[field] = value
+    if ("email" in clean or "phone" in clean) and customer.is_active_profile:
+        email = clean.get("email", customer.email)
+        phone = clean.get("phone", customer.phone)
+        if not email and not phone:
+            raise CustomerError(
+                "A profile needs an email address or a phone number; keep one of them "
+                "(to forget the person, use Erase instead)."
+            )
     return clean
 
 
@@ -188,6 +201,8 @@ def consent_grant_by_staff(*, customer: Customer, channel: str, basis: str, user
         raise ConsentError(f"Keep the basis and note under {MAX_STAFF_TEXT} characters.")
     if channel in suppressed_channels(customer):
         raise ConsentError(f"{customer}: the {channel} address is on the suppression list.")
+    if channel == Channel.SMS and customer.phone and (refusal := phone_sms_refusal(customer.phone)):
+        raise ConsentError(f"{customer}: {refusal}")
     return consent_grant(
         customer=customer,
         channel=channel,

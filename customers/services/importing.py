@@ -27,7 +27,14 @@ from customers.models import (
     Store,
     Suppression,
 )
-from customers.normalization import address_hmac
+from customers.normalization import (
+    address_hmac,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+    phone_region,
+    phone_sms_refusal,
+)
 from customers.selectors import address_is_suppressed
 from customers.services.consent import Evidence, consent_grant, consent_withdraw
 from customers.services.editing import _LOCALE
@@ -116,17 +123,63 @@ def import_text_decode(data: bytes) -> str:
         ) from exc
 
 
-def _records(text: str) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, cells) per CSV record; a quoted cell may span lines."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    start = 1
-    try:
-        for record in reader:
-            line, start = start, reader.line_num + 1
-            if record and any(cell.strip() for cell in record):
-                yield line, record
-    except csv.Error as exc:
-        raise ImportFileError(f"Line {reader.line_num}: the CSV cannot be read ({exc}).") from exc
+class _RecordTooLong(Exception):
+    """Raised from inside the CSV reader's line feed: an open quote has swallowed too many lines."""
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """(first line number, cells, problem) per CSV record; ``problem`` is set, and ``cells`` is
+    ``None``, for a record that must be reported instead of imported.
+
+    A person is one line. A quoted cell holding a line break makes its whole record (all its lines) one
+    row error, never a row imported in part. A quote left open to the end of the file (or across more
+    text than a row may hold) is a row error for the line where it opened, and reading starts again on
+    the next line, so the rows after it still import instead of ending up inside one cell.
+    """
+    lines = io.StringIO(text, newline="").readlines()
+    ends = [0]
+    for physical in lines:
+        ends.append(ends[-1] + len(physical))
+    position = 0
+    record_start = 0
+
+    def feed(base: int) -> Iterator[str]:
+        for index in range(base, len(lines)):
+            # A row holds at most MAX_ROW_CHARS (plus its line ending); past that an open quote is broken.
+            if index > record_start and ends[index + 1] - ends[record_start] > MAX_ROW_CHARS + 2:
+                raise _RecordTooLong
+            yield lines[index]
+
+    while position < len(lines):
+        base = position
+        reader = csv.reader(feed(base), strict=True)
+        while True:
+            record_start = base + reader.line_num
+            try:
+                record = next(reader)
+            except StopIteration:
+                position = len(lines)
+                break
+            except (csv.Error, _RecordTooLong) as exc:
+                end = base + reader.line_num
+                if isinstance(exc, _RecordTooLong) or "end of data" in str(exc):
+                    yield record_start + 1, None, "A quote opened on this line is never closed; close it or remove it."
+                    position = record_start + 1
+                else:
+                    where = f"Lines {record_start + 1}-{end}" if end > record_start + 1 else "This line"
+                    yield record_start + 1, None, f"{where} cannot be read as CSV ({exc}); check the quotes."
+                    position = max(end, record_start + 1)
+                break
+            end = base + reader.line_num
+            if end > record_start + 1:
+                yield (
+                    record_start + 1,
+                    None,
+                    f"Lines {record_start + 1}-{end} are one record: a cell contains a line break. "
+                    "Put each person on one line.",
+                )
+            elif record and any(cell.strip() for cell in record):
+                yield record_start + 1, record, None
 
 
 def _header(cells: list[str]) -> list[str]:
@@ -190,6 +243,11 @@ def _parse_row(line: int, header: list[str], cells: list[str], stores: dict[str,
                 if store is None:
                     raise CustomerError(f"home_store: no store has the code {value[:40]!r}.")
                 row.home_store = store
+        elif name in ("first_name", "last_name"):
+            try:
+                setattr(row, name, normalize_name(value, label=name.replace("_", " ")))
+            except CustomerError as exc:
+                raise CustomerError(f"{name}: {exc}") from exc
         elif name == "locale":
             if value and (len(value) > 16 or not _LOCALE.match(value)):
                 raise CustomerError(f"locale: use a language code such as en or pt-BR (found {value[:40]!r}).")
@@ -209,34 +267,52 @@ def _withdrawn_message(channel: str, withdrawn_at) -> str:
     return f"{channel}_consent: the customer withdrew this consent{when}; an import cannot grant it again."
 
 
-def _normalized(row: ImportRow, *, check_suppression: bool = True) -> tuple[str | None, str | None]:
-    from customers.normalization import normalize_email, normalize_phone
+def _normalized(
+    row: ImportRow, *, region: str = "", check_suppression: bool = True
+) -> tuple[str | None, str | None]:
+    """The row's email and phone, normalised; raises ``CustomerError`` naming the column.
 
+    A phone without a + is read in the import's stated region, else in the row's home store's
+    country, else in the default region: whoever uploads says how the whole file was written.
+    """
     try:
         email = normalize_email(row.email) if row.email else None
     except CustomerError as exc:
         raise CustomerError(f"email: {exc}") from exc
+    region = region or (row.home_store.country if row.home_store is not None else "")
     try:
-        phone = normalize_phone(row.phone) if row.phone else None
+        phone = normalize_phone(row.phone, region=region or None) if row.phone else None
     except CustomerError as exc:
         raise CustomerError(f"phone: {exc}") from exc
     if row.consents.get(Channel.EMAIL) and not email:
         raise CustomerError("email_consent is yes but the row has no email.")
     if row.consents.get(Channel.SMS) and not phone:
         raise CustomerError("sms_consent is yes but the row has no phone.")
+    if row.consents.get(Channel.SMS) and (refusal := phone_sms_refusal(phone)):
+        raise CustomerError(f"sms_consent: {refusal}")
     for channel, address in ((Channel.EMAIL, email), (Channel.SMS, phone)):
         if check_suppression and row.consents.get(channel) and address_is_suppressed(channel=channel, address=address):
             raise CustomerError(_SUPPRESSED_MESSAGE.format(channel=channel))
     return email, phone
 
 
-def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, list[str] | None, str | None]]]:
     records = _records(text)
     try:
-        _line, cells = next(records)
+        line, cells, problem = next(records)
     except StopIteration:
         raise ImportFileError("The file has no header line (it is empty).") from None
+    if problem:
+        raise ImportFileError(f"Line {line} must be the header: {problem}")
     return _header(cells), records
+
+
+def import_phone_region(value: str | None) -> str:
+    """The stated phone region of an import (ISO country code, blank for none) or ``ImportFileError``."""
+    value = (value or "").strip().upper()
+    if value and phone_region(value) is None:
+        raise ImportFileError(f"{value[:10]!r} is not a country code for phone numbers, e.g. US or GB.")
+    return value
 
 
 def _stores() -> dict[str, Store]:
@@ -246,26 +322,30 @@ def _stores() -> dict[str, Store]:
 CHECK_CHUNK = 1000
 
 
-def customer_import_check(*, content: str, consent_basis: str = "") -> ImportReport:
+def customer_import_check(*, content: str, consent_basis: str = "", phone_region: str = "") -> ImportReport:
     """Dry run: read every row and report what an import would do; writes nothing.
 
     Raises ``ImportFileError`` for a file that cannot be read at all (no or wrong header, too many rows,
     consent granted without a stated basis). Bad rows are reported with their line numbers. Look-ups
     are made per chunk of rows (a handful of queries per thousand rows), so large files check fast.
     """
+    region = import_phone_region(phone_region)
     header, records = _rows(content)
     stores = _stores()
     report = ImportReport()
     seen: tuple[set[str], set[str]] = (set(), set())
     grants = 0
     chunk: list[tuple[ImportRow, str | None, str | None]] = []
-    for line, cells in records:
+    for line, cells, problem in records:
         report.total_rows += 1
         if report.total_rows > MAX_ROWS:
             raise ImportFileError(f"The file has more than {MAX_ROWS} rows; split it.")
+        if problem:
+            report.add_error(line, problem)
+            continue
         try:
             row = _parse_row(line, header, cells, stores)
-            email, phone = _normalized(row, check_suppression=False)
+            email, phone = _normalized(row, region=region, check_suppression=False)
         except CustomerError as exc:
             report.add_error(line, str(exc))
             continue
@@ -340,21 +420,26 @@ def _check_chunk(chunk, report: ImportReport, seen: tuple[set[str], set[str]]) -
     return grants
 
 
-def customer_import_create(*, file_name: str, data: bytes, consent_basis: str = "", user=None) -> CustomerImport:
+def customer_import_create(
+    *, file_name: str, data: bytes, consent_basis: str = "", phone_region: str = "", user=None
+) -> CustomerImport:
     """Store an uploaded file with its dry-run report (status ``validated``); nothing is imported yet.
 
+    ``phone_region`` (an ISO country code) is the country local phone numbers in the file are read in.
     Raises ``ImportFileError`` (and stores nothing) when the file cannot be read at all.
     """
+    phone_region = import_phone_region(phone_region)
     text = import_text_decode(data)
     consent_basis = (consent_basis or "").strip()
     if "\x00" in consent_basis or len(consent_basis) > 500:
         raise ImportFileError("The basis must be plain text of at most 500 characters.")
-    report = customer_import_check(content=text, consent_basis=consent_basis)
+    report = customer_import_check(content=text, consent_basis=consent_basis, phone_region=phone_region)
     return CustomerImport.objects.create(
         file_name=(file_name or "upload.csv").replace("\x00", "")[:255],
         content=text,
         content_sha256=hashlib.sha256(data).hexdigest(),
         consent_basis=consent_basis,
+        phone_region=phone_region,
         status=CustomerImport.Status.VALIDATED,
         total_rows=report.total_rows,
         created_count=report.created,
@@ -444,7 +529,7 @@ def _import_consent(*, customer: Customer, channel: str, wanted: bool, evidence:
 
 def _import_row(row: ImportRow, *, customer_import: CustomerImport) -> bool:
     """Write one row (profile, then consents); returns whether a profile was created."""
-    email, phone = _normalized(row)
+    email, phone = _normalized(row, region=customer_import.phone_region)
     result = customer_capture(
         email=email,
         phone=phone,
@@ -502,13 +587,15 @@ def customer_import_run(
         stores = _stores()
         records = list(records)
         report.total_rows = len(records)
-        for line, cells in records[report.processed_rows :]:
+        for line, cells, problem in records[report.processed_rows :]:
             if deadline is not None and time.monotonic() > deadline:
                 _save_progress(import_id, report, status=CustomerImport.Status.QUEUED)
                 _enqueue_run(import_id)
                 customer_import.refresh_from_db()
                 return customer_import
             try:
+                if problem:
+                    raise CustomerError(problem)
                 with transaction.atomic():
                     row = _parse_row(line, header, cells, stores)
                     if _import_row(row, customer_import=customer_import):

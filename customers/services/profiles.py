@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
@@ -29,7 +29,15 @@ from customers.models import (
     Store,
     Suppression,
 )
-from customers.normalization import address_hmac, normalize_email, normalize_phone, phone_time_zone
+from customers.normalization import (
+    address_hmac,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+    parse_amount,
+    phone_sms_refusal,
+    phone_time_zone,
+)
 from customers.selectors import suppressed_channels
 from customers.services.consent import Evidence, consent_grant, consent_withdraw, suppression_add
 
@@ -62,12 +70,7 @@ class CaptureResult:
 
 
 def _clean_name(value: str | None, label: str) -> str:
-    value = (value or "").strip()
-    if "\x00" in value:
-        raise CustomerError(f"The {label} contains an invisible character.")
-    if len(value) > MAX_NAME_LENGTH:
-        raise CustomerError(f"The {label} cannot be longer than {MAX_NAME_LENGTH} characters.")
-    return value
+    return normalize_name(value, label=label, max_length=MAX_NAME_LENGTH)
 
 
 def _surviving(customer: Customer | None) -> Customer | None:
@@ -124,7 +127,9 @@ def customer_capture(
     Raises ``InvalidContact`` / ``CustomerError`` before writing anything.
     """
     normalized_email = normalize_email(email) if email and email.strip() else None
-    normalized_phone = normalize_phone(phone) if phone and phone.strip() else None
+    # A local number typed at a store is read in the store's country.
+    region = store.country if store is not None else None
+    normalized_phone = normalize_phone(phone, region=region) if phone and phone.strip() else None
     if not normalized_email and not normalized_phone:
         raise InvalidContact("Enter an email address or a phone number.")
     if source not in Source.values:
@@ -138,6 +143,8 @@ def customer_capture(
             raise InvalidContact("Email consent needs an email address.")
         if request.channel == Channel.SMS and not normalized_phone and request.granted:
             raise InvalidContact("SMS consent needs a phone number.")
+        if request.channel == Channel.SMS and request.granted and (refusal := phone_sms_refusal(normalized_phone)):
+            raise InvalidContact(refusal)
     if consents and evidence is None:
         raise CustomerError("Consent needs evidence of how it was collected.")
 
@@ -403,11 +410,8 @@ MAX_PURCHASE_AMOUNT = Decimal("1000000")
 
 
 def _clean_amount(value, label: str) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise CustomerError(f"The {label} must be a number.") from exc
-    if not amount.is_finite() or amount < 0:
+    amount = parse_amount(value, label=label)
+    if amount < 0:
         raise CustomerError(f"The {label} cannot be negative.")
     if amount >= MAX_PURCHASE_AMOUNT:
         raise CustomerError(f"The {label} is implausibly large.")

@@ -209,7 +209,7 @@ def lookup(request):
         if request.POST.get("email", "").strip():
             email = normalize_email(request.POST["email"])
         if request.POST.get("phone", "").strip():
-            phone = normalize_phone(request.POST["phone"])
+            phone = normalize_phone(request.POST["phone"], region=request.till_store.country)
     except InvalidContact as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     if not email and not phone:

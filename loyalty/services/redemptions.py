@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from customers.exceptions import InvalidNumber
 from customers.models import Customer, Store
+from customers.normalization import parse_amount
 from loyalty.codes import coupon_code_generate, coupon_code_normalize
 from loyalty.exceptions import (
     CouponError,
@@ -46,10 +48,10 @@ class CouponPreview:
 
 def clean_money(value, *, label: str = "amount", allow_zero: bool = False) -> Decimal:
     try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError) as exc:
-        raise InvalidAmount(f"The {label} must be a number.") from exc
-    if not amount.is_finite() or amount < 0 or (amount == 0 and not allow_zero):
+        amount = parse_amount(value, label=label)  # plain digits only: "1e3" is not 1000
+    except InvalidNumber as exc:
+        raise InvalidAmount(str(exc)) from exc
+    if amount < 0 or (amount == 0 and not allow_zero):
         raise InvalidAmount(f"The {label} must be more than zero.")
     if amount >= MAX_ORDER_AMOUNT:
         raise InvalidAmount(f"The {label} is implausibly large.")

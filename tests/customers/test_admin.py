@@ -324,6 +324,50 @@ def test_editing_refuses_malformed_values(client, marketer):
     assert customer.email == "mine@example.com"
 
 
+def test_editing_refuses_to_clear_the_only_contact(client, marketer):
+    customer = CustomerFactory(email="only@example.com", phone=None)
+    response = _post_change(client, customer, email="")
+    assert response.status_code == 200
+    assert "A profile needs an email address or a phone number" in response.content.decode()
+    assert response.context["adminform"].form.non_field_errors()
+    customer.refresh_from_db()
+    assert customer.email == "only@example.com"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("email", "new@example.com.", "ends with a dot"),
+        ("phone", "1-800-FLOWERS", "letters"),
+        ("phone", "(415) 555-2671 ext 12", "extension"),
+        ("first_name", "Ann\r\nLee", "line break"),
+        ("last_name", "Lee\u202e", "invisible character"),
+    ],
+)
+def test_editing_refuses_trailing_dots_unusable_phones_and_hidden_characters(client, marketer, field, value, message):
+    customer = CustomerFactory(email="mine@example.com", first_name="Ann", last_name="Lee")
+    response = _post_change(client, customer, **{field: value})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors.get(field)
+    assert errors
+    assert message in " ".join(errors)
+    customer.refresh_from_db()
+    assert (customer.email, customer.phone, customer.first_name, customer.last_name) == (
+        "mine@example.com",
+        None,
+        "Ann",
+        "Lee",
+    )
+
+
+def test_a_phone_typed_longer_than_its_stored_form_is_accepted(client, marketer):
+    customer = CustomerFactory(email="mine@example.com")
+    response = _post_change(client, customer, phone="+1 (415) 555-2671")
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.phone == "+14155552671"
+
+
 def test_changing_the_email_withdraws_the_consent_given_for_the_old_one(client, marketer):
     customer = CustomerFactory(email="old@example.com")
     grant(customer, Channel.EMAIL, marketer)

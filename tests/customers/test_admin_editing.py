@@ -69,6 +69,13 @@ def test_clearing_an_address(staff):
         ({"locale": "english please"}, "locale"),
         ({"attributes": ["not", "a", "dict"]}, "attributes"),
         ({"birthday": "1990-01-01"}, "birthday"),
+        ({"email": "new@example.com."}, "email"),
+        ({"phone": "1-800-FLOWERS"}, "phone"),
+        ({"phone": "+1 415 555 2671 x5"}, "phone"),
+        ({"phone": "+1 900 555 0123"}, "phone"),
+        ({"first_name": "Ann\nLee"}, "first_name"),
+        ({"last_name": "\u202eeeL"}, "last_name"),
+        ({"last_name": "Lee\u2069"}, "last_name"),
     ],
 )
 def test_bad_values_change_nothing(staff, changes, field):
@@ -134,3 +141,47 @@ def test_staff_withdrawal_needs_a_note(staff):
         consent_withdraw_by_staff(customer=customer, channel=Channel.EMAIL, note="", user=staff)
     entry = consent_withdraw_by_staff(customer=customer, channel=Channel.EMAIL, note="Letter", user=staff)
     assert (entry.method, entry.note) == (ConsentMethod.ADMIN, "Letter")
+
+
+def test_clearing_the_only_contact_is_refused(staff):
+    email_only = CustomerFactory(email="only@example.com", phone=None)
+    phone_only = CustomerFactory(email=None, phone="+14155552671")
+    both = CustomerFactory(email="both@example.com", phone="+14155552672")
+    for customer, changes in [
+        (email_only, {"email": ""}),
+        (email_only, {"email": " ", "phone": ""}),
+        (phone_only, {"phone": None}),
+        (both, {"email": "", "phone": "  "}),
+    ]:
+        with pytest.raises(CustomerError, match="needs an email address or a phone number"):
+            customer_update_profile(customer=customer, user=staff, changes=changes)
+    assert set(Customer.objects.values_list("email", "phone")) == {
+        ("only@example.com", None),
+        (None, "+14155552671"),
+        ("both@example.com", "+14155552672"),
+    }
+    # Clearing one of two contacts stays allowed.
+    customer_update_profile(customer=both, user=staff, changes={"email": ""})
+    both.refresh_from_db()
+    assert (both.email, both.phone) == (None, "+14155552672")
+
+
+def test_a_local_number_is_read_in_the_home_stores_country(staff):
+    london = StoreFactory(country="GB", time_zone="Europe/London")
+    customer = CustomerFactory(email="a@example.com", home_store=london)
+    customer_update_profile(customer=customer, user=staff, changes={"phone": "07911 123456"})
+    customer.refresh_from_db()
+    assert customer.phone == "+447911123456"
+    # A home store set in the same edit is the one that counts.
+    paris = StoreFactory(country="FR", time_zone="Europe/Paris")
+    other = CustomerFactory(email="b@example.com")
+    customer_update_profile(customer=other, user=staff, changes={"home_store": paris, "phone": "06 12 34 56 78"})
+    other.refresh_from_db()
+    assert other.phone == "+33612345678"
+
+
+def test_staff_cannot_grant_sms_consent_to_a_landline(staff):
+    customer = CustomerFactory(email=None, phone="+442079460018")
+    with pytest.raises(ConsentError, match="this is a landline"):
+        consent_grant_by_staff(customer=customer, channel=Channel.SMS, basis="Paper form", user=staff)
+    assert not ConsentEvidence.objects.exists()

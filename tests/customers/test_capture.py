@@ -5,8 +5,9 @@ import threading
 import pytest
 from django.db import connection
 
-from customers.exceptions import CustomerError, InvalidContact
+from customers.exceptions import CustomerError, InvalidContact, InvalidText
 from customers.models import (
+    Channel,
     ConsentEvidence,
     ConsentMethod,
     ConsentState,
@@ -18,7 +19,7 @@ from customers.models import (
 from customers.selectors import consent_states_for
 from customers.services import ConsentRequest, customer_capture
 from customers.services.consent import Evidence
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, StoreFactory
 
 
 def checkout(store, clerk):
@@ -30,7 +31,7 @@ def test_same_email_in_other_case_and_spacing_updates_one_profile(store, clerk):
     first = customer_capture(
         email="Ana.Lopez@Example.com", first_name="Ana", source=Source.STORE, store=store, clerk=clerk
     )
-    for typed in ("  ana.lopez@example.COM ", "ANA.LOPEZ@EXAMPLE.COM", "Ana.Lopez@example.com."):
+    for typed in ("  ana.lopez@example.COM ", "ANA.LOPEZ@EXAMPLE.COM"):
         again = customer_capture(email=typed, first_name="Anita", source=Source.WEB)
         assert again.customer.pk == first.customer.pk
         assert not again.created
@@ -192,3 +193,67 @@ def test_concurrent_capture_of_one_new_email_ends_with_one_row(store, clerk, dis
     assert Customer.objects.count() == 1
     assert ConsentState.objects.filter(channel="email").count() == 1
     assert ConsentEvidence.objects.filter(action="grant").count() == threads_count
+
+
+# --- bad input that used to get through ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_email_with_a_trailing_dot_is_refused_and_attached_to_nobody():
+    ann = CustomerFactory(email="ann@example.com", first_name="Ann")
+    with pytest.raises(InvalidContact, match="ends with a dot"):
+        customer_capture(email="ann@example.com.", first_name="Mallory", source=Source.WEB)
+    ann.refresh_from_db()
+    assert ann.first_name == "Ann"
+    assert Customer.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_local_number_is_read_in_the_capturing_stores_country():
+    london = StoreFactory(country="GB", time_zone="Europe/London")
+    result = customer_capture(phone="07911 123456", source=Source.STORE, store=london)
+    assert result.customer.phone == "+447911123456"
+    # Without a store the default region (US) applies, where this is no valid number.
+    with pytest.raises(InvalidContact):
+        customer_capture(phone="020 7946 0018", source=Source.WEB)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("phone", "message"),
+    [("+44 20 7946 0018", "landline"), ("+1 800 356 9377", "toll-free"), ("+44 7640 123456", "pager")],
+)
+def test_sms_consent_is_refused_for_a_number_that_cannot_receive_texts(store, clerk, phone, message):
+    with pytest.raises(InvalidContact, match=message):
+        customer_capture(
+            phone=phone,
+            source=Source.STORE,
+            store=store,
+            consents=[ConsentRequest(channel=Channel.SMS)],
+            evidence=checkout(store, clerk),
+        )
+    assert not Customer.objects.exists()
+    assert not ConsentEvidence.objects.exists()
+    # The same number without SMS consent is kept as a contact.
+    assert customer_capture(phone=phone, source=Source.STORE, store=store).customer.phone
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "phone", ["1-800-FLOWERS", "(415) 555-2671 ext 12", "+1 900 555 0123"], ids=["vanity", "extension", "premium"]
+)
+def test_vanity_extension_and_premium_numbers_are_refused(store, phone):
+    with pytest.raises(InvalidContact):
+        customer_capture(phone=phone, source=Source.STORE, store=store)
+    assert not Customer.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["first_name", "last_name"])
+@pytest.mark.parametrize("name", ["Ann\r\nBcc: x", "\u202eAnn", "Ann\u2066x", "Ann\u200b"])
+def test_a_name_with_a_line_break_or_invisible_character_is_refused(field, name):
+    existing = CustomerFactory(email="a@example.com", first_name="Ann", last_name="Lee")
+    with pytest.raises(InvalidText):
+        customer_capture(email="a@example.com", source=Source.WEB, **{field: name})
+    existing.refresh_from_db()
+    assert (existing.first_name, existing.last_name) == ("Ann", "Lee")

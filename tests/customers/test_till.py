@@ -225,6 +225,13 @@ BAD_INPUTS = [
     ({"phone": "212\x00555 0123"}, "Null characters are not allowed"),
     ({"email": "ana@example.com", "first_name": "An\x00a"}, "Null characters are not allowed"),
     ({"email": "ana@example.com", "first_name": "A" * 101}, "at most 100 characters"),
+    ({"email": "ana@example.com."}, "ends with a dot"),
+    ({"phone": "1-800-FLOWERS"}, "letters (as in 1-800-FLOWERS)"),
+    ({"phone": "(415) 555-2671 ext 12"}, "without an extension"),
+    ({"phone": "+1 900 555 0123"}, "premium-rate"),
+    ({"email": "ana@example.com", "first_name": "Ana\r\nBcc: x@example.com"}, "line break or an invisible"),
+    ({"email": "ana@example.com", "first_name": "\u202eanA"}, "line break or an invisible"),
+    ({"email": "ana@example.com", "first_name": "Ana\u200b"}, "line break or an invisible"),
     ({}, "Enter an email address or a phone number."),
     ({"email": "   ", "phone": "  "}, "Enter an email address or a phone number."),
 ]
@@ -376,3 +383,39 @@ def test_the_public_confirm_page_is_rate_limited(client, frozen_minute):
         client.get("/c/confirm/nonsense/")
     response = client.get("/c/confirm/nonsense/")
     assert response.status_code == 429
+
+
+# --- bad input that used to get through ----------------------------------------------------------
+
+
+def test_a_trailing_dot_does_not_reach_another_persons_profile(clerk_client, disclosures):
+    ann = CustomerFactory(email="ann@example.com", first_name="Ann")
+    response = capture(clerk_client, email="ann@example.com.", first_name="Mallory", consent_email="on")
+    assert response.status_code == 400
+    assert "ends with a dot" in response.content.decode()
+    ann.refresh_from_db()
+    assert ann.first_name == "Ann"
+    assert not ConsentEvidence.objects.exists()
+
+
+def test_sms_consent_for_a_landline_is_an_inline_error_saying_why(clerk_client, disclosures):
+    response = capture(clerk_client, phone="+44 20 7946 0018", consent_sms="on")
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "SMS consent needs a mobile number; this is a landline" in html
+    assert not Customer.objects.exists()
+    # Without the box, the landline is kept as a contact.
+    assert capture(clerk_client, phone="+44 20 7946 0018").status_code == 302
+    assert Customer.objects.get().phone == "+442079460018"
+
+
+def test_a_local_number_is_read_in_the_country_of_the_clerks_store(client, disclosures):
+    london = StoreFactory(code="ldn", country="GB", time_zone="Europe/London")
+    client.force_login(ClerkFactory(store=london))
+    response = capture(client, phone="07911 123456", consent_sms="on")
+    assert response.status_code == 302
+    customer = Customer.objects.get()
+    assert customer.phone == "+447911123456"
+    assert consent_states_for(customer)["sms"] == ConsentStatus.GRANTED
+    found = client.post("/till/lookup/", {"phone": "07911 123456"}).json()
+    assert found["found"] is True

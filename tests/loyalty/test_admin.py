@@ -124,3 +124,29 @@ def test_admin_pages_render(admin_client, account, model):
     assert admin_client.get(reverse(f"admin:loyalty_{model}_changelist")).status_code == 200
     add = admin_client.get(reverse(f"admin:loyalty_{model}_add")).status_code
     assert add == (403 if model in {"loyaltyaccount", "redemption", "ledgerentry"} else 200)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "field"),
+    [
+        ("offer", "amount_off"),
+        ("offer", "percent_off"),
+        ("programme", "points_per_unit"),
+        ("programme", "minimum_spend"),
+        ("bonuswindow", "multiplier"),
+    ],
+)
+@pytest.mark.parametrize("typed", ["1e1", "1E+1", "NaN", "Infinity", "1,5"])
+def test_admin_decimals_refuse_exponent_and_special_notation(model_name, field, typed):
+    from decimal import Decimal
+
+    from django.apps import apps
+    from django.contrib import admin
+    from django.core.exceptions import ValidationError
+
+    model = apps.get_model("loyalty", model_name)
+    form_field = admin.site._registry[model].formfield_for_dbfield(model._meta.get_field(field), request=None)
+    with pytest.raises(ValidationError, match="plain digits"):
+        form_field.clean(typed)
+    assert form_field.clean("10") == Decimal("10")
+

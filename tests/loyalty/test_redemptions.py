@@ -275,3 +275,22 @@ def test_a_merged_profiles_account_is_found_through_the_survivor(account, progra
     code = CouponCodeFactory(offer=OfferFactory(programme=programme), account=account)
     redemption, _ = _redeem(code.code, survivor, store)
     assert redemption.account == account
+
+
+@pytest.mark.parametrize("raw", ["1e3", "1E+3", "NaN", "Infinity", "-inf", "1,000", "12.345", Decimal("NaN")])
+def test_money_in_any_notation_but_plain_digits_is_refused(raw):
+    from loyalty.services.redemptions import clean_money
+
+    with pytest.raises(InvalidAmount):
+        clean_money(raw)
+    assert clean_money("1000") == Decimal("1000")
+
+
+def test_a_till_purchase_of_1e3_is_refused_and_writes_nothing(account, store, clerk):
+    from customers.models import Purchase
+    from loyalty.services import till_purchase_record
+
+    with pytest.raises(InvalidAmount, match="no exponent"):
+        till_purchase_record(account=account, store=store, clerk=clerk, receipt="R-1", amount="1e3")
+    assert not Purchase.objects.exists()
+    assert not LedgerEntry.objects.exists()

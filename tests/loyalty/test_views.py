@@ -37,6 +37,18 @@ def test_lookup_by_phone_email_or_card(till, account, query, django_assert_max_n
     assert response.url == _url("account", account)
 
 
+def test_lookup_reads_a_local_number_in_the_country_of_the_clerks_store(client, programme):
+    from loyalty.services import account_enrol
+    from tests.factories import CustomerFactory
+
+    london = StoreFactory(code="ldn", country="GB", time_zone="Europe/London")
+    member, _ = account_enrol(customer=CustomerFactory(phone="+447911123456"), programme=programme)
+    client.force_login(ClerkFactory(store=london))
+    response = client.post(reverse("loyalty:lookup"), {"query": "07911 123456"})
+    assert response.status_code == 302
+    assert response.url == _url("account", member)
+
+
 def test_lookup_refuses_a_wrong_check_digit(till, account):
     card = account.card_number
     wrong = card[:-1] + str((int(card[-1]) + 1) % 10)
@@ -88,6 +100,12 @@ def test_record_purchase_earns_with_bonus(till, account, programme, store, clerk
         ("99999999", "", "implausibly large"),
         ("abc", "", "must be a number"),
         ("10", "20", "cannot exceed"),
+        ("1e3", "", "no exponent"),
+        ("NaN", "", "plain digits"),
+        ("Infinity", "", "plain digits"),
+        ("1,000", "", "thousands separators"),
+        ("12.345", "", "more than two decimals"),
+        ("10", "1e0", "no exponent"),
     ],
 )
 def test_bad_purchase_amounts_change_nothing(till, account, amount, discount, message):
@@ -114,6 +132,16 @@ def test_coupon_check_then_confirm(till, account, programme, store, clerk, djang
     till.post(_url("coupon-confirm", account), data)  # a double tap records nothing more
     redemption = Redemption.objects.get()
     assert (redemption.store, redemption.clerk, redemption.channel) == (store, clerk, "store")
+
+
+def test_a_coupon_order_amount_in_exponent_notation_is_refused(till, account, programme):
+    coupon_code_create(offer=OfferFactory(programme=programme, amount_off=Decimal("7.50")), code="WELCOME7")
+    response = till.post(
+        _url("coupon-check", account), {"code": "WELCOME7", "order_reference": "R-5", "order_amount": "1e2"}
+    )
+    assert response.status_code == 400
+    assert "no exponent" in response.content.decode()
+    assert not Redemption.objects.exists()
 
 
 @pytest.mark.parametrize(

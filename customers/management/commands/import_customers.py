@@ -20,6 +20,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file")
         parser.add_argument("--basis", default="", help="How the people in the file gave the consent it grants.")
+        parser.add_argument(
+            "--phone-region", default="", help="Country code local phone numbers in the file belong to, e.g. GB."
+        )
         parser.add_argument("--dry-run", action="store_true", help="Check the file and report; write nothing.")
         parser.add_argument("--user", help="Username recorded as the importer.")
 
@@ -36,13 +39,21 @@ class Command(BaseCommand):
                 raise CommandError(f"No user {options['user']!r}.")
         try:
             if options["dry_run"]:
-                report = customer_import_check(content=import_text_decode(data), consent_basis=options["basis"])
+                report = customer_import_check(
+                    content=import_text_decode(data),
+                    consent_basis=options["basis"],
+                    phone_region=options["phone_region"],
+                )
                 self._report(
                     "Dry run", report.total_rows, report.created, report.updated, report.error_count, report.errors
                 )
                 return
             customer_import = customer_import_create(
-                file_name=path.name, data=data, consent_basis=options["basis"], user=user
+                file_name=path.name,
+                data=data,
+                consent_basis=options["basis"],
+                phone_region=options["phone_region"],
+                user=user,
             )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
