@@ -12,6 +12,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture
+def frozen_minute():
+    """Rate limits count per clock minute: keep every request of a test inside one."""
+    import time_machine
+
+    with time_machine.travel("2026-03-02 10:00:05Z", tick=False):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Rate-limit counters live in the shared cache; every test starts from zero."""

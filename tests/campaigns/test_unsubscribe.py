@@ -71,7 +71,7 @@ def test_tampered_token_is_refused(client, subscribed):
     assert ConsentState.objects.get(customer=subscribed, channel="email").status == "granted"
 
 
-def test_guessing_tokens_is_rate_limited_but_good_links_still_work(client, subscribed):
+def test_guessing_tokens_is_rate_limited_but_good_links_still_work(client, subscribed, frozen_minute):
     from campaigns.views import BAD_TOKENS_PER_MINUTE
 
     for _ in range(BAD_TOKENS_PER_MINUTE):

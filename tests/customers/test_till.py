@@ -1,7 +1,6 @@
 """The clerk checkout page: login, store choice, capture, look-up, and every way input can be wrong."""
 
 import pytest
-import time_machine
 from django.test import Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
@@ -13,13 +12,6 @@ from tests.factories import ClerkFactory, CustomerFactory, MarketingUserFactory,
 from tests.factories.customers import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def frozen_minute():
-    """Rate limits count per clock minute: keep every request of a test inside one."""
-    with time_machine.travel("2026-03-02 10:00:05Z", tick=False):
-        yield
 
 
 @pytest.fixture
