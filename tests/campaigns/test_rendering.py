@@ -1,9 +1,8 @@
 """Personalisation: the payloads of reliability.md are refused on save and harmless at render."""
 
-import time
-
 import pytest
 from django.conf import settings
+from jinja2 import TemplateSyntaxError
 
 from campaigns import rendering
 from campaigns.rendering import (
@@ -68,17 +67,22 @@ def test_payload_is_refused_on_save(payload):
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_payload_is_harmless_at_render(payload):
-    """Even bypassing the check (text written straight to the database), the sandbox holds."""
+    """Even bypassing the check (text written straight to the database), the sandbox holds.
+
+    The payload either fails to compile (a syntax error), is refused by the sandbox at render
+    (``RenderError``), or renders to bounded output that leaks nothing; any other exception fails.
+    """
     env = rendering._text_env
-    started = time.monotonic()
     try:
         template = env.from_string(payload)
+    except TemplateSyntaxError:
+        return
+    try:
         output = rendering.CompiledTemplate(source=payload, template=template).render(
             placeholder_context(links={"unsubscribe_url": "https://x.example/u"})
         )
-    except Exception as exc:  # refused: a syntax error, a sandbox SecurityError or a RenderError
+    except RenderError as exc:
         output = str(exc)
-    assert time.monotonic() - started < 2
     assert settings.SECRET_KEY not in output
     assert "root:" not in output
     assert "<class" not in output
