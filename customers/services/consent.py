@@ -24,6 +24,7 @@ from customers.models import (
     Suppression,
 )
 from customers.normalization import address_hmac
+from customers.queue import task_enqueue_on_commit
 from customers.tokens import token_make, token_read
 
 CONFIRM_PURPOSE = "consent-confirm"
@@ -152,9 +153,7 @@ def consent_grant(*, customer: Customer, channel: str, evidence: Evidence, recon
     if reconfirm or _double_opt_in_applies(channel, evidence):
         state.status = ConsentStatus.PENDING
         confirmation = ConsentConfirmation.objects.create(grant=entry, customer=customer)
-        from customers.tasks import consent_confirmation_send_task
-
-        transaction.on_commit(lambda: consent_confirmation_send_task.delay(confirmation.pk))
+        task_enqueue_on_commit("customers.consent_confirmation_send", confirmation.pk)
     else:
         state.status = ConsentStatus.GRANTED
     state.save()

@@ -27,7 +27,8 @@ from customers.models import (
     Store,
     Suppression,
 )
-from customers.normalization import address_hmac
+from customers.normalization import address_hmac, normalize_email, normalize_phone
+from customers.queue import task_enqueue_on_commit
 from customers.selectors import address_is_suppressed
 from customers.services.consent import Evidence, consent_grant, consent_withdraw
 from customers.services.editing import _LOCALE
@@ -210,8 +211,6 @@ def _withdrawn_message(channel: str, withdrawn_at) -> str:
 
 
 def _normalized(row: ImportRow, *, check_suppression: bool = True) -> tuple[str | None, str | None]:
-    from customers.normalization import normalize_email, normalize_phone
-
     try:
         email = normalize_email(row.email) if row.email else None
     except CustomerError as exc:
@@ -386,9 +385,7 @@ def customer_import_queue(*, customer_import: CustomerImport, enqueue: bool = Tr
 
 
 def _enqueue_run(import_id: int) -> None:
-    from customers.tasks import customer_import_run_task
-
-    transaction.on_commit(lambda: customer_import_run_task.delay(import_id))
+    task_enqueue_on_commit("customers.customer_import_run", import_id)
 
 
 def customer_imports_redrive(*, now=None) -> list[int]:
