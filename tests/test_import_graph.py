@@ -41,10 +41,10 @@ def test_no_function_level_import_between_services_and_tasks(path):
 
 def test_the_module_level_imports_of_services_and_tasks_have_no_circle():
     names = {_name(m): m for m in MODULES}
-    graph = {
-        name: {dep for dep in _project_imports(ast.parse((ROOT / path).read_text()), in_functions=False) if dep in names}
-        for name, path in names.items()
-    }
+    graph = {}
+    for name, path in names.items():
+        imports = _project_imports(ast.parse((ROOT / path).read_text()), in_functions=False)
+        graph[name] = {dep for dep in imports if dep in names}
 
     def visit(name, trail):
         assert name not in trail, " -> ".join([*trail, name])

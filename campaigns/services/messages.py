@@ -9,7 +9,7 @@ from campaigns.channels.registry import channel_get
 from campaigns.composer import variant_compiled
 from campaigns.exceptions import CampaignError
 from campaigns.links import preview_links
-from campaigns.models import Campaign, Variant
+from campaigns.models import Campaign, Message, Variant
 from campaigns.validation import variant_check
 from customers.models import Channel
 from customers.normalization import normalize_phone
@@ -33,26 +33,58 @@ def variant_snapshot(variant: Variant) -> dict:
     return {field: getattr(variant, field) for field in _VARIANT_FIELDS}
 
 
-def _frozen_by(message) -> Campaign | None:
-    return message.campaigns.exclude(status__in=Campaign.EDITABLE_STATUSES).first()
+def _refuse_if_frozen(message: Message) -> None:
+    """Raise ``CampaignError`` when a campaign using ``message`` has started sending.
+
+    Locks the rows of the campaigns using the message (in pk order, like every campaign lock), so a
+    campaign cannot start sending between this check and the caller's write.
+    """
+    if message.pk is None:
+        return
+    campaigns = Campaign.objects.select_for_update().filter(message=message).order_by("pk")
+    frozen = next((c for c in campaigns if c.status not in Campaign.EDITABLE_STATUSES), None)
+    if frozen is not None:
+        raise CampaignError(f"{frozen} has started sending; its message can no longer change.")
 
 
 @transaction.atomic
-def variant_save(*, variant: Variant, actor, before: dict | None = None) -> list[str]:
+def message_save(*, message: Message, actor) -> Message:
+    """Create or rename a message; records what differs from the stored row. Refused
+    (``CampaignError``) once a campaign using it has started sending (locks those campaigns' rows)."""
+    created = message.pk is None
+    changes = {}
+    if created:
+        message.created_by = actor if getattr(actor, "is_authenticated", False) else None
+    else:
+        _refuse_if_frozen(message)
+        stored = Message.objects.get(pk=message.pk)
+        changes = {
+            name: str(getattr(message, name))
+            for name in ("name", "purpose")
+            if getattr(stored, name) != getattr(message, name)
+        }
+    message.save()
+    if created or changes:
+        events.message_changed_event(subject=message, actor=actor, changes=changes, created=created)
+    return message
+
+
+@transaction.atomic
+def variant_save(*, variant: Variant, actor) -> list[str]:
     """Validate and store one grid cell; returns warnings (e.g. SMS over one segment).
 
     Raises ``ValidationError`` for a cell we refuse and ``CampaignError`` when a campaign using the
-    message has started sending; nothing is stored then. Records the change in the audit trail.
+    message has started sending (checked under those campaigns' row locks); nothing is stored then.
+    Records what changed since the stored row in the audit trail.
     """
-    campaign = _frozen_by(variant.message)
-    if campaign is not None:
-        raise CampaignError(f"{campaign} has started sending; its message can no longer change.")
+    _refuse_if_frozen(variant.message)
     variant.full_clean()
     warnings = variant_check(variant)
     created = variant.pk is None
+    before = None if created else variant_snapshot(Variant.objects.get(pk=variant.pk))
     variant.save()
     after = variant_snapshot(variant)
-    changes = after if created else {k: [before.get(k), v] for k, v in after.items() if before and before.get(k) != v}
+    changes = after if created else {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
     if created or changes:
         events.message_changed_event(subject=variant, actor=actor, changes=changes, created=created)
     return warnings
@@ -61,9 +93,7 @@ def variant_save(*, variant: Variant, actor, before: dict | None = None) -> list
 @transaction.atomic
 def variant_delete(*, variant: Variant, actor) -> None:
     """Remove one grid cell (refused once a campaign using the message has started sending)."""
-    campaign = _frozen_by(variant.message)
-    if campaign is not None:
-        raise CampaignError(f"{campaign} has started sending; its message can no longer change.")
+    _refuse_if_frozen(variant.message)
     events.message_changed_event(subject=variant, actor=actor, changes={"deleted": variant_snapshot(variant)})
     variant.delete()
 

@@ -215,3 +215,76 @@ def test_test_send_from_the_preview_page(client, marketer, campaign):
     response = client.post(reverse("admin:campaigns_variant_preview", args=[variant.pk]), follow=True)
     assert "Test sent to marketer@staff.example.com" in response.content.decode()
     assert mail.outbox[0].to == ["marketer@staff.example.com"]
+
+
+def _messages(response):
+    return [str(m) for m in response.wsgi_request._messages]
+
+
+def test_the_status_view_refuses_engine_moves_and_shows_why(client, marketer, campaign):
+    url = reverse("admin:campaigns_campaign_status", args=[campaign.pk])
+    client.post(url, {"to": "scheduled", "at": "2999-01-01T09:00"})
+    response = client.post(url, {"to": "sending"}, follow=True)
+    assert "A scheduled campaign cannot become sending by hand." in _messages(response)
+    campaign.refresh_from_db()
+    assert campaign.status == "scheduled"
+    assert list(AuditEvent.objects.filter(campaign=campaign).values_list("changes__status", flat=True)) == [
+        ["draft", "scheduled"]
+    ]
+
+
+def test_the_status_view_asks_for_the_send_time(client, marketer, campaign):
+    url = reverse("admin:campaigns_campaign_status", args=[campaign.pk])
+    response = client.post(url, {"to": "scheduled", "at": "next tuesday"}, follow=True)
+    assert any("Give the send time" in m for m in _messages(response))
+    campaign.refresh_from_db()
+    assert campaign.status == "draft"
+
+
+def test_saving_a_campaign_that_started_sending_meanwhile_shows_the_refusal_and_changes_nothing(
+    client, marketer, campaign
+):
+    data = _campaign_form(SegmentFactory(), name="Changed meanwhile", message=str(campaign.message.pk))
+    data.update({"variants-TOTAL_FORMS": "0", "variants-INITIAL_FORMS": "0"})
+    for key in [k for k in data if k.startswith(("variants-0", "variants-1", "variants-2"))]:
+        del data[key]
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    # The page was open before sending started; its form still posts every field.
+    from campaigns import admin as studio
+
+    original = studio.CampaignAdmin.get_readonly_fields
+    studio.CampaignAdmin.get_readonly_fields = lambda self, request, obj=None: ["status_display"]
+    try:
+        response = client.post(url, data, follow=True)
+    finally:
+        studio.CampaignAdmin.get_readonly_fields = original
+    assert any("has started sending and can no longer change" in m for m in _messages(response))
+    campaign.refresh_from_db()
+    assert campaign.name != "Changed meanwhile"
+    assert not AuditEvent.objects.filter(campaign=campaign, action="changed").exists()
+
+
+def test_editing_a_segment_in_the_admin_records_the_changed_fields(client, marketer):
+    segment = SegmentFactory(name="Regulars")
+    url = reverse("admin:campaigns_segment_change", args=[segment.pk])
+    response = client.post(
+        url,
+        {"name": "Regulars", "kind": "rules", "description": "Come every week", "is_active": "on",
+         "rules": json.dumps(segment.rules)},
+    )
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(subject_type="segment", subject_id=segment.pk)
+    assert (event.action, event.actor, event.changes) == ("changed", marketer, {"description": "Come every week"})
+
+
+def test_renaming_a_message_in_the_admin_is_audited(client, marketer, campaign):
+    url = reverse("admin:campaigns_message_change", args=[campaign.message.pk])
+    data = {"name": "Renamed", "purpose": campaign.message.purpose, "variants-TOTAL_FORMS": "0",
+            "variants-INITIAL_FORMS": "0", "variants-MIN_NUM_FORMS": "0", "variants-MAX_NUM_FORMS": "1000"}
+    response = client.post(url, data)
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(subject_type="message", subject_id=campaign.message.pk)
+    assert event.changes == {"name": "Renamed"}
