@@ -335,10 +335,18 @@ def suppression_add(*, channel: str, address: str, reason: str, user=None, note:
     return suppression
 
 
+@transaction.atomic
 def suppression_remove(*, suppression: Suppression, user, note: str) -> None:
-    """Lift a suppression; staff must say why. Erasure suppressions are never lifted."""
-    if suppression.reason == Suppression.Reason.ERASURE:
-        raise ConsentError("An erased person's suppression cannot be lifted.")
+    """Lift a suppression; staff must say why. Erasure suppressions are never lifted.
+
+    Locks the suppression row and checks it there. Raises ``ConsentError`` (nothing changes) for an
+    erasure suppression, a missing reason, or a suppression already lifted.
+    """
     if not note.strip():
         raise ConsentError("Say why the suppression is lifted.")
-    suppression.delete()
+    locked = Suppression.objects.select_for_update().filter(pk=suppression.pk).first()
+    if locked is None:
+        raise ConsentError("This suppression was already lifted.")
+    if locked.reason == Suppression.Reason.ERASURE:
+        raise ConsentError("An erased person's suppression cannot be lifted.")
+    locked.delete()
