@@ -312,12 +312,28 @@ def test_purchase_added_through_the_service(client, marketer, store):
     assert response.status_code == 302, response.content.decode()[:2000]
     purchase = Purchase.objects.get()
     assert (purchase.currency, purchase.recorded_by, purchase.customer) == ("USD", marketer, customer)
+    assert LogEntry.objects.filter(object_id=str(purchase.pk), action_flag=1).exists()
     response = client.post(reverse("admin:customers_purchase_add"), {**data, "amount": "-1"})
     assert response.status_code == 200
     response = client.post(reverse("admin:customers_purchase_add"), {**data, "store": ""})
     assert response.status_code == 200
     assert "needs its store" in response.content.decode()
+    response = client.post(reverse("admin:customers_purchase_add"), data)
+    assert response.status_code == 200
+    assert "Receipt RCPT-1 is already recorded." in response.content.decode()
     assert Purchase.objects.count() == 1
+
+
+def test_purchase_add_form_writes_nothing_by_itself(store):
+    from customers.admin.stores import PurchaseAddForm
+
+    form = PurchaseAddForm(
+        {"customer": CustomerFactory().pk, "channel": "store", "store": store.pk, "source": "till",
+         "external_ref": "RCPT-9", "amount": "5", "discount_amount": "0", "currency": "USD",
+         "occurred_at": "2026-05-01 10:00"}
+    )
+    assert form.is_valid(), form.errors
+    assert not Purchase.objects.exists()
 
 
 def test_view_only_staff_get_no_state_changing_actions(client):
