@@ -10,6 +10,7 @@ from campaigns.composer import variant_compiled
 from campaigns.exceptions import CampaignError
 from campaigns.links import preview_links
 from campaigns.models import Campaign, Message, Variant
+from campaigns.rendering import RenderError, TemplateProblem
 from campaigns.validation import variant_check
 from customers.models import Channel
 from customers.normalization import normalize_phone
@@ -109,9 +110,12 @@ def variant_test_send(
     """
     from campaigns.selectors import preview_context
 
-    compiled = variant_compiled(variant)
+    try:
+        rendered = variant_compiled(variant).render(preview_context(customer=customer, campaign=campaign))
+    except (TemplateProblem, RenderError) as exc:
+        # Text stored before a rule tightened, or written around the checks: show it, never a 500.
+        raise CampaignError(f"The variant has errors; fix them first. {exc}") from exc
     links = preview_links()
-    rendered = compiled.render(preview_context(customer=customer, campaign=campaign))
     backend = channel_get(variant.channel, **(channel_options or {}))
     metadata = {"test_send": "1", "variant_id": variant.pk}
     if variant.channel == Channel.EMAIL:

@@ -288,3 +288,25 @@ def test_renaming_a_message_in_the_admin_is_audited(client, marketer, campaign):
     assert response.status_code == 302
     event = AuditEvent.objects.get(subject_type="message", subject_id=campaign.message.pk)
     assert event.changes == {"name": "Renamed"}
+
+
+def test_a_deeply_nested_cell_gets_a_field_error_not_a_server_error(client, marketer):
+    deep = "{% if first_name %}" * 500 + "x" + "{% endif %}" * 500
+    data = _campaign_form(SegmentFactory(), **{"variants-0-html_body": deep})
+    response = client.post(reverse("admin:campaigns_campaign_add"), data)
+    assert response.status_code == 200
+    assert "nested more than 10 deep" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
+def test_send_test_of_a_stored_variant_that_no_longer_compiles_shows_the_error(client, marketer, campaign):
+    from django.core import mail
+
+    variant = campaign.message.variants.get(channel="email")
+    Variant.objects.filter(pk=variant.pk).update(subject="{{ settings.SECRET_KEY }}")
+    url = reverse("admin:campaigns_variant_preview", args=[variant.pk])
+    response = client.post(url, follow=True)
+    assert response.status_code == 200
+    assert any(m.startswith("Test not sent: The variant has errors") for m in _messages(response))
+    assert mail.outbox == []
+    assert not AuditEvent.objects.filter(action="test_sent").exists()

@@ -156,3 +156,25 @@ def test_compiled_template_is_reused_for_many_renders():
     template = compile_text("Hi {{ first_name }}")
     outputs = {template.render({**placeholder_context(), "first_name": name}) for name in ("Ann", "Bo")}
     assert outputs == {"Hi Ann", "Hi Bo"}
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{% if first_name %}" * 11 + "x" + "{% endif %}" * 11, "nested more than 10 deep"),
+        ("{% if first_name %}" * 2000 + "x" + "{% endif %}" * 2000, "nested more than 10 deep"),
+        ("{{ " + "(" * 1000 + "first_name" + ")" * 1000 + " }}", "too deeply bracketed"),
+        ("{{ first_name" + "|default('x')" * 500 + " }}", "too long"),
+        ("{% if " + " and ".join(["first_name"] * 3000) + " %}x{% endif %}", "too long"),
+    ],
+)
+def test_deep_nesting_is_refused_with_a_message_not_a_crash(source, message):
+    with pytest.raises(TemplateProblem, match=message):
+        template_check(source)
+    with pytest.raises(TemplateProblem, match=message):
+        compile_html(source)
+
+
+def test_nesting_up_to_the_bound_is_accepted():
+    source = "{% if first_name %}" * 10 + "{{ first_name }}" + "{% endif %}" * 10
+    assert compile_text(source).render(placeholder_context()) == "friend"
