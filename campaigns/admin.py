@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 
 from campaigns.audience import campaign_forecast, segment_counts
 from campaigns.exceptions import CampaignError, ChannelError
-from campaigns.models import AuditEvent, Campaign, Message, Segment, Variant
+from campaigns.models import AuditEvent, Campaign, Message, Segment, StaffTestRecipient, Variant
 from campaigns.rendering import PLACEHOLDERS
 from campaigns.segments import RuleError, segment_q
 from campaigns.selectors import audit_for_campaign, customer_for_preview, message_previews, persona_warning
@@ -535,6 +535,21 @@ _STATUS_BUTTONS = {
 def _next_statuses(campaign: Campaign) -> list[tuple[str, str]]:
     # Scheduling has its own form; the service decides which moves staff may make.
     return [(status, _STATUS_BUTTONS[status]) for status in campaign_staff_moves(campaign) if status in _STATUS_BUTTONS]
+
+
+@admin.register(StaffTestRecipient)
+class StaffTestRecipientAdmin(admin.ModelAdmin):
+    """Where test sends may go besides consented customers: staff addresses and phones."""
+
+    list_display = ["label", "channel", "address", "is_active", "created_by", "created_at"]
+    list_filter = ["channel", "is_active"]
+    search_fields = ["label", "address"]
+    fields = ["label", "channel", "address", "is_active"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(AuditEvent)

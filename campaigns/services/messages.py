@@ -9,11 +9,13 @@ from campaigns.channels.registry import channel_get
 from campaigns.composer import variant_compiled
 from campaigns.exceptions import CampaignError
 from campaigns.links import preview_links
-from campaigns.models import Campaign, Message, Variant
+from campaigns.models import Campaign, Message, StaffTestRecipient, Variant
 from campaigns.rendering import RenderError, TemplateProblem
 from campaigns.validation import variant_check
+from customers.exceptions import InvalidContact
 from customers.models import Channel
 from customers.normalization import normalize_phone
+from customers.selectors import address_is_suppressed, customer_find_by_contact, customer_is_reachable
 
 _VARIANT_FIELDS = (
     "persona_id",
@@ -99,6 +101,18 @@ def variant_delete(*, variant: Variant, actor) -> None:
     variant.delete()
 
 
+def test_recipient_allowed(*, channel: str, address: str) -> bool:
+    """Whether a test may go to ``address`` (normalised): an active staff test recipient, or a
+    customer whose consent for ``channel`` is granted; never a suppressed address."""
+    if address_is_suppressed(channel=channel, address=address):
+        return False
+    if StaffTestRecipient.objects.filter(channel=channel, address=address, is_active=True).exists():
+        return True
+    lookup = {"email": address} if channel == Channel.EMAIL else {"phone": address}
+    customer = customer_find_by_contact(**lookup)
+    return customer is not None and customer_is_reachable(customer=customer, channel=channel)
+
+
 def variant_test_send(
     *, variant: Variant, user, customer=None, phone: str = "", campaign=None, channel_options=None
 ) -> str:
@@ -130,8 +144,13 @@ def variant_test_send(
     elif variant.channel == Channel.SMS:
         try:
             to = normalize_phone(phone)
-        except Exception as exc:
+        except InvalidContact as exc:
             raise CampaignError(f"Give the phone number to send the test to: {exc}") from exc
+        if not test_recipient_allowed(channel=Channel.SMS, address=to):
+            raise CampaignError(
+                f"{to} is not a staff test number or a customer who agreed to texts (and is not suppressed). "
+                "Add it under Campaigns, Staff test recipients first."
+            )
         backend.send(backend.build_payload(rendered=rendered, to=to, metadata=metadata, links=links))
         label = to
     else:

@@ -310,3 +310,26 @@ def test_send_test_of_a_stored_variant_that_no_longer_compiles_shows_the_error(c
     assert any(m.startswith("Test not sent: The variant has errors") for m in _messages(response))
     assert mail.outbox == []
     assert not AuditEvent.objects.filter(action="test_sent").exists()
+
+
+def test_staff_test_numbers_are_kept_in_the_admin_and_sms_tests_go_only_there(client, marketer, campaign, settings):
+    from campaigns.models import StaffTestRecipient
+
+    response = client.post(
+        reverse("admin:campaigns_stafftestrecipient_add"),
+        {"label": "Ana (work)", "channel": "sms", "address": "(415) 555-0160", "is_active": "on"},
+    )
+    assert response.status_code == 302
+    recipient = StaffTestRecipient.objects.get()
+    assert (recipient.address, recipient.created_by) == ("+14155550160", marketer)
+    bad = client.post(
+        reverse("admin:campaigns_stafftestrecipient_add"),
+        {"label": "Typo", "channel": "sms", "address": "12", "is_active": "on"},
+    )
+    assert bad.status_code == 200
+    assert StaffTestRecipient.objects.count() == 1
+    variant = campaign.message.variants.get(channel="sms")
+    url = reverse("admin:campaigns_variant_preview", args=[variant.pk])
+    refused = client.post(url, {"phone": "+1 415 555 0161"}, follow=True)
+    assert any("is not a staff test number" in m for m in _messages(refused))
+    assert not AuditEvent.objects.filter(action="test_sent").exists()
