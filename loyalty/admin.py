@@ -161,6 +161,11 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "customer", "programme") if obj else self.readonly_fields
 
+    def has_change_permission(self, request, obj=None):
+        # Nothing on an account's page is edited by hand, and saving it would write back a stale balance:
+        # the page is read only; points and status change through the actions (which need "change").
+        return obj is None and super().has_change_permission(request)
+
     @admin.action(description="Adjust points (writes a ledger entry with a reason)", permissions=["change"])
     def adjust_points(self, request, queryset):
         if "apply" in request.POST:

@@ -161,3 +161,14 @@ def test_change_status_action_shows_a_refused_move_and_changes_nothing(admin_cli
     account.refresh_from_db()
     assert account.status == "closed"
     assert AccountStatusChange.objects.count() == 1
+
+
+def test_saving_the_account_page_cannot_write_back_a_stale_balance(admin_client, account):
+    url = reverse("admin:loyalty_loyaltyaccount_change", args=[account.pk])
+    page = admin_client.get(url).content.decode()
+    points_adjust(account=account, points=40, reason="Earned meanwhile", user=None, idempotency_key="m")
+    response = admin_client.post(url, {"_save": "Save"})
+    assert response.status_code == 403
+    assert 'name="_save"' not in page
+    account.refresh_from_db()
+    assert account.points_balance == 40
