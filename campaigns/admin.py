@@ -8,7 +8,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.checks import InlineModelAdminChecks
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -19,26 +18,35 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from campaigns.audience import campaign_forecast, segment_counts
-from campaigns.events import segment_changed_event
 from campaigns.exceptions import CampaignError, ChannelError
-from campaigns.models import AuditEvent, Campaign, Message, Segment, Variant
+from campaigns.models import AuditEvent, Campaign, Message, Segment, StaffTestRecipient, Variant
 from campaigns.rendering import PLACEHOLDERS
 from campaigns.segments import RuleError, segment_q
 from campaigns.selectors import audit_for_campaign, customer_for_preview, message_previews, persona_warning
 from campaigns.services.campaigns import (
     campaign_duplicate,
     campaign_problems,
-    campaign_record_changes,
-    campaign_schedule,
-    campaign_snapshot,
-    campaign_transition,
+    campaign_save,
+    campaign_staff_moves,
+    campaign_status_change,
 )
-from campaigns.services.messages import variant_snapshot, variant_test_send
-from campaigns.services.segments import segment_static_load
+from campaigns.services.messages import message_save, variant_delete, variant_save, variant_test_send
+from campaigns.services.segments import segment_save, segment_static_load
 from campaigns.validation import variant_check
 from customers.models import Channel
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+class _RefusalShown:
+    """A write the services refuse rolls the whole admin request back and comes back as a message."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except CampaignError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(request.get_full_path())
+
 
 # --- Segments -----------------------------------------------------------------------------------
 
@@ -88,18 +96,7 @@ class SegmentAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        changed = [name for name in form.changed_data if name != "upload"]
-        if changed or not change:
-            segment_changed_event(
-                segment=obj,
-                actor=request.user,
-                created=not change,
-                changes={name: form.cleaned_data.get(name) for name in changed if name != "rules"}
-                | ({"rules": obj.rules} if "rules" in changed else {}),
-            )
+        segment_save(segment=obj, actor=request.user)
         content = form.cleaned_data.get("upload")
         if content:
             try:
@@ -206,16 +203,14 @@ class VariantInline(_VariantInlineBase):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(_RefusalShown, admin.ModelAdmin):
     list_display = ["name", "purpose", "created_at"]
     list_filter = ["purpose"]
     search_fields = ["name"]
     inlines = [VariantInline]
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        message_save(message=obj, actor=request.user)
 
     def save_formset(self, request, form, formset, change):
         _save_variant_formset(request, formset)
@@ -264,8 +259,6 @@ class MessageAdmin(admin.ModelAdmin):
 
 def _save_variant_formset(request, formset) -> None:
     """Store each cell through the service (validation, audit trail, freeze once sending)."""
-    from campaigns.services.messages import variant_delete, variant_save
-
     # The admin's change message reads these three lists, as after ``formset.save()``.
     formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
     for form in formset.deleted_forms:
@@ -278,8 +271,7 @@ def _save_variant_formset(request, formset) -> None:
         variant = form.instance
         variant.message = formset.instance
         created = variant.pk is None
-        before = None if created else variant_snapshot(Variant.objects.get(pk=variant.pk))
-        for warning in variant_save(variant=variant, actor=request.user, before=before):
+        for warning in variant_save(variant=variant, actor=request.user):
             messages.warning(request, f"{variant}: {warning}")
         if created:
             formset.new_objects.append(variant)
@@ -416,7 +408,7 @@ class ChannelListFilter(admin.SimpleListFilter):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(_RefusalShown, admin.ModelAdmin):
     form = CampaignForm
     list_display = ["name", "status", "goal", "category", "channels", "scheduled_at", "updated_at"]
     list_filter = ["status", "goal", ChannelListFilter, "category"]
@@ -452,23 +444,21 @@ class CampaignAdmin(admin.ModelAdmin):
             messages.success(request, f"Created {copy}.")
 
     def save_model(self, request, obj, form, change):
-        if obj.pk and not Campaign.objects.get(pk=obj.pk).is_editable:
-            raise PermissionDenied("This campaign has started sending and can no longer change.")
-        request._campaign_before = campaign_snapshot(Campaign.objects.get(pk=obj.pk)) if change else None
-        if obj.message_id is None:
-            obj.message = Message.objects.create(name=obj.name, created_by=request.user)
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        campaign_save(
+            campaign=obj,
+            actor=request.user,
+            include_segments=form.cleaned_data.get("include_segments"),
+            exclude_segments=form.cleaned_data.get("exclude_segments"),
+        )
 
     def save_formset(self, request, form, formset, change):
         formset.instance = form.instance.message
         _save_variant_formset(request, formset)
 
     def save_related(self, request, form, formsets, change):
-        with transaction.atomic():
-            super().save_related(request, form, formsets, change)
-            campaign_record_changes(campaign=form.instance, actor=request.user, before=request._campaign_before)
+        # The segments were stored with the campaign (and audited there); only the variants are left.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def get_urls(self):
         return [
@@ -485,19 +475,14 @@ class CampaignAdmin(admin.ModelAdmin):
         campaign = get_object_or_404(Campaign, pk=campaign_id)
         if request.method != "POST" or not self.has_change_permission(request, campaign):
             raise PermissionDenied
-        target = request.POST.get("to", "")
         try:
-            if target == Campaign.Status.SCHEDULED and campaign.status == Campaign.Status.DRAFT:
-                at = parse_datetime(request.POST.get("at", ""))
-                if at is None:
-                    raise CampaignError("Give the send time, e.g. 2030-01-31 09:00.")
-                if timezone.is_naive(at):
-                    at = timezone.make_aware(at)
-                campaign_schedule(campaign=campaign, at=at, actor=request.user)
-            elif target in Campaign.Status.values:
-                campaign_transition(campaign=campaign, to=target, actor=request.user)
-            else:
-                raise CampaignError("Unknown status.")
+            at = parse_datetime(request.POST.get("at", "").strip())
+        except ValueError:
+            at = None
+        if at is not None and timezone.is_naive(at):
+            at = timezone.make_aware(at)
+        try:
+            campaign_status_change(campaign=campaign, to=request.POST.get("to", ""), at=at, actor=request.user)
         except CampaignError as exc:
             messages.error(request, str(exc))
         else:
@@ -539,25 +524,32 @@ def _variant_grid(campaign: Campaign) -> dict:
     return {"channels": channels, "rows": rows}
 
 
-def _next_statuses(campaign: Campaign) -> list[tuple[str, str]]:
-    from campaigns.services.campaigns import TRANSITIONS
+_STATUS_BUTTONS = {
+    Campaign.Status.DRAFT: "Back to draft",
+    Campaign.Status.SENDING: "Resume sending",
+    Campaign.Status.PAUSED: "Pause",
+    Campaign.Status.CANCELLED: "Cancel the campaign",
+}
 
-    labels = {
-        Campaign.Status.DRAFT: "Back to draft",
-        Campaign.Status.SENDING: "Resume sending",
-        Campaign.Status.PAUSED: "Pause",
-        Campaign.Status.CANCELLED: "Cancel the campaign",
-    }
-    # Scheduling has its own form; "sending" and "sent" are moved by the sending engine, except resume.
-    allowed = TRANSITIONS[campaign.status]
-    result = []
-    for status, label in labels.items():
-        if status not in allowed:
-            continue
-        if status == Campaign.Status.SENDING and campaign.status != Campaign.Status.PAUSED:
-            continue
-        result.append((status, label))
-    return result
+
+def _next_statuses(campaign: Campaign) -> list[tuple[str, str]]:
+    # Scheduling has its own form; the service decides which moves staff may make.
+    return [(status, _STATUS_BUTTONS[status]) for status in campaign_staff_moves(campaign) if status in _STATUS_BUTTONS]
+
+
+@admin.register(StaffTestRecipient)
+class StaffTestRecipientAdmin(admin.ModelAdmin):
+    """Where test sends may go besides consented customers: staff addresses and phones."""
+
+    list_display = ["label", "channel", "address", "is_active", "created_by", "created_at"]
+    list_filter = ["channel", "is_active"]
+    search_fields = ["label", "address"]
+    fields = ["label", "channel", "address", "is_active"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(AuditEvent)

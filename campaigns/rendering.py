@@ -24,6 +24,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 MAX_SOURCE_CHARS = 100_000
 MAX_OUTPUT_CHARS = 400_000
+# Jinja2 parses and compiles by recursion: deeply nested conditions, brackets or long operator chains
+# exhaust Python's stack. Checked on the token stream (which is read without recursion) before parsing.
+MAX_NESTING = 10
+MAX_TAG_TOKENS = 120
 
 # Placeholder name -> what it means, shown to marketers.
 PLACEHOLDERS: dict[str, str] = {
@@ -133,15 +137,44 @@ def template_check(source: str, *, allowed_names: frozenset[str] | None = None) 
         raise TemplateProblem(f"The text is longer than {MAX_SOURCE_CHARS:,} characters.")
     names = allowed_names if allowed_names is not None else frozenset(PLACEHOLDERS)
     try:
+        _check_shape(source)
         tree = _text_env.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(_syntax_message(exc), line=exc.lineno) from exc
+    except RecursionError as exc:  # the shape check should make this unreachable; never a 500
+        raise TemplateProblem(f"The text is nested too deeply (at most {MAX_NESTING} levels).") from exc
     # Unknown placeholders first: that is the mistake marketers make, and the clearest message.
     for name in tree.find_all(nodes.Name):
         if name.ctx == "load" and name.name not in names:
             known = ", ".join(sorted(names))
             raise TemplateProblem(f"Unknown placeholder {{{{ {name.name} }}}}. Available: {known}.", line=name.lineno)
     _walk(tree, names)
+
+
+def _check_shape(source: str) -> None:
+    """Refuse conditions nested deeper than ``MAX_NESTING`` and tags longer than ``MAX_TAG_TOKENS``."""
+    depth, tag_tokens, in_tag, first_in_block = 0, 0, False, False
+    for line, kind, value in _text_env.lex(source):
+        if kind in ("variable_begin", "block_begin"):
+            in_tag, tag_tokens, first_in_block = True, 0, kind == "block_begin"
+            continue
+        if kind in ("variable_end", "block_end"):
+            in_tag = False
+            continue
+        if not in_tag or kind == "whitespace":
+            continue
+        if first_in_block and kind == "name":
+            depth += {"if": 1, "endif": -1}.get(value, 0)
+            if depth > MAX_NESTING:
+                raise TemplateProblem(f"Conditions are nested more than {MAX_NESTING} deep.", line=line)
+        first_in_block = False
+        tag_tokens += 1
+        if tag_tokens > MAX_TAG_TOKENS:
+            raise TemplateProblem(
+                f"A placeholder or condition is too long or too deeply bracketed (more than {MAX_TAG_TOKENS} "
+                "parts).",
+                line=line,
+            )
 
 
 def _syntax_message(exc: TemplateSyntaxError) -> str:
@@ -226,13 +259,20 @@ class RenderError(RuntimeError):
 def compile_text(source: str, *, allowed_names: frozenset[str] | None = None) -> CompiledTemplate:
     """Check and compile plain text (subject, SMS, push): no escaping."""
     template_check(source, allowed_names=allowed_names)
-    return CompiledTemplate(source=source, template=_text_env.from_string(source))
+    return CompiledTemplate(source=source, template=_from_string(_text_env, source))
 
 
 def compile_html(source: str, *, allowed_names: frozenset[str] | None = None) -> CompiledTemplate:
     """Check and compile HTML: every placeholder value is HTML-escaped."""
     template_check(source, allowed_names=allowed_names)
-    return CompiledTemplate(source=source, template=_html_env.from_string(source))
+    return CompiledTemplate(source=source, template=_from_string(_html_env, source))
+
+
+def _from_string(env: _LockedSandbox, source: str):
+    try:
+        return env.from_string(source)
+    except (RecursionError, SyntaxError) as exc:  # Python's own nesting limits while compiling
+        raise TemplateProblem(f"The text is nested too deeply (at most {MAX_NESTING} levels).") from exc
 
 
 def placeholder_context(*, customer=None, links: Mapping[str, str] | None = None, extra=None) -> dict[str, str]:

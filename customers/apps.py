@@ -15,3 +15,5 @@ class CustomersConfig(AppConfig):
     def ready(self) -> None:
         # Re-applied after each app migrates, so the last run sees every app's permissions.
         post_migrate.connect(_ensure_roles, dispatch_uid="customers.ensure_roles")
+        # Registers the tasks that services enqueue by name (customers.queue).
+        import customers.tasks  # noqa: F401

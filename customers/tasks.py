@@ -1,6 +1,11 @@
 from celery import shared_task
 
 from customers.services.confirmation import consent_confirmation_send, consent_confirmations_redrive
+from customers.services.importing import (
+    customer_import_run,
+    customer_imports_forget_unconfirmed,
+    customer_imports_redrive,
+)
 
 
 @shared_task(name="customers.consent_confirmation_send", ignore_result=True)
@@ -19,16 +24,12 @@ def consent_confirmations_sweep_task() -> None:
 @shared_task(name="customers.customer_import_run", ignore_result=True)
 def customer_import_run_task(import_id: int) -> None:
     """Run (one time slice of) a queued import; a second delivery claims nothing."""
-    from customers.services.importing import customer_import_run
-
     customer_import_run(import_id=import_id)
 
 
 @shared_task(name="customers.customer_imports_sweep", ignore_result=True)
 def customer_imports_sweep_task() -> None:
     """Re-drive imports whose run task was lost or whose worker died; forget stale unconfirmed files."""
-    from customers.services.importing import customer_imports_forget_unconfirmed, customer_imports_redrive
-
     customer_imports_forget_unconfirmed()
     for import_id in customer_imports_redrive():
         customer_import_run_task.delay(import_id)

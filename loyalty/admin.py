@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from customers.forms import PLAIN_DECIMAL_OVERRIDES
 from loyalty.exceptions import LoyaltyError
 from loyalty.models import (
+    AccountStatusChange,
     BonusWindow,
     CouponCode,
     LedgerEntry,
@@ -32,7 +33,13 @@ from loyalty.models import (
     TierChange,
 )
 from loyalty.selectors import purchase_refund_preview
-from loyalty.services import coupon_codes_generate, points_adjust, purchase_refund, redemption_cancel
+from loyalty.services import (
+    account_status_change,
+    coupon_codes_generate,
+    points_adjust,
+    purchase_refund,
+    redemption_cancel,
+)
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -101,6 +108,17 @@ class TierChangeInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class AccountStatusChangeInline(ReadOnlyInline):
+    model = AccountStatusChange
+    fields = ("occurred_at", "from_status", "to_status", "reason", "changed_by")
+    readonly_fields = fields
+
+
+class ChangeStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=LoyaltyAccount.Status.choices, label="New status")
+    reason = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"size": 60}))
+
+
 class AdjustPointsForm(forms.Form):
     points = forms.IntegerField(help_text="Positive to add, negative to remove.")
     reason = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"size": 60}))
@@ -120,8 +138,10 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
     search_fields = ("card_number", "customer__email", "customer__phone", "customer__last_name")
     list_select_related = ("customer", "programme", "tier")
     raw_id_fields = ("customer",)
-    # The tier moves only by the tier services, which record every change.
+    # The tier moves only by the tier services and the status by the "Change status" action, which
+    # record every change.
     readonly_fields = (
+        "status",
         "card_number",
         "points_balance",
         "tier",
@@ -134,9 +154,9 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
         "closed_at",
         "merged_into",
     )
-    fields = ("customer", "programme", "status", *readonly_fields)
-    inlines = [LedgerInline, TierChangeInline]
-    actions = ["adjust_points"]
+    fields = ("customer", "programme", *readonly_fields)
+    inlines = [LedgerInline, TierChangeInline, AccountStatusChangeInline]
+    actions = ["adjust_points", "change_status"]
 
     def has_add_permission(self, request):
         # Accounts are opened by enrolment (capture page or service), which draws the card number.
@@ -144,6 +164,11 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "customer", "programme") if obj else self.readonly_fields
+
+    def has_change_permission(self, request, obj=None):
+        # Nothing on an account's page is edited by hand, and saving it would write back a stale balance:
+        # the page is read only; points and status change through the actions (which need "change").
+        return obj is None and super().has_change_permission(request)
 
     @admin.action(description="Adjust points (writes a ledger entry with a reason)", permissions=["change"])
     def adjust_points(self, request, queryset):
@@ -177,6 +202,40 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
                 "form": form,
                 "accounts": queryset,
                 "action": "adjust_points",
+                "opts": self.model._meta,
+            },
+        )
+
+
+    @admin.action(description="Change status (suspend, reactivate, close; with a reason)", permissions=["change"])
+    def change_status(self, request, queryset):
+        form = ChangeStatusForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            done = 0
+            for account in queryset:
+                try:
+                    account_status_change(
+                        account=account,
+                        status=form.cleaned_data["status"],
+                        reason=form.cleaned_data["reason"],
+                        user=request.user,
+                    )
+                except LoyaltyError as exc:
+                    self.message_user(request, f"{account}: {exc}", messages.ERROR)
+                else:
+                    done += 1
+            if done:
+                self.message_user(request, f"Changed the status of {done} account(s).")
+            return None
+        return TemplateResponse(
+            request,
+            "admin/loyalty/change_status.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Change account status",
+                "form": form,
+                "accounts": queryset,
+                "action": "change_status",
                 "opts": self.model._meta,
             },
         )

@@ -19,6 +19,11 @@ def loyalty_account_qs_select_for_update():
     return LoyaltyAccount.objects.select_for_update(of=("self",)).order_by("pk")
 
 
+def loyalty_account_lock(account: LoyaltyAccount) -> LoyaltyAccount:
+    """Re-read ``account`` under its row lock, with programme and tier (caller is inside ``transaction.atomic``)."""
+    return loyalty_account_qs_select_for_update().select_related("programme", "tier").get(pk=account.pk)
+
+
 def coupon_code_qs_select_for_update():
     return CouponCode.objects.select_for_update(of=("self",)).order_by("pk")
 

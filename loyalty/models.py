@@ -232,6 +232,25 @@ class TierChange(models.Model):
         return f"{self.from_tier or '-'} -> {self.to_tier or '-'} ({self.get_reason_display()})"
 
 
+class AccountStatusChange(models.Model):
+    """Append-only record of a status change staff made to an account, with who and why."""
+
+    account = models.ForeignKey(LoyaltyAccount, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=16, choices=LoyaltyAccount.Status.choices)
+    to_status = models.CharField(max_length=16, choices=LoyaltyAccount.Status.choices)
+    reason = models.CharField(max_length=300)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_from_status_display()} -> {self.get_to_status_display()}"
+
+
 class BonusWindow(models.Model):
     """A time-boxed bonus: a multiplier or fixed points, in the local time of the store (online: customer)."""
 

@@ -3,6 +3,7 @@ from campaigns.models.campaigns import Campaign
 from campaigns.models.devices import CustomerPushDevice
 from campaigns.models.messages import Message, Variant
 from campaigns.models.segments import Segment, SegmentMember
+from campaigns.models.test_recipients import StaffTestRecipient
 
 __all__ = [
     "AuditEvent",
@@ -11,5 +12,6 @@ __all__ = [
     "Message",
     "Segment",
     "SegmentMember",
+    "StaffTestRecipient",
     "Variant",
 ]

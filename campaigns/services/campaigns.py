@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from campaigns import events
+from campaigns.composer import variant_compiled
 from campaigns.exceptions import CampaignError, NotReadyError, TransitionError
-from campaigns.models import Campaign, Message, Variant
+from campaigns.models import Campaign, Message, Segment, Variant
+from campaigns.personalisation import unique_codes_available
+from campaigns.rendering import RenderError, TemplateProblem
 
 Status = Campaign.Status
 
@@ -19,6 +24,16 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.DRAFT: frozenset({Status.SCHEDULED, Status.CANCELLED}),
     Status.SCHEDULED: frozenset({Status.DRAFT, Status.SENDING, Status.PAUSED, Status.CANCELLED}),
     Status.SENDING: frozenset({Status.PAUSED, Status.SENT, Status.CANCELLED}),
+    Status.PAUSED: frozenset({Status.SENDING, Status.SCHEDULED, Status.CANCELLED}),
+    Status.SENT: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+# The moves staff make by hand; the sending engine alone starts sending and marks a campaign sent
+# (resuming a paused campaign is the one way staff put it back to sending).
+STAFF_MOVES: dict[str, frozenset[str]] = {
+    Status.DRAFT: frozenset({Status.SCHEDULED, Status.CANCELLED}),
+    Status.SCHEDULED: frozenset({Status.DRAFT, Status.PAUSED, Status.CANCELLED}),
+    Status.SENDING: frozenset({Status.PAUSED, Status.CANCELLED}),
     Status.PAUSED: frozenset({Status.SENDING, Status.SCHEDULED, Status.CANCELLED}),
     Status.SENT: frozenset(),
     Status.CANCELLED: frozenset(),
@@ -41,7 +56,7 @@ _TRACKED_FIELDS = (
 def _display(value) -> object:
     if hasattr(value, "pk"):
         return str(value)
-    if isinstance(value, (list, tuple, set)):
+    if isinstance(value, (list, tuple, set, QuerySet)):
         return sorted(str(item) for item in value)
     return value if isinstance(value, (int, str, type(None))) else str(value)
 
@@ -75,9 +90,6 @@ def campaign_record_changes(*, campaign: Campaign, actor, before: dict | None) -
 
 def campaign_problems(campaign: Campaign) -> list[str]:
     """Why ``campaign`` cannot be scheduled yet (empty when it can)."""
-    from campaigns.composer import variant_compiled
-    from campaigns.rendering import RenderError, TemplateProblem
-
     problems = []
     if not campaign.include_segments.exists():
         problems.append("Choose at least one segment to send to.")
@@ -105,8 +117,6 @@ def campaign_problems(campaign: Campaign) -> list[str]:
 
 
 def _offer_problems(campaign: Campaign, variants) -> list[str]:
-    from campaigns.personalisation import unique_codes_available
-
     uses_code = any("coupon_code" in (getattr(v, f) or "") for v in variants for f in _CODE_FIELDS)
     offer = campaign.offer
     if offer is None:
@@ -160,16 +170,23 @@ def campaign_transition(*, campaign: Campaign, to: str, actor, note: str = "") -
 
 
 @transaction.atomic
-def campaign_schedule(*, campaign: Campaign, at: datetime, actor) -> Campaign:
+def campaign_schedule(*, campaign: Campaign, at: datetime | None, actor) -> Campaign:
     """Schedule a draft for ``at`` (aware, in the future) after checking it is complete.
 
-    Raises ``NotReadyError`` listing every problem, or ``TransitionError``; changes nothing then.
+    Locks the campaign row before checking, so a concurrent change cannot slip between the check and
+    the move. Raises ``NotReadyError`` listing every problem, ``TransitionError``, or ``CampaignError``
+    for a missing or past time; changes nothing then.
     """
+    if at is None:
+        raise CampaignError("Give the send time, e.g. 2030-01-31 09:00.")
     if timezone.is_naive(at):
         raise CampaignError("Give the send time with its time zone.")
     if at <= timezone.now():
         raise CampaignError("The send time must be in the future.")
-    problems = campaign_problems(campaign)
+    locked = _locked(campaign)
+    if Status.SCHEDULED not in TRANSITIONS[locked.status]:
+        raise TransitionError(f"A {locked.get_status_display().lower()} campaign cannot be scheduled.")
+    problems = campaign_problems(locked)
     if problems:
         raise NotReadyError(problems)
     locked = campaign_transition(campaign=campaign, to=Status.SCHEDULED, actor=actor, note=f"for {at.isoformat()}")
@@ -210,6 +227,71 @@ def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
     copy.exclude_segments.set(campaign.exclude_segments.all())
     events.campaign_duplicated_event(campaign=copy, original=campaign, actor=actor)
     return copy
+
+
+def campaign_staff_moves(campaign: Campaign) -> list[str]:
+    """The statuses staff may move ``campaign`` to by hand now (scheduling included)."""
+    return [status for status in Status.values if status in STAFF_MOVES[campaign.status]]
+
+
+@transaction.atomic
+def campaign_status_change(*, campaign: Campaign, to: str, actor, at: datetime | None = None) -> Campaign:
+    """A move staff asked for: schedule a draft for ``at``, or pause, resume, cancel, unschedule.
+
+    Locks the campaign row and checks the move there against ``STAFF_MOVES`` (the engine's own moves,
+    such as marking a campaign sent, are refused). Raises ``TransitionError`` or ``CampaignError``
+    (``NotReadyError`` when scheduling an incomplete draft); nothing changes then.
+    """
+    if to not in Status.values:
+        raise TransitionError("Unknown status.")
+    locked = _locked(campaign)
+    if to not in STAFF_MOVES[locked.status]:
+        raise TransitionError(
+            f"A {locked.get_status_display().lower()} campaign cannot become {Status(to).label.lower()} by hand."
+        )
+    if to == Status.SCHEDULED and locked.status == Status.DRAFT:
+        result = campaign_schedule(campaign=locked, at=at, actor=actor)
+    else:
+        result = campaign_transition(campaign=locked, to=to, actor=actor)
+    campaign.status, campaign.scheduled_at = result.status, result.scheduled_at
+    campaign.started_at, campaign.finished_at = result.started_at, result.finished_at
+    return result
+
+
+@transaction.atomic
+def campaign_save(
+    *,
+    campaign: Campaign,
+    actor,
+    include_segments: Iterable[Segment] | None = None,
+    exclude_segments: Iterable[Segment] | None = None,
+) -> Campaign:
+    """Create or edit a campaign with its segments, and record what changed in the audit trail.
+
+    Locks the campaign row of an existing campaign and refuses (``CampaignError``, nothing stored) once
+    it has left the editable statuses. The status is never changed here: it moves through
+    ``campaign_status_change``. A campaign without a message gets a new one named after it.
+    """
+    created = campaign.pk is None
+    before = None
+    if not created:
+        stored = _locked(campaign)
+        if not stored.is_editable:
+            raise CampaignError(f"{stored} has started sending and can no longer change.")
+        before = campaign_snapshot(stored)
+        campaign.status, campaign.scheduled_at = stored.status, stored.scheduled_at
+    else:
+        campaign.status = Status.DRAFT
+        campaign.created_by = _user(actor)
+    if campaign.message_id is None:
+        campaign.message = Message.objects.create(name=campaign.name[:200], created_by=_user(actor))
+    campaign.save()
+    if include_segments is not None:
+        campaign.include_segments.set(include_segments)
+    if exclude_segments is not None:
+        campaign.exclude_segments.set(exclude_segments)
+    campaign_record_changes(campaign=campaign, actor=actor, before=before)
+    return campaign
 
 
 def _user(actor):

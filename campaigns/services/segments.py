@@ -1,4 +1,4 @@
-"""Segment writes: uploading a static list."""
+"""Segment writes: creating and editing segments, uploading a static list."""
 
 from __future__ import annotations
 
@@ -24,6 +24,33 @@ class ListLoadReport:
     matched: int = 0
     added: int = 0
     unmatched: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)  # (line, value, why)
+
+
+_AUDITED_FIELDS = ("name", "kind", "description", "is_persona", "is_active", "rules")
+
+
+@transaction.atomic
+def segment_save(*, segment: Segment, actor) -> Segment:
+    """Create or edit a segment (already validated) and record the change in the audit trail.
+
+    The audit entry carries the new value of each field that differs from the stored row. Saving an
+    unchanged segment writes no entry.
+    """
+    created = segment.pk is None
+    if created:
+        segment.created_by = actor if getattr(actor, "is_authenticated", False) else None
+        changes = {}
+    else:
+        stored = Segment.objects.get(pk=segment.pk)
+        changes = {
+            name: getattr(segment, name)
+            for name in _AUDITED_FIELDS
+            if getattr(stored, name) != getattr(segment, name)
+        }
+    segment.save()
+    if created or changes:
+        events.segment_changed_event(segment=segment, actor=actor, created=created, changes=changes)
+    return segment
 
 
 @transaction.atomic

@@ -186,11 +186,13 @@ class SuppressionAdmin(admin.ModelAdmin):
             for suppression in queryset:
                 label = str(suppression)
                 try:
-                    self.log_change(request, suppression, f"Lifted: {form.cleaned_data['note']}")
                     suppression_remove(suppression=suppression, user=request.user, note=form.cleaned_data["note"])
-                    done += 1
                 except CustomerError as exc:
                     errors.append(f"{label}: {exc}")
+                else:
+                    # Only a lift that happened goes in the admin history.
+                    self.log_change(request, suppression, f"Lifted: {form.cleaned_data['note']}")
+                    done += 1
             report_errors(self, request, errors, f"Lifted {done} suppression(s)." if done else "")
             return None
         if not queryset.exclude(reason=Suppression.Reason.ERASURE).exists():

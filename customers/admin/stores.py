@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 
 from customers.exceptions import CustomerError
 from customers.models import Purchase, Store, StoreMembership
@@ -40,34 +41,8 @@ class PurchaseAddForm(forms.ModelForm):
             "occurred_at",
         ]
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        # The service is the only judge of a purchase; the admin's view runs in one transaction, so a
-        # savepoint here keeps the row only when the whole request succeeds.
-        try:
-            with transaction.atomic():
-                self.recorded, created = purchase_record(
-                    customer=cleaned.get("customer"),
-                    channel=cleaned["channel"],
-                    source=cleaned["source"],
-                    external_ref=cleaned["external_ref"],
-                    amount=cleaned["amount"],
-                    discount_amount=cleaned.get("discount_amount") or 0,
-                    currency=cleaned.get("currency") or "USD",
-                    occurred_at=cleaned.get("occurred_at"),
-                    store=cleaned.get("store"),
-                    recorded_by=getattr(self, "user", None),
-                )
-        except CustomerError as exc:
-            raise forms.ValidationError(str(exc)) from exc
-        if not created:
-            raise forms.ValidationError(f"Receipt {cleaned['external_ref']} is already recorded.")
-        return cleaned
-
     def _post_clean(self):
-        pass  # the service validated and wrote the row
+        pass  # the form only collects input: the purchase service is the judge of a purchase
 
 
 @admin.register(Purchase)
@@ -89,19 +64,56 @@ class PurchaseAdmin(admin.ModelAdmin):
         if obj is None:
             kwargs["form"] = PurchaseAddForm
             kwargs["fields"] = PurchaseAddForm.Meta.fields
-        form = super().get_form(request, obj, change, **kwargs)
-        if obj is None:
-            form.user = request.user  # a fresh class per request (modelform_factory)
-        return form
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
         return [f.name for f in Purchase._meta.fields]
 
-    def save_model(self, request, obj, form, change):
-        obj.pk = form.recorded.pk
-        obj.public_id = form.recorded.public_id
-
-    def save_related(self, request, form, formsets, change):
-        pass
+    def add_view(self, request, form_url="", extra_context=None):
+        """Record through the service; what it refuses comes back as an error on the form."""
+        if request.method != "POST":
+            return super().add_view(request, form_url, extra_context)
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = self.get_form(request)(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                purchase, created = purchase_record(
+                    customer=data.get("customer"),
+                    channel=data["channel"],
+                    source=data["source"],
+                    external_ref=data["external_ref"],
+                    amount=data["amount"],
+                    discount_amount=data.get("discount_amount") or 0,
+                    currency=data.get("currency") or "USD",
+                    occurred_at=data.get("occurred_at"),
+                    store=data.get("store"),
+                    recorded_by=request.user,
+                )
+            except CustomerError as exc:
+                form.add_error(None, str(exc))
+            else:
+                if created:
+                    self.log_addition(request, purchase, [{"added": {}}])
+                    return self.response_add(request, purchase)
+                form.add_error("external_ref", f"Receipt {data['external_ref']} is already recorded.")
+        admin_form = helpers.AdminForm(form, list(self.get_fieldsets(request)), {}, model_admin=self)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Add {Purchase._meta.verbose_name}",
+            "subtitle": None,
+            "adminform": admin_form,
+            "object_id": None,
+            "original": None,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, form_url=form_url)

@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from customers.models import Channel, ConsentConfirmation, ConsentState, ConsentStatus
+from customers.services.consent import confirmation_url
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ def consent_confirmation_send(*, confirmation_id: int) -> bool:
             status=ConsentConfirmation.Status.FAILED, last_error="No longer pending: withdrawn or superseded."
         )
         return False
-    from customers.services.consent import confirmation_url
-
     context = {
         "customer": customer,
         "brand_name": settings.TANDEM["BRAND_NAME"],

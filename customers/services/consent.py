@@ -24,6 +24,7 @@ from customers.models import (
     Suppression,
 )
 from customers.normalization import address_hmac
+from customers.queue import task_enqueue_on_commit
 from customers.tokens import token_make, token_read
 
 CONFIRM_PURPOSE = "consent-confirm"
@@ -152,9 +153,7 @@ def consent_grant(*, customer: Customer, channel: str, evidence: Evidence, recon
     if reconfirm or _double_opt_in_applies(channel, evidence):
         state.status = ConsentStatus.PENDING
         confirmation = ConsentConfirmation.objects.create(grant=entry, customer=customer)
-        from customers.tasks import consent_confirmation_send_task
-
-        transaction.on_commit(lambda: consent_confirmation_send_task.delay(confirmation.pk))
+        task_enqueue_on_commit("customers.consent_confirmation_send", confirmation.pk)
     else:
         state.status = ConsentStatus.GRANTED
     state.save()
@@ -336,10 +335,18 @@ def suppression_add(*, channel: str, address: str, reason: str, user=None, note:
     return suppression
 
 
+@transaction.atomic
 def suppression_remove(*, suppression: Suppression, user, note: str) -> None:
-    """Lift a suppression; staff must say why. Erasure suppressions are never lifted."""
-    if suppression.reason == Suppression.Reason.ERASURE:
-        raise ConsentError("An erased person's suppression cannot be lifted.")
+    """Lift a suppression; staff must say why. Erasure suppressions are never lifted.
+
+    Locks the suppression row and checks it there. Raises ``ConsentError`` (nothing changes) for an
+    erasure suppression, a missing reason, or a suppression already lifted.
+    """
     if not note.strip():
         raise ConsentError("Say why the suppression is lifted.")
-    suppression.delete()
+    locked = Suppression.objects.select_for_update().filter(pk=suppression.pk).first()
+    if locked is None:
+        raise ConsentError("This suppression was already lifted.")
+    if locked.reason == Suppression.Reason.ERASURE:
+        raise ConsentError("An erased person's suppression cannot be lifted.")
+    locked.delete()

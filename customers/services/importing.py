@@ -35,6 +35,7 @@ from customers.normalization import (
     phone_region,
     phone_sms_refusal,
 )
+from customers.queue import task_enqueue_on_commit
 from customers.selectors import address_is_suppressed
 from customers.services.consent import Evidence, consent_grant, consent_withdraw
 from customers.services.editing import _LOCALE
@@ -471,9 +472,7 @@ def customer_import_queue(*, customer_import: CustomerImport, enqueue: bool = Tr
 
 
 def _enqueue_run(import_id: int) -> None:
-    from customers.tasks import customer_import_run_task
-
-    transaction.on_commit(lambda: customer_import_run_task.delay(import_id))
+    task_enqueue_on_commit("customers.customer_import_run", import_id)
 
 
 def customer_imports_redrive(*, now=None) -> list[int]:

@@ -1,5 +1,6 @@
 """Every loyalty write goes through these services; views, admin and tasks only call them."""
 
+from loyalty.services.account_status import account_status_change
 from loyalty.services.accounts import (
     account_enrol,
     account_for_customer,
@@ -35,6 +36,7 @@ __all__ = [
     "RefundResult",
     "account_enrol",
     "account_for_customer",
+    "account_status_change",
     "accounts_erase",
     "accounts_merge",
     "coupon_code_create",

@@ -10,8 +10,9 @@ from django.utils import timezone
 from customers.models import Customer, Store
 from loyalty.cards import card_number_generate
 from loyalty.exceptions import IdempotencyConflict, InsufficientPoints, InvalidAmount, LoyaltyError, NotEnrolled
-from loyalty.lock_objects import loyalty_account_qs_select_for_update
+from loyalty.lock_objects import loyalty_account_lock
 from loyalty.models import LedgerEntry, LoyaltyAccount, Programme, TierChange
+from loyalty.services.tiers import tier_for_value
 
 MAX_POINTS_PER_ENTRY = 10_000_000
 MAX_REASON_LENGTH = 300
@@ -49,8 +50,6 @@ def account_enrol(
         return existing, False
     if not programme.is_active:
         raise LoyaltyError(f"{programme.name} is not open for enrolment.")
-    from loyalty.services.tiers import tier_for_value
-
     entry_tier = tier_for_value(programme=programme, value=0)
     now = timezone.now()
     for _attempt in range(5):
@@ -96,7 +95,7 @@ def account_surviving(account: LoyaltyAccount) -> LoyaltyAccount:
 
 def account_lock(account: LoyaltyAccount) -> LoyaltyAccount:
     """Re-read ``account`` under a row lock (caller is inside ``transaction.atomic``)."""
-    return loyalty_account_qs_select_for_update().select_related("programme", "tier").get(pk=account.pk)
+    return loyalty_account_lock(account)
 
 
 def ledger_append(

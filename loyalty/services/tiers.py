@@ -10,6 +10,7 @@ from django.db.models import DecimalField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from loyalty.lock_objects import loyalty_account_lock
 from loyalty.models import LedgerEntry, LoyaltyAccount, Programme, Tier, TierChange
 
 
@@ -88,11 +89,9 @@ def tier_review_account(*, account: LoyaltyAccount, now: datetime | None = None)
     """Downgrade step for one account: start the grace period when it stops qualifying, downgrade
     when the grace period is over, clear it when it qualifies again. Locks the account.
     """
-    from loyalty.services.accounts import account_lock
-
     now = now or timezone.now()
     with transaction.atomic():
-        locked = account_lock(account)
+        locked = loyalty_account_lock(account)
         if locked.tier_id is None:
             return None
         value = tier_qualifying_value(account=locked, now=now)

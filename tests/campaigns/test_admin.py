@@ -215,3 +215,121 @@ def test_test_send_from_the_preview_page(client, marketer, campaign):
     response = client.post(reverse("admin:campaigns_variant_preview", args=[variant.pk]), follow=True)
     assert "Test sent to marketer@staff.example.com" in response.content.decode()
     assert mail.outbox[0].to == ["marketer@staff.example.com"]
+
+
+def _messages(response):
+    return [str(m) for m in response.wsgi_request._messages]
+
+
+def test_the_status_view_refuses_engine_moves_and_shows_why(client, marketer, campaign):
+    url = reverse("admin:campaigns_campaign_status", args=[campaign.pk])
+    client.post(url, {"to": "scheduled", "at": "2999-01-01T09:00"})
+    response = client.post(url, {"to": "sending"}, follow=True)
+    assert "A scheduled campaign cannot become sending by hand." in _messages(response)
+    campaign.refresh_from_db()
+    assert campaign.status == "scheduled"
+    assert list(AuditEvent.objects.filter(campaign=campaign).values_list("changes__status", flat=True)) == [
+        ["draft", "scheduled"]
+    ]
+
+
+def test_the_status_view_asks_for_the_send_time(client, marketer, campaign):
+    url = reverse("admin:campaigns_campaign_status", args=[campaign.pk])
+    response = client.post(url, {"to": "scheduled", "at": "next tuesday"}, follow=True)
+    assert any("Give the send time" in m for m in _messages(response))
+    campaign.refresh_from_db()
+    assert campaign.status == "draft"
+
+
+def test_saving_a_campaign_that_started_sending_meanwhile_shows_the_refusal_and_changes_nothing(
+    client, marketer, campaign
+):
+    data = _campaign_form(SegmentFactory(), name="Changed meanwhile", message=str(campaign.message.pk))
+    data.update({"variants-TOTAL_FORMS": "0", "variants-INITIAL_FORMS": "0"})
+    for key in [k for k in data if k.startswith(("variants-0", "variants-1", "variants-2"))]:
+        del data[key]
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    # The page was open before sending started; its form still posts every field.
+    from campaigns import admin as studio
+
+    original = studio.CampaignAdmin.get_readonly_fields
+    studio.CampaignAdmin.get_readonly_fields = lambda self, request, obj=None: ["status_display"]
+    try:
+        response = client.post(url, data, follow=True)
+    finally:
+        studio.CampaignAdmin.get_readonly_fields = original
+    assert any("has started sending and can no longer change" in m for m in _messages(response))
+    campaign.refresh_from_db()
+    assert campaign.name != "Changed meanwhile"
+    assert not AuditEvent.objects.filter(campaign=campaign, action="changed").exists()
+
+
+def test_editing_a_segment_in_the_admin_records_the_changed_fields(client, marketer):
+    segment = SegmentFactory(name="Regulars")
+    url = reverse("admin:campaigns_segment_change", args=[segment.pk])
+    response = client.post(
+        url,
+        {"name": "Regulars", "kind": "rules", "description": "Come every week", "is_active": "on",
+         "rules": json.dumps(segment.rules)},
+    )
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(subject_type="segment", subject_id=segment.pk)
+    assert (event.action, event.actor, event.changes) == ("changed", marketer, {"description": "Come every week"})
+
+
+def test_renaming_a_message_in_the_admin_is_audited(client, marketer, campaign):
+    url = reverse("admin:campaigns_message_change", args=[campaign.message.pk])
+    data = {"name": "Renamed", "purpose": campaign.message.purpose, "variants-TOTAL_FORMS": "0",
+            "variants-INITIAL_FORMS": "0", "variants-MIN_NUM_FORMS": "0", "variants-MAX_NUM_FORMS": "1000"}
+    response = client.post(url, data)
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(subject_type="message", subject_id=campaign.message.pk)
+    assert event.changes == {"name": "Renamed"}
+
+
+def test_a_deeply_nested_cell_gets_a_field_error_not_a_server_error(client, marketer):
+    deep = "{% if first_name %}" * 500 + "x" + "{% endif %}" * 500
+    data = _campaign_form(SegmentFactory(), **{"variants-0-html_body": deep})
+    response = client.post(reverse("admin:campaigns_campaign_add"), data)
+    assert response.status_code == 200
+    assert "nested more than 10 deep" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
+def test_send_test_of_a_stored_variant_that_no_longer_compiles_shows_the_error(client, marketer, campaign):
+    from django.core import mail
+
+    variant = campaign.message.variants.get(channel="email")
+    Variant.objects.filter(pk=variant.pk).update(subject="{{ settings.SECRET_KEY }}")
+    url = reverse("admin:campaigns_variant_preview", args=[variant.pk])
+    response = client.post(url, follow=True)
+    assert response.status_code == 200
+    assert any(m.startswith("Test not sent: The variant has errors") for m in _messages(response))
+    assert mail.outbox == []
+    assert not AuditEvent.objects.filter(action="test_sent").exists()
+
+
+def test_staff_test_numbers_are_kept_in_the_admin_and_sms_tests_go_only_there(client, marketer, campaign, settings):
+    from campaigns.models import StaffTestRecipient
+
+    response = client.post(
+        reverse("admin:campaigns_stafftestrecipient_add"),
+        {"label": "Ana (work)", "channel": "sms", "address": "(415) 555-0160", "is_active": "on"},
+    )
+    assert response.status_code == 302
+    recipient = StaffTestRecipient.objects.get()
+    assert (recipient.address, recipient.created_by) == ("+14155550160", marketer)
+    bad = client.post(
+        reverse("admin:campaigns_stafftestrecipient_add"),
+        {"label": "Typo", "channel": "sms", "address": "12", "is_active": "on"},
+    )
+    assert bad.status_code == 200
+    assert StaffTestRecipient.objects.count() == 1
+    variant = campaign.message.variants.get(channel="sms")
+    url = reverse("admin:campaigns_variant_preview", args=[variant.pk])
+    refused = client.post(url, {"phone": "+1 415 555 0161"}, follow=True)
+    assert any("is not a staff test number" in m for m in _messages(refused))
+    assert not AuditEvent.objects.filter(action="test_sent").exists()

@@ -13,8 +13,11 @@ from campaigns.models import AuditEvent, Campaign, CustomerPushDevice
 from campaigns.services.campaigns import (
     campaign_duplicate,
     campaign_record_changes,
+    campaign_save,
     campaign_schedule,
     campaign_snapshot,
+    campaign_staff_moves,
+    campaign_status_change,
     campaign_transition,
 )
 from customers.models import ConsentState, Customer, Suppression
@@ -348,3 +351,100 @@ def test_forecast_matches_python_oracle_and_what_sending_selects(db, people, ord
                 == reachable
             )
         transaction.set_rollback(True)
+
+
+# --- staff status moves, saving --------------------------------------------------------------------
+
+
+def test_staff_schedule_a_draft_then_pause_and_resume(ready_campaign):
+    user = UserFactory()
+    campaign_status_change(campaign=ready_campaign, to=S.SCHEDULED, at=timezone.now() + timedelta(days=1), actor=user)
+    campaign_status_change(campaign=ready_campaign, to=S.PAUSED, actor=user)
+    campaign_status_change(campaign=ready_campaign, to=S.SENDING, actor=user)
+    ready_campaign.refresh_from_db()
+    assert ready_campaign.status == S.SENDING
+    assert [e.changes["status"] for e in AuditEvent.objects.filter(campaign=ready_campaign).order_by("id")] == [
+        ["draft", "scheduled"],
+        ["scheduled", "paused"],
+        ["paused", "sending"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("start", "to"),
+    [(S.SCHEDULED, S.SENDING), (S.SENDING, S.SENT), (S.DRAFT, S.PAUSED), (S.SENT, S.CANCELLED), (S.DRAFT, "bogus")],
+)
+def test_a_refused_staff_move_changes_nothing(ready_campaign, start, to):
+    Campaign.objects.filter(pk=ready_campaign.pk).update(status=start)
+    ready_campaign.refresh_from_db()
+    before = campaign_snapshot(ready_campaign)
+    with pytest.raises(TransitionError):
+        campaign_status_change(campaign=ready_campaign, to=to, actor=UserFactory())
+    stored = Campaign.objects.get(pk=ready_campaign.pk)
+    assert stored.status == start
+    assert campaign_snapshot(stored) == before
+    assert not AuditEvent.objects.filter(campaign=ready_campaign).exists()
+
+
+def test_staff_scheduling_without_a_time_or_an_incomplete_draft_changes_nothing(ready_campaign):
+    with pytest.raises(CampaignError, match="send time"):
+        campaign_status_change(campaign=ready_campaign, to=S.SCHEDULED, actor=None)
+    ready_campaign.include_segments.clear()
+    with pytest.raises(NotReadyError):
+        campaign_status_change(
+            campaign=ready_campaign, to=S.SCHEDULED, at=timezone.now() + timedelta(days=1), actor=None
+        )
+    assert Campaign.objects.get(pk=ready_campaign.pk).status == S.DRAFT
+    assert not AuditEvent.objects.filter(campaign=ready_campaign).exists()
+
+
+def test_staff_moves_leave_the_engine_moves_out():
+    campaign = CampaignFactory()
+    for status, expected in [
+        (S.DRAFT, [S.SCHEDULED, S.CANCELLED]),
+        (S.SCHEDULED, [S.DRAFT, S.PAUSED, S.CANCELLED]),
+        (S.SENDING, [S.PAUSED, S.CANCELLED]),
+        (S.SENT, []),
+    ]:
+        campaign.status = status
+        assert sorted(campaign_staff_moves(campaign)) == sorted(expected)
+
+
+def test_campaign_save_creates_a_draft_with_its_message_segments_and_audit():
+    user, segment = UserFactory(), SegmentFactory()
+    campaign = Campaign(name="Autumn", channels="email")
+    campaign_save(campaign=campaign, actor=user, include_segments=[segment])
+    stored = Campaign.objects.get(pk=campaign.pk)
+    assert stored.status == S.DRAFT
+    assert stored.created_by == user
+    assert stored.message.name == "Autumn"
+    assert list(stored.include_segments.all()) == [segment]
+    assert AuditEvent.objects.get(campaign=stored).action == "created"
+
+
+def test_campaign_save_records_changed_fields_and_segments(ready_campaign):
+    other = SegmentFactory(name="Other")
+    ready_campaign.name = "Renamed"
+    campaign_save(campaign=ready_campaign, actor=None, include_segments=[other])
+    event = AuditEvent.objects.get(campaign=ready_campaign, action="changed")
+    assert event.changes["name"][1] == "Renamed"
+    assert event.changes["include_segments"][1] == ["Other"]
+
+
+def test_campaign_save_refuses_a_campaign_that_started_sending_and_changes_nothing(ready_campaign):
+    Campaign.objects.filter(pk=ready_campaign.pk).update(status=S.SENDING)
+    ready_campaign.name = "Too late"
+    with pytest.raises(CampaignError, match="started sending"):
+        campaign_save(campaign=ready_campaign, actor=None, include_segments=[])
+    stored = Campaign.objects.get(pk=ready_campaign.pk)
+    assert stored.name != "Too late"
+    assert stored.status == S.SENDING
+    assert stored.include_segments.exists()
+    assert not AuditEvent.objects.filter(campaign=ready_campaign).exists()
+
+
+def test_campaign_save_never_moves_the_status(ready_campaign):
+    Campaign.objects.filter(pk=ready_campaign.pk).update(status=S.SCHEDULED)
+    ready_campaign.status = S.DRAFT  # a stale copy read before it was scheduled
+    campaign_save(campaign=ready_campaign, actor=None)
+    assert Campaign.objects.get(pk=ready_campaign.pk).status == S.SCHEDULED

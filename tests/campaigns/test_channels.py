@@ -4,7 +4,7 @@ import pytest
 from django.core import mail
 
 from campaigns.exceptions import CampaignError
-from campaigns.models import AuditEvent
+from campaigns.models import AuditEvent, StaffTestRecipient
 from campaigns.services.messages import variant_test_send
 from tests.factories import CustomerFactory, UserFactory
 from tests.factories.campaigns import EmailVariantFactory, SmsVariantFactory
@@ -59,6 +59,7 @@ def test_email_test_needs_an_address():
 def test_sms_test_send_uses_the_injected_twilio_client(settings):
     settings.TWILIO_FROM_NUMBER = "+14155550100"
     client = FakeTwilio()
+    StaffTestRecipient.objects.create(channel="sms", address="+14155550123", label="Marketing phone")
     variant = SmsVariantFactory()
     to = variant_test_send(
         variant=variant,
@@ -79,4 +80,64 @@ def test_sms_bad_phone_sends_nothing():
         variant_test_send(
             variant=SmsVariantFactory(), user=UserFactory(), phone="12", channel_options={"client": client}
         )
+    assert client.messages.sent == []
+
+
+def _sms_test(phone, client):
+    return variant_test_send(
+        variant=SmsVariantFactory(), user=UserFactory(), phone=phone, channel_options={"client": client}
+    )
+
+
+def test_sms_test_to_a_typed_number_nobody_vouched_for_is_refused():
+    client = FakeTwilio()
+    with pytest.raises(CampaignError, match="not a staff test number"):
+        _sms_test("+1 415 555 0199", client)
+    assert client.messages.sent == []
+    assert not AuditEvent.objects.filter(action="test_sent").exists()
+
+
+@pytest.mark.parametrize("status", ["withdrawn", "pending", "none"])
+def test_sms_test_to_a_customer_without_sms_consent_is_refused(status):
+    from customers.models import ConsentState
+
+    customer = CustomerFactory(phone="+14155550142")
+    ConsentState.objects.create(customer=customer, channel="sms", status=status)
+    client = FakeTwilio()
+    with pytest.raises(CampaignError, match="not a staff test number"):
+        _sms_test("(415) 555-0142", client)
+    assert client.messages.sent == []
+
+
+def test_sms_test_to_a_consented_customer_goes_out():
+    from customers.models import ConsentState
+
+    customer = CustomerFactory(phone="+14155550143")
+    ConsentState.objects.create(customer=customer, channel="sms", status="granted")
+    client = FakeTwilio()
+    assert _sms_test("(415) 555-0143", client) == "+14155550143"
+    assert [payload["to"] for payload in client.messages.sent] == ["+14155550143"]
+
+
+@pytest.mark.parametrize("on_staff_list", [True, False])
+def test_sms_test_to_a_suppressed_number_is_refused_even_for_staff(on_staff_list):
+    from customers.models import ConsentState
+    from customers.services.consent import suppression_add
+
+    customer = CustomerFactory(phone="+14155550144")
+    ConsentState.objects.create(customer=customer, channel="sms", status="granted")
+    if on_staff_list:
+        StaffTestRecipient.objects.create(channel="sms", address="+14155550144", label="Shared phone")
+    suppression_add(channel="sms", address="+14155550144", reason="manual")
+    client = FakeTwilio()
+    with pytest.raises(CampaignError):
+        _sms_test("+14155550144", client)
+    assert client.messages.sent == []
+
+
+def test_an_inactive_staff_test_number_is_refused():
+    StaffTestRecipient.objects.create(channel="sms", address="+14155550145", label="Old phone", is_active=False)
+    client = FakeTwilio()
+    with pytest.raises(CampaignError):
+        _sms_test("+14155550145", client)
     assert client.messages.sent == []

@@ -238,7 +238,7 @@ def test_a_message_cannot_change_once_its_campaign_is_sending():
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
     variant.subject = "Changed"
     with pytest.raises(CampaignError):
-        variant_save(variant=variant, actor=None, before={})
+        variant_save(variant=variant, actor=None)
     with pytest.raises(CampaignError):
         variant_delete(variant=variant, actor=None)
     assert Variant.objects.get(pk=variant.pk).subject == "Hello {{ first_name }}"
@@ -281,3 +281,41 @@ def test_each_rendered_marketing_text_must_keep_brand_and_opt_out(body):
 def test_transactional_sms_renders_without_brand_or_opt_out():
     variant = SmsVariantFactory(message=MessageFactory(purpose="transactional"), sms_body="Your order is ready.")
     assert variant_compiled(variant).render(placeholder_context()).body == "Your order is ready."
+
+
+def test_message_save_records_creation_and_renames():
+    from campaigns.models import AuditEvent, Message
+    from campaigns.services.messages import message_save
+
+    message = Message(name="Spring")
+    message_save(message=message, actor=None)
+    message.name = "Spring, again"
+    message_save(message=message, actor=None)
+    trail = AuditEvent.objects.filter(subject_type="message", subject_id=message.pk).order_by("id")
+    assert [(e.action, e.changes) for e in trail] == [("created", {}), ("changed", {"name": "Spring, again"})]
+
+
+def test_message_save_refuses_once_a_campaign_sends_it_and_changes_nothing():
+    from campaigns.exceptions import CampaignError
+    from campaigns.models import AuditEvent, Campaign, Message
+    from campaigns.services.messages import message_save
+    from tests.factories.campaigns import CampaignFactory
+
+    campaign = CampaignFactory()
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
+    message = campaign.message
+    message.name = "Renamed while sending"
+    with pytest.raises(CampaignError, match="started sending"):
+        message_save(message=message, actor=None)
+    assert Message.objects.get(pk=message.pk).name != "Renamed while sending"
+    assert not AuditEvent.objects.filter(subject_type="message").exists()
+
+
+def test_variant_save_audits_the_change_against_the_stored_row():
+    from campaigns.models import AuditEvent
+
+    variant = EmailVariantFactory(message=MessageFactory())
+    variant.subject = "New subject {{ first_name }}"
+    variant_save(variant=variant, actor=None)
+    event = AuditEvent.objects.filter(subject_type="variant", subject_id=variant.pk).latest("id")
+    assert event.changes == {"subject": ["Hello {{ first_name }}", "New subject {{ first_name }}"]}

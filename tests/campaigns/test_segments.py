@@ -411,3 +411,26 @@ def test_merged_profiles_are_never_in_a_segment():
     CustomerFactory(merged_into=survivor)
     assert list(segment_customers({})) == [survivor]
     assert Customer.objects.count() == 2
+
+
+# --- segment_save -------------------------------------------------------------------------------
+
+
+def test_segment_save_records_creation_and_only_the_changed_fields():
+    from campaigns.models import AuditEvent, Segment
+    from campaigns.services.segments import segment_save
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    segment = Segment(name="Lapsed", rules={"type": "consent", "channel": "email", "op": "granted"})
+    segment_save(segment=segment, actor=user)
+    assert Segment.objects.get(pk=segment.pk).created_by == user
+    created = AuditEvent.objects.get(subject_type="segment", subject_id=segment.pk)
+    assert (created.action, created.actor) == ("created", user)
+    segment.description = "Nobody bought lately"
+    segment_save(segment=segment, actor=user)
+    changed = AuditEvent.objects.filter(subject_type="segment", subject_id=segment.pk).latest("id")
+    assert changed.action == "changed"
+    assert changed.changes == {"description": "Nobody bought lately"}
+    segment_save(segment=segment, actor=user)
+    assert AuditEvent.objects.filter(subject_type="segment", subject_id=segment.pk).count() == 2

@@ -1,9 +1,12 @@
 """The unsubscribe link every message carries: GET confirms, POST (RFC 8058 one-click) unsubscribes."""
 
+from datetime import timedelta
 from urllib.parse import urlparse
 
 import pytest
+import time_machine
 from django.urls import reverse
+from django.utils import timezone
 
 from campaigns.links import message_links, preview_links
 from customers.models import ConsentEvidence, ConsentState
@@ -71,12 +74,52 @@ def test_tampered_token_is_refused(client, subscribed):
     assert ConsentState.objects.get(customer=subscribed, channel="email").status == "granted"
 
 
-def test_guessing_tokens_is_rate_limited_but_good_links_still_work(client, subscribed, frozen_minute):
+def test_guessing_tokens_is_rate_limited_but_good_links_still_work(client, subscribed):
     from campaigns.views import BAD_TOKENS_PER_MINUTE
 
-    for _ in range(BAD_TOKENS_PER_MINUTE):
+    url = message_links(customer=subscribed, channel="email")["unsubscribe_url"]
+    # Rate limits count per clock minute: keep every request inside one (the link is signed before).
+    with time_machine.travel(timezone.now() + timedelta(seconds=1), tick=False):
+        _guess_until_limited(client, BAD_TOKENS_PER_MINUTE)
+        assert client.post(_path(url)).status_code == 200
+    assert ConsentState.objects.get(customer=subscribed, channel="email").status == "withdrawn"
+
+
+def _guess_until_limited(client, limit):
+    for _ in range(limit):
         assert client.post(reverse("campaigns:unsubscribe", args=["guess"])).status_code == 404
     assert client.post(reverse("campaigns:unsubscribe", args=["guess"])).status_code == 429
+
+
+# --- the services behind the view ----------------------------------------------------------------
+
+
+def _token(url):
+    return _path(url).rstrip("/").rsplit("/", 1)[-1]
+
+
+def test_unsubscribe_apply_withdraws_every_named_channel_with_one_click_evidence(subscribed):
+    from campaigns.services.unsubscribe import unsubscribe_apply, unsubscribe_link_read
+
+    url = message_links(customer=subscribed, channel="all")["preferences_url"]
+    link = unsubscribe_link_read(token=_token(url))
+    assert set(link.channels) == {"email", "sms", "push"}
+    unsubscribe_apply(link=link, url="https://x.example/u", ip_address="192.0.2.1", user_agent="Mail")
+    states = dict(ConsentState.objects.filter(customer=subscribed).values_list("channel", "status"))
+    assert states["email"] == states["sms"] == "withdrawn"
+    evidence = ConsentEvidence.objects.filter(customer=subscribed, action="withdraw").first()
+    assert (evidence.method, evidence.ip_address) == ("one_click", "192.0.2.1")
+
+
+def test_unsubscribe_link_read_refuses_a_merged_profile_and_apply_refuses_a_preview(subscribed):
+    from campaigns.services.unsubscribe import unsubscribe_apply, unsubscribe_link_read
+    from customers.exceptions import InvalidToken
+
     url = message_links(customer=subscribed, channel="email")["unsubscribe_url"]
-    assert client.post(_path(url)).status_code == 200
-    assert ConsentState.objects.get(customer=subscribed, channel="email").status == "withdrawn"
+    preview = unsubscribe_link_read(token=_token(preview_links()["unsubscribe_url"]))
+    with pytest.raises(InvalidToken):
+        unsubscribe_apply(link=preview)
+    type(subscribed).objects.filter(pk=subscribed.pk).update(merged_into=CustomerFactory())
+    with pytest.raises(InvalidToken):
+        unsubscribe_link_read(token=_token(url))
+    assert ConsentState.objects.get(customer=subscribed, channel="email").status == "granted"

@@ -250,3 +250,21 @@ def test_a_new_grant_after_withdrawal_is_not_confirmed_by_an_old_confirmation(st
     assert state.confirmed_at is None
     folded = consent_fold(list(ConsentEvidence.objects.filter(customer=customer, channel="email").order_by("id")))
     assert folded["confirmed_at"] is None
+
+
+def test_suppression_remove_refuses_erasure_a_blank_reason_and_a_second_lift():
+    from customers.exceptions import ConsentError
+    from customers.models import Suppression
+    from customers.services.consent import suppression_add, suppression_remove
+
+    manual = suppression_add(channel="email", address="a@example.com", reason="manual")
+    erasure = suppression_add(channel="email", address="b@example.com", reason="erasure")
+    with pytest.raises(ConsentError, match="cannot be lifted"):
+        suppression_remove(suppression=erasure, user=None, note="Asked again")
+    with pytest.raises(ConsentError, match="Say why"):
+        suppression_remove(suppression=manual, user=None, note="  ")
+    assert Suppression.objects.count() == 2
+    suppression_remove(suppression=manual, user=None, note="Re-subscribed")
+    with pytest.raises(ConsentError, match="already lifted"):
+        suppression_remove(suppression=manual, user=None, note="Re-subscribed")
+    assert list(Suppression.objects.values_list("pk", flat=True)) == [erasure.pk]

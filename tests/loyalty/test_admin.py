@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from loyalty.admin import csv_safe
-from loyalty.models import CouponCode, LedgerEntry, Redemption
-from loyalty.services import coupon_code_create, coupon_redeem, points_adjust
+from loyalty.models import AccountStatusChange, CouponCode, LedgerEntry, Redemption
+from loyalty.services import account_status_change, coupon_code_create, coupon_redeem, points_adjust
 from tests.factories.loyalty import OfferFactory
 
 
@@ -150,3 +150,50 @@ def test_admin_decimals_refuse_exponent_and_special_notation(model_name, field, 
         form_field.clean(typed)
     assert form_field.clean("10") == Decimal("10")
 
+
+def test_account_status_is_not_a_free_field_on_the_change_page(admin_client, account):
+    page = admin_client.get(reverse("admin:loyalty_loyaltyaccount_change", args=[account.pk])).content.decode()
+    assert 'name="status"' not in page
+
+
+def test_change_status_action_asks_for_a_reason_then_records_the_change(admin_client, account):
+    url = reverse("admin:loyalty_loyaltyaccount_changelist")
+    data = {"action": "change_status", "_selected_action": [account.pk]}
+    page = admin_client.post(url, data)
+    assert b"Change account status" in page.content
+    refused = admin_client.post(url, data | {"apply": "1", "status": "suspended", "reason": ""})
+    assert refused.status_code == 200
+    assert not AccountStatusChange.objects.exists()
+    done = admin_client.post(url, data | {"apply": "1", "status": "suspended", "reason": "Card reported stolen"})
+    assert done.status_code == 302
+    account.refresh_from_db()
+    assert account.status == "suspended"
+    change = AccountStatusChange.objects.get()
+    assert (change.from_status, change.to_status, change.reason, change.changed_by.username) == (
+        "active",
+        "suspended",
+        "Card reported stolen",
+        "boss",
+    )
+
+
+def test_change_status_action_shows_a_refused_move_and_changes_nothing(admin_client, account):
+    account_status_change(account=account, status="closed", reason="Customer asked", user=None)
+    url = reverse("admin:loyalty_loyaltyaccount_changelist")
+    data = {"action": "change_status", "_selected_action": [account.pk], "apply": "1"}
+    response = admin_client.post(url, data | {"status": "active", "reason": "Reopen"}, follow=True)
+    assert any("A closed account cannot become active." in str(m) for m in response.context["messages"])
+    account.refresh_from_db()
+    assert account.status == "closed"
+    assert AccountStatusChange.objects.count() == 1
+
+
+def test_saving_the_account_page_cannot_write_back_a_stale_balance(admin_client, account):
+    url = reverse("admin:loyalty_loyaltyaccount_change", args=[account.pk])
+    page = admin_client.get(url).content.decode()
+    points_adjust(account=account, points=40, reason="Earned meanwhile", user=None, idempotency_key="m")
+    response = admin_client.post(url, {"_save": "Save"})
+    assert response.status_code == 403
+    assert 'name="_save"' not in page
+    account.refresh_from_db()
+    assert account.points_balance == 40

@@ -1,0 +1,69 @@
+"""Campaign edits race the start of sending on PostgreSQL: threads with their own connections."""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from campaigns.exceptions import CampaignError
+from campaigns.models import AuditEvent, Campaign
+from campaigns.services.campaigns import campaign_save, campaign_transition
+from tests.factories.campaigns import CampaignFactory, EmailVariantFactory, SegmentFactory
+
+
+def _race(attempts):
+    barrier = threading.Barrier(len(attempts))
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def worker(attempt):
+        try:
+            barrier.wait()
+            outcome = attempt()
+        except CampaignError:
+            outcome = "refused"
+        except Exception as exc:
+            outcome = f"error: {exc!r}"
+        finally:
+            connections.close_all()
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(attempt,)) for attempt in attempts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+@pytest.mark.postgres
+def test_no_edit_lands_after_the_campaign_started_sending(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    campaign = CampaignFactory(channels="email", include=[SegmentFactory()])
+    EmailVariantFactory(message=campaign.message)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
+
+    def edit(i):
+        def attempt():
+            copy = Campaign.objects.get(pk=campaign.pk)  # read before the lock, like the admin form
+            copy.name = f"Edit {i}"
+            campaign_save(campaign=copy, actor=None)
+            return "saved"
+
+        return attempt
+
+    def start():
+        campaign_transition(campaign=Campaign.objects.get(pk=campaign.pk), to=Campaign.Status.SENDING, actor=None)
+        return "started"
+
+    results = _race([*(edit(i) for i in range(12)), start])
+    assert not [r for r in results if r.startswith("error")], results
+    assert results.count("started") == 1
+    trail = list(AuditEvent.objects.filter(campaign=campaign).order_by("id").values_list("action", flat=True))
+    started_at = trail.index("status_changed")
+    assert "changed" not in trail[started_at:]
+    assert trail.count("changed") == results.count("saved")
+    stored = Campaign.objects.get(pk=campaign.pk)
+    assert stored.status == Campaign.Status.SENDING
