@@ -25,17 +25,33 @@ customer into Python.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Count, DecimalField, Exists, F, IntegerField, JSONField, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.fields.json import HasKey, KeyTransform
+from django.db import NotSupportedError
+from django.db.models import (
+    BooleanField,
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.fields.json import HasKey
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 from django.utils import timezone
 
-from customers.models import Channel, ConsentState, ConsentStatus, Customer, Purchase, Source
+from customers.models import Channel, ConsentState, ConsentStatus, Customer, Purchase, Source, Store
 
 MAX_DEPTH = 6
 MAX_RULES = 200
@@ -92,9 +108,9 @@ def _rule(rule: dict, now: datetime, where: str) -> Q:
     builders = {
         "profile": _profile,
         "attribute": _attribute,
-        "store": _choice("home_store_id", int),
-        "region": _choice("home_store__region", str),
-        "source": _choice("source", str, allowed=Source.values),
+        "store": _choice(lambda ids: Q(home_store_id__isnull=False, home_store_id__in=ids), int),
+        "region": _choice(_region_q, str),
+        "source": _choice(lambda values: Q(source__in=values), str, allowed=Source.values),
         "consent": _consent,
         "purchase": _purchase,
         "loyalty": _loyalty,
@@ -134,14 +150,49 @@ def _attribute(rule: dict, now: datetime, where: str) -> Q:
     value = rule.get("value")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise RuleError(f"{where}: an attribute value is text or a number.")
-    transform = KeyTransform(key, "attributes")
-    # The key transform's own exact lookup compares JSON values the same way on PostgreSQL and SQLite.
-    equal = has_key & Q(transform.get_lookup("exact")(transform, Value(value, output_field=JSONField())))
-    # "not equal" includes customers without the key; written so SQL NULLs cannot drop them.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RuleError(f"{where}: an attribute value is text or a finite number.")
+    equal = Q(_AttributeEquals(key, value))
     return equal if op == "eq" else ~equal
 
 
-def _choice(field: str, cast, allowed=None):
+class _AttributeEquals(Func):
+    """True when ``attributes`` holds ``key`` with a JSON value equal to ``value`` (type included), else false.
+
+    Never NULL, so negating it is plain "not equal" (customers without the key included). The key is
+    always an object key: Django's key transform would read a digits-only key such as ``"7"`` as an
+    array index. Text equals only text, a number only a number (42 equals 42.0, as JSON has one number
+    type); JSON true, false, null, arrays and objects equal no rule value.
+    """
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, key: str, value: str | int | float):
+        super().__init__(F("attributes"), output_field=BooleanField())
+        self.key, self.value = key, value
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotSupportedError("Attribute rules are compiled for PostgreSQL and SQLite only.")
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        # jsonb -> text picks an object key only; jsonb = jsonb compares type and value.
+        sql = f"COALESCE(({column} -> %s::text) = %s::jsonb, false)"
+        return sql, (*params, self.key, json.dumps(self.value))
+
+    def as_sqlite(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        # JSON_EXTRACT gives SQL text or numbers (true becomes 1, an array its text): check the JSON type too.
+        types = "('text')" if isinstance(self.value, str) else "('integer', 'real')"
+        path = "$." + json.dumps(self.key)
+        sql = f"COALESCE(JSON_TYPE({column}, %s) IN {types} AND JSON_EXTRACT({column}, %s) = %s, 0)"
+        return sql, (*params, path, *params, path, self.value)
+
+
+def _choice(matched_q, cast, allowed=None):
+    """An in / not_in rule; ``matched_q(values)`` must be true or false for every customer, never NULL."""
+
     def build(rule: dict, now: datetime, where: str) -> Q:
         op, values = rule.get("op"), rule.get("values")
         if op not in ("in", "not_in"):
@@ -154,10 +205,18 @@ def _choice(field: str, cast, allowed=None):
             raise RuleError(f"{where}: a value has the wrong type.") from exc
         if allowed is not None and any(item not in allowed for item in values):
             raise RuleError(f"{where}: values must be among {', '.join(allowed)}.")
-        matched = Q(**{f"{field}__in": values})
+        matched = matched_q(values)
         return matched if op == "in" else ~matched
 
     return build
+
+
+def _region_q(regions: list[str]) -> Q:
+    # A semi-join on the home store id rather than a join to the store: Django guards a negated join
+    # column against NULL only while the join is still an outer one, and a sibling rule in an "all"
+    # group may already have made it inner, so a customer without a home store fell out of a negation.
+    stores = Store.objects.filter(region__in=regions).values("pk")
+    return Q(home_store_id__isnull=False, home_store_id__in=stores)
 
 
 def _consent(rule: dict, now: datetime, where: str) -> Q:
