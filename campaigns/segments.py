@@ -47,7 +47,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import HasKey
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Round
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 from django.utils import timezone
 
@@ -281,8 +281,9 @@ def _purchase(rule: dict, now: datetime, where: str) -> Q:
         if not value.is_finite() or value < 0:
             raise RuleError(f"{where}: the amount is a positive number.")
         money = DecimalField(max_digits=14, decimal_places=2)
+        # Rounded to cents: SQLite sums decimals as binary floats, so 0.10 + 0.20 would not equal 0.30.
         total = Coalesce(
-            Subquery(purchases.annotate(s=Sum("amount")).values("s"), output_field=money),
+            Subquery(purchases.annotate(s=Round(Sum("amount"), 2)).values("s"), output_field=money),
             Value(Decimal(0)),
             output_field=money,
         )

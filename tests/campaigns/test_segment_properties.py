@@ -93,6 +93,13 @@ def _person_specs(rng: random.Random) -> list[dict]:
     # Every attribute shape at least once, on a customer with nothing else.
     for attributes in ATTRIBUTES:
         specs.append({**_blank(), "attributes": attributes})
+    # Totals that binary floats cannot hold exactly (0.30, 29.97), and purchases on a window's edge.
+    for purchases in (
+        [(0, Decimal("0.10"), "online"), (0.5, Decimal("0.20"), "online")],
+        [(1, Decimal("9.99"), "store")] * 3,
+        [(7, Decimal("0.10"), "store"), (30, Decimal("0.20"), "online"), (365, Decimal("9.99"), "online")],
+    ):
+        specs.append({**_blank(), "purchases": purchases})
     return specs
 
 
@@ -337,7 +344,7 @@ def leaves(ids: dict):
             type="purchase", metric=metric_value[0], op=op, value=metric_value[1], days=d, channel=channel
         ),
         st.tuples(st.just("count"), values([0, 1, 2, 3, 5]))
-        | st.tuples(st.just("spend"), values([0, 1, "0.10", "0.30", "0.3", 0.3, "9.99", "19.98", "29.97", 25, 10.09])),
+        | st.tuples(st.just("spend"), values([0, "0.10", "0.30", 0.3, "9.99", "19.98", "29.97", "10.29", 25, 10.09])),
         values(list(OPS)),
         _maybe(values([None, 1, 7, 30, 365])),
         _maybe(values(["any", "online", "store"])),

@@ -202,3 +202,21 @@ def test_a_negated_region_rule_keeps_customers_without_a_home_store_whatever_its
     ):
         assert _names({"match": "any", "rules": [north_ann, negated]}) == {"Ann", "Sue", "Nia"}
         assert _names(negated) == {"Sue", "Nia"}
+
+
+@pytest.mark.parametrize(("op", "value", "expected"), [("eq", "0.30", True), ("lte", "0.3", True), ("gt", 0.3, False)])
+def test_spend_is_summed_in_exact_cents(op, value, expected):
+    # given purchases whose amounts have no exact binary fraction
+    customer = CustomerFactory(first_name="Ann")
+    for number, amount in enumerate(("0.10", "0.20")):
+        Purchase.objects.create(
+            customer=customer,
+            channel="online",
+            source="online_shop",
+            external_ref=f"C-{number}",
+            amount=Decimal(amount),
+            occurred_at=timezone.now(),
+        )
+    # when spend is compared with their total, then it is the exact sum
+    rule = {"type": "purchase", "metric": "spend", "op": op, "value": value}
+    assert (_names(rule) == {"Ann"}) is expected
