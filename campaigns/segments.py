@@ -47,8 +47,16 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import HasKey
-from django.db.models.functions import Coalesce, Round
-from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
+from django.db.models.functions import Coalesce, Lower, Round
+from django.db.models.lookups import (
+    Contains,
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+    StartsWith,
+)
 from django.utils import timezone
 
 from customers.models import Channel, ConsentState, ConsentStatus, Customer, Purchase, Source, Store
@@ -131,9 +139,35 @@ def _profile(rule: dict, now: datetime, where: str) -> Q:
         return is_set if op == "is_set" else ~is_set
     if not isinstance(value, str) or not value or len(value) > 320:
         raise RuleError(f"{where}: give a text value (1 to 320 characters).")
-    lookup = {"eq": "iexact", "neq": "iexact", "contains": "icontains", "starts_with": "istartswith"}[op]
-    matched = Q(**{f"{field}__{lookup}": value})
+    lookup = {"eq": Exact, "neq": Exact, "contains": Contains, "starts_with": StartsWith}[op]
+    matched = Q(lookup(_Lowered(F(field)), value.lower()))
+    if field in NULLABLE_PROFILE_FIELDS:
+        matched = Q(**{f"{field}__isnull": False}) & matched  # so a missing address is "not equal", never NULL
     return ~matched if op == "neq" else matched
+
+
+class _Lowered(Lower):
+    """Text in lower case, for case-insensitive rules: the same letters fold on PostgreSQL and SQLite.
+
+    SQLite's own LOWER, and its LIKE, fold only ASCII letters, so "ÉMILE" would not equal "émile" there;
+    on SQLite this calls Python's ``str.lower``, registered on each connection by ``sqlite_functions_register``.
+    """
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function=SQLITE_LOWER, **extra)
+
+
+SQLITE_LOWER = "tandem_lower"
+
+
+def _lower(text):
+    return text.lower() if isinstance(text, str) else text
+
+
+def sqlite_functions_register(sender, connection, **kwargs) -> None:
+    """``connection_created`` receiver: the SQL functions segment rules need on SQLite."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(SQLITE_LOWER, 1, _lower, deterministic=True)
 
 
 def _attribute(rule: dict, now: datetime, where: str) -> Q:

@@ -28,7 +28,9 @@ OPS = {"eq": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.
 MISSING = object()  # an optional key left out of a generated rule
 
 REGIONS = {"north": "North", "north2": "North", "south": "South", "blank": ""}
-NAMES = ["Ann", "ann", "ANNA", "Bob", "", "Zoë", "50%_off", "Anne-Marie"]
+NAMES = ["Ann", "ann", "ANNA", "Bob", "", "Zoë", "ZOË", "ÉMILE", "Émile", "Straße", "50%_off", "Anne-Marie"]
+PROFILE_VALUES = ["ann", "ANN", "Anna", "bob", "zoë", "émile", "ÉM", "STRAßE", "50%", "_", "%", "example"]
+PROFILE_VALUES += ["@example.", "+1415"]
 EMAILS = [None, "", "ann@example.com", "Bob@Example.org", "zoe+tag@example.com", "a_b%c@example.com"]
 ATTRIBUTES = [
     {},
@@ -295,7 +297,7 @@ def leaves(ids: dict):
         lambda field, op, value: _rule(type="profile", field=field, op=op, value=value),
         values(["first_name", "email", "phone", "last_name"]),
         values(["eq", "neq", "contains", "starts_with"]),
-        values(["ann", "ANN", "Anna", "bob", "zoë", "Zoë", "50%", "_", "%", "example", "@example.", "-", "+1415"]),
+        values(PROFILE_VALUES),
     ) | st.builds(
         lambda field, op: _rule(type="profile", field=field, op=op),
         values(["first_name", "email", "phone"]),

@@ -220,3 +220,33 @@ def test_spend_is_summed_in_exact_cents(op, value, expected):
     # when spend is compared with their total, then it is the exact sum
     rule = {"type": "purchase", "metric": "spend", "op": op, "value": value}
     assert (_names(rule) == {"Ann"}) is expected
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "expected"),
+    [
+        ("eq", "émile", {"ÉMILE"}),
+        ("neq", "émile", {"Zoë", "Ann"}),
+        ("contains", "ZOË", {"Zoë"}),
+        ("starts_with", "é", {"ÉMILE"}),
+        ("eq", "ann", {"Ann"}),
+        ("contains", "%", set()),
+    ],
+)
+def test_case_insensitive_profile_rules_fold_accented_letters_too(op, value, expected):
+    # given names whose case differs only in letters outside ASCII
+    for name in ("ÉMILE", "Zoë", "Ann"):
+        CustomerFactory(first_name=name)
+    # when compared case-insensitively, then accented capitals fold like plain ones (SQLite's LIKE does not)
+    assert _names({"type": "profile", "field": "first_name", "op": op, "value": value}) == expected
+
+
+def test_a_missing_address_is_not_equal_to_any_address_and_survives_a_none_group():
+    # given customers without an email address (NULL or empty) and one with
+    CustomerFactory(first_name="none", email=None)
+    CustomerFactory(first_name="empty", email="")
+    CustomerFactory(first_name="ann", email="Ann@Example.com")
+    # then "not equal" and a none group both keep the ones without
+    contains_at = {"type": "profile", "field": "email", "op": "contains", "value": "@"}
+    assert _names({"type": "profile", "field": "email", "op": "neq", "value": "ann@example.com"}) == {"none", "empty"}
+    assert _names({"match": "none", "rules": [contains_at]}) == {"none", "empty"}
