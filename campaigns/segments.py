@@ -1,23 +1,35 @@
 """Segment rules: a JSON tree compiled into one ``Q`` over customers, so a count is one SQL query.
 
-A group is ``{"match": "all" | "any" | "none", "rules": [...]}`` and may nest. A rule is one of::
+A group is ``{"match": "all" | "any" | "none", "rules": [...]}`` and may nest (match defaults to all;
+an empty all or none group is everyone, an empty any group no one). A rule is one of::
 
     {"type": "profile", "field": "first_name", "op": "eq", "value": "Ann"}
         fields: first_name, last_name, email, phone, locale, time_zone
-        ops: eq, neq, contains, starts_with, is_set, is_not_set
+        ops: eq, neq, contains, starts_with (case-insensitive, accented letters too), is_set, is_not_set
+        (empty text is not set; a missing value is neither equal to, nor contains, nor starts with anything)
     {"type": "attribute", "key": "shoe_size", "op": "eq", "value": "42"}
         ops: eq, neq (JSON value, type included), is_set, is_not_set
+        (the key is an object key, digits-only keys too; is_set means the key is present, even as null;
+        text equals the same text only, a number any equal number, so 42 equals 42.0; JSON true, false,
+        null, arrays and objects equal no rule value)
     {"type": "store", "op": "in" | "not_in", "values": [store ids]}         (home store)
     {"type": "region", "op": "in" | "not_in", "values": ["North-East"]}     (home store's region)
     {"type": "source", "op": "in" | "not_in", "values": ["web", "store"]}
-    {"type": "consent", "channel": "email", "op": "granted" | "not_granted"}
+    {"type": "consent", "channel": "email", "op": "granted" | "not_granted"}        (op defaults to granted)
     {"type": "purchase", "metric": "recency", "op": "within" | "not_within", "days": 30, "channel": "any"}
     {"type": "purchase", "metric": "count" | "spend", "op": "gte", "value": 3, "days": null, "channel": "online"}
-        ops for count and spend: eq, gt, gte, lt, lte; days limits the window; channel any/online/store
+        ops for count and spend: eq, gt, gte, lt, lte; days limits the window (from now minus that many
+        days, inclusive); channel any/online/store (default any); spend is compared to the cent
     {"type": "loyalty", "field": "enrolled", "op": "yes" | "no"}
     {"type": "loyalty", "field": "balance" | "tier_rank", "op": "gte", "value": 500}   (eq, gt, gte, lt, lte)
     {"type": "loyalty", "field": "tier", "op": "in" | "not_in", "values": [tier ids]}
         loyalty rules read active accounts; a customer with several programmes matches if any account does
+
+Every negative operator (neq, not_in, not_granted, not_within, no, is_not_set) and every none group
+selects exactly the active profiles its positive form leaves out: a customer without a home store, an
+address, a purchase or an account is "not in" and "not equal". So each compiled rule is true or false,
+never SQL NULL, whatever group it sits in. Tests compare random trees with a plain-Python reading of
+this text (tests/campaigns/test_segment_properties.py).
 
 Only active profiles (not merged away, not erased) are ever in a segment. Nothing here loads a
 customer into Python.
