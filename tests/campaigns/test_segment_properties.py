@@ -13,13 +13,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campaigns.audience import segment_counts
-from campaigns.segments import segment_customers
-from customers.models import ConsentState, Purchase
+from campaigns.segments import segment_customers, segment_q
+from customers.models import ConsentState, Customer, Purchase
 from tests.factories import CustomerFactory, StoreFactory
 from tests.factories.campaigns import SegmentFactory
 from tests.factories.loyalty import LoyaltyAccountFactory, ProgrammeFactory, TierFactory
@@ -400,5 +401,8 @@ def test_any_rule_tree_selects_the_customers_its_meaning_selects(population):
         assert selected == expected, (tree, sorted(selected ^ expected))
         segment.rules = tree
         assert segment_counts(segment, now=now)["total"] == len(expected)
+        # As a CASE condition, the way a persona picks its message variant.
+        chosen = Case(When(segment_q(tree, now=now), then=Value(1)), default=Value(0), output_field=IntegerField())
+        assert set(Customer.objects.annotate(chosen=chosen).filter(chosen=1).values_list("pk", flat=True)) == expected
 
     check()
