@@ -128,8 +128,8 @@ def _rule(rule: dict, now: datetime, where: str) -> Q:
     builders = {
         "profile": _profile,
         "attribute": _attribute,
-        "store": _choice(lambda ids: Q(home_store_id__isnull=False, home_store_id__in=ids), int),
-        "region": _choice(_region_q, str),
+        "store": _choice(lambda ids: Q(home_store_id__isnull=False, home_store_id__in=ids), _row_id),
+        "region": _choice(_region_q, _text),
         "source": _choice(lambda values: Q(source__in=values), str, allowed=Source.values),
         "consent": _consent,
         "purchase": _purchase,
@@ -257,6 +257,20 @@ def _choice(matched_q, cast, allowed=None):
     return build
 
 
+def _row_id(item) -> int:
+    """A row id given as a whole number or its digits; ``True`` or ``2.5`` would otherwise pass as 1 and 2."""
+    if isinstance(item, bool) or not isinstance(item, (int, str)) or (isinstance(item, str) and not item.isdigit()):
+        raise TypeError(item)
+    return int(item)
+
+
+def _text(item) -> str:
+    """Text as given: ``null`` or a number is refused rather than compared as "None" or "5"."""
+    if not isinstance(item, str):
+        raise TypeError(item)
+    return item
+
+
 def _region_q(regions: list[str]) -> Q:
     # A semi-join on the home store id rather than a join to the store: Django guards a negated join
     # column against NULL only while the join is still an outer one, and a sibling rule in an "all"
@@ -361,7 +375,7 @@ def _loyalty(rule: dict, now: datetime, where: str) -> Q:
         if not isinstance(values, list) or not values or len(values) > 50:
             raise RuleError(f"{where}: choose 1 to 50 tiers.")
         try:
-            ids = [int(item) for item in values]
+            ids = [_row_id(item) for item in values]
         except (TypeError, ValueError) as exc:
             raise RuleError(f"{where}: tiers are given by id.") from exc
         in_tier = Q(Exists(accounts.filter(tier_id__in=ids)))

@@ -103,6 +103,13 @@ def test_static_segment_counts_its_members():
         {"type": "attribute", "key": "a__b' OR 1=1", "op": "eq", "value": "x"},
         {"type": "attribute", "key": "vip", "op": "eq", "value": {"nested": 1}},
         {"type": "region", "op": "in", "values": []},
+        {"type": "region", "op": "in", "values": [None]},
+        {"type": "region", "op": "in", "values": [5]},
+        {"type": "store", "op": "in", "values": [True]},
+        {"type": "store", "op": "in", "values": [2.5]},
+        {"type": "store", "op": "in", "values": ["2a"]},
+        {"type": "loyalty", "field": "tier", "op": "in", "values": [1.5]},
+        {"type": "attribute", "key": "vip", "op": "eq", "value": float("inf")},
         {"type": "source", "op": "in", "values": ["carrier-pigeon"]},
         {"type": "consent", "channel": "fax", "op": "granted"},
         {"type": "purchase", "metric": "recency", "op": "within"},
@@ -250,3 +257,10 @@ def test_a_missing_address_is_not_equal_to_any_address_and_survives_a_none_group
     contains_at = {"type": "profile", "field": "email", "op": "contains", "value": "@"}
     assert _names({"type": "profile", "field": "email", "op": "neq", "value": "ann@example.com"}) == {"none", "empty"}
     assert _names({"match": "none", "rules": [contains_at]}) == {"none", "empty"}
+
+
+def test_ids_may_be_given_as_digits():
+    # given a customer at a store, when the rule names the store by its id as text, then it matches
+    store = StoreFactory(code="digits")
+    CustomerFactory(first_name="Ann", home_store=store)
+    assert _names({"type": "store", "op": "in", "values": [str(store.pk)]}) == {"Ann"}
