@@ -6,6 +6,11 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from campaigns.segments import sqlite_functions_register
+
+        connection_created.connect(sqlite_functions_register, dispatch_uid="campaigns.sqlite_functions")
         # Loyalty's bonus windows can be limited to a segment; segments live here, above loyalty.
         from campaigns.selectors import customer_in_segment_named
         from loyalty.hooks import segment_resolver_register

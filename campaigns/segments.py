@@ -1,23 +1,35 @@
 """Segment rules: a JSON tree compiled into one ``Q`` over customers, so a count is one SQL query.
 
-A group is ``{"match": "all" | "any" | "none", "rules": [...]}`` and may nest. A rule is one of::
+A group is ``{"match": "all" | "any" | "none", "rules": [...]}`` and may nest (match defaults to all;
+an empty all or none group is everyone, an empty any group no one). A rule is one of::
 
     {"type": "profile", "field": "first_name", "op": "eq", "value": "Ann"}
         fields: first_name, last_name, email, phone, locale, time_zone
-        ops: eq, neq, contains, starts_with, is_set, is_not_set
+        ops: eq, neq, contains, starts_with (case-insensitive, accented letters too), is_set, is_not_set
+        (empty text is not set; a missing value is neither equal to, nor contains, nor starts with anything)
     {"type": "attribute", "key": "shoe_size", "op": "eq", "value": "42"}
         ops: eq, neq (JSON value, type included), is_set, is_not_set
+        (the key is an object key, digits-only keys too; is_set means the key is present, even as null;
+        text equals the same text only, a number any equal number, so 42 equals 42.0; JSON true, false,
+        null, arrays and objects equal no rule value)
     {"type": "store", "op": "in" | "not_in", "values": [store ids]}         (home store)
     {"type": "region", "op": "in" | "not_in", "values": ["North-East"]}     (home store's region)
     {"type": "source", "op": "in" | "not_in", "values": ["web", "store"]}
-    {"type": "consent", "channel": "email", "op": "granted" | "not_granted"}
+    {"type": "consent", "channel": "email", "op": "granted" | "not_granted"}        (op defaults to granted)
     {"type": "purchase", "metric": "recency", "op": "within" | "not_within", "days": 30, "channel": "any"}
     {"type": "purchase", "metric": "count" | "spend", "op": "gte", "value": 3, "days": null, "channel": "online"}
-        ops for count and spend: eq, gt, gte, lt, lte; days limits the window; channel any/online/store
+        ops for count and spend: eq, gt, gte, lt, lte; days limits the window (from now minus that many
+        days, inclusive); channel any/online/store (default any); spend is compared to the cent
     {"type": "loyalty", "field": "enrolled", "op": "yes" | "no"}
     {"type": "loyalty", "field": "balance" | "tier_rank", "op": "gte", "value": 500}   (eq, gt, gte, lt, lte)
     {"type": "loyalty", "field": "tier", "op": "in" | "not_in", "values": [tier ids]}
         loyalty rules read active accounts; a customer with several programmes matches if any account does
+
+Every negative operator (neq, not_in, not_granted, not_within, no, is_not_set) and every none group
+selects exactly the active profiles its positive form leaves out: a customer without a home store, an
+address, a purchase or an account is "not in" and "not equal". So each compiled rule is true or false,
+never SQL NULL, whatever group it sits in. Tests compare random trees with a plain-Python reading of
+this text (tests/campaigns/test_segment_properties.py).
 
 Only active profiles (not merged away, not erased) are ever in a segment. Nothing here loads a
 customer into Python.
@@ -25,17 +37,41 @@ customer into Python.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Count, DecimalField, Exists, F, IntegerField, JSONField, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.fields.json import HasKey, KeyTransform
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
+from django.db import NotSupportedError
+from django.db.models import (
+    BooleanField,
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.fields.json import HasKey
+from django.db.models.functions import Coalesce, Lower, Round
+from django.db.models.lookups import (
+    Contains,
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+    StartsWith,
+)
 from django.utils import timezone
 
-from customers.models import Channel, ConsentState, ConsentStatus, Customer, Purchase, Source
+from customers.models import Channel, ConsentState, ConsentStatus, Customer, Purchase, Source, Store
 
 MAX_DEPTH = 6
 MAX_RULES = 200
@@ -92,9 +128,9 @@ def _rule(rule: dict, now: datetime, where: str) -> Q:
     builders = {
         "profile": _profile,
         "attribute": _attribute,
-        "store": _choice("home_store_id", int),
-        "region": _choice("home_store__region", str),
-        "source": _choice("source", str, allowed=Source.values),
+        "store": _choice(lambda ids: Q(home_store_id__isnull=False, home_store_id__in=ids), _row_id),
+        "region": _choice(_region_q, _text),
+        "source": _choice(lambda values: Q(source__in=values), str, allowed=Source.values),
         "consent": _consent,
         "purchase": _purchase,
         "loyalty": _loyalty,
@@ -115,9 +151,35 @@ def _profile(rule: dict, now: datetime, where: str) -> Q:
         return is_set if op == "is_set" else ~is_set
     if not isinstance(value, str) or not value or len(value) > 320:
         raise RuleError(f"{where}: give a text value (1 to 320 characters).")
-    lookup = {"eq": "iexact", "neq": "iexact", "contains": "icontains", "starts_with": "istartswith"}[op]
-    matched = Q(**{f"{field}__{lookup}": value})
+    lookup = {"eq": Exact, "neq": Exact, "contains": Contains, "starts_with": StartsWith}[op]
+    matched = Q(lookup(_Lowered(F(field)), value.lower()))
+    if field in NULLABLE_PROFILE_FIELDS:
+        matched = Q(**{f"{field}__isnull": False}) & matched  # so a missing address is "not equal", never NULL
     return ~matched if op == "neq" else matched
+
+
+class _Lowered(Lower):
+    """Text in lower case, for case-insensitive rules: the same letters fold on PostgreSQL and SQLite.
+
+    SQLite's own LOWER, and its LIKE, fold only ASCII letters, so "ÉMILE" would not equal "émile" there;
+    on SQLite this calls Python's ``str.lower``, registered on each connection by ``sqlite_functions_register``.
+    """
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function=SQLITE_LOWER, **extra)
+
+
+SQLITE_LOWER = "tandem_lower"
+
+
+def _lower(text):
+    return text.lower() if isinstance(text, str) else text
+
+
+def sqlite_functions_register(sender, connection, **kwargs) -> None:
+    """``connection_created`` receiver: the SQL functions segment rules need on SQLite."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(SQLITE_LOWER, 1, _lower, deterministic=True)
 
 
 def _attribute(rule: dict, now: datetime, where: str) -> Q:
@@ -134,14 +196,49 @@ def _attribute(rule: dict, now: datetime, where: str) -> Q:
     value = rule.get("value")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise RuleError(f"{where}: an attribute value is text or a number.")
-    transform = KeyTransform(key, "attributes")
-    # The key transform's own exact lookup compares JSON values the same way on PostgreSQL and SQLite.
-    equal = has_key & Q(transform.get_lookup("exact")(transform, Value(value, output_field=JSONField())))
-    # "not equal" includes customers without the key; written so SQL NULLs cannot drop them.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RuleError(f"{where}: an attribute value is text or a finite number.")
+    equal = Q(_AttributeEquals(key, value))
     return equal if op == "eq" else ~equal
 
 
-def _choice(field: str, cast, allowed=None):
+class _AttributeEquals(Func):
+    """True when ``attributes`` holds ``key`` with a JSON value equal to ``value`` (type included), else false.
+
+    Never NULL, so negating it is plain "not equal" (customers without the key included). The key is
+    always an object key: Django's key transform would read a digits-only key such as ``"7"`` as an
+    array index. Text equals only text, a number only a number (42 equals 42.0, as JSON has one number
+    type); JSON true, false, null, arrays and objects equal no rule value.
+    """
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, key: str, value: str | int | float):
+        super().__init__(F("attributes"), output_field=BooleanField())
+        self.key, self.value = key, value
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotSupportedError("Attribute rules are compiled for PostgreSQL and SQLite only.")
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        # jsonb -> text picks an object key only; jsonb = jsonb compares type and value.
+        sql = f"COALESCE(({column} -> %s::text) = %s::jsonb, false)"
+        return sql, (*params, self.key, json.dumps(self.value))
+
+    def as_sqlite(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        # JSON_EXTRACT gives SQL text or numbers (true becomes 1, an array its text): check the JSON type too.
+        types = "('text')" if isinstance(self.value, str) else "('integer', 'real')"
+        path = "$." + json.dumps(self.key)
+        sql = f"COALESCE(JSON_TYPE({column}, %s) IN {types} AND JSON_EXTRACT({column}, %s) = %s, 0)"
+        return sql, (*params, path, *params, path, self.value)
+
+
+def _choice(matched_q, cast, allowed=None):
+    """An in / not_in rule; ``matched_q(values)`` must be true or false for every customer, never NULL."""
+
     def build(rule: dict, now: datetime, where: str) -> Q:
         op, values = rule.get("op"), rule.get("values")
         if op not in ("in", "not_in"):
@@ -154,10 +251,32 @@ def _choice(field: str, cast, allowed=None):
             raise RuleError(f"{where}: a value has the wrong type.") from exc
         if allowed is not None and any(item not in allowed for item in values):
             raise RuleError(f"{where}: values must be among {', '.join(allowed)}.")
-        matched = Q(**{f"{field}__in": values})
+        matched = matched_q(values)
         return matched if op == "in" else ~matched
 
     return build
+
+
+def _row_id(item) -> int:
+    """A row id given as a whole number or its digits; ``True`` or ``2.5`` would otherwise pass as 1 and 2."""
+    if isinstance(item, bool) or not isinstance(item, (int, str)) or (isinstance(item, str) and not item.isdigit()):
+        raise TypeError(item)
+    return int(item)
+
+
+def _text(item) -> str:
+    """Text as given: ``null`` or a number is refused rather than compared as "None" or "5"."""
+    if not isinstance(item, str):
+        raise TypeError(item)
+    return item
+
+
+def _region_q(regions: list[str]) -> Q:
+    # A semi-join on the home store id rather than a join to the store: Django guards a negated join
+    # column against NULL only while the join is still an outer one, and a sibling rule in an "all"
+    # group may already have made it inner, so a customer without a home store fell out of a negation.
+    stores = Store.objects.filter(region__in=regions).values("pk")
+    return Q(home_store_id__isnull=False, home_store_id__in=stores)
 
 
 def _consent(rule: dict, now: datetime, where: str) -> Q:
@@ -222,8 +341,9 @@ def _purchase(rule: dict, now: datetime, where: str) -> Q:
         if not value.is_finite() or value < 0:
             raise RuleError(f"{where}: the amount is a positive number.")
         money = DecimalField(max_digits=14, decimal_places=2)
+        # Rounded to cents: SQLite sums decimals as binary floats, so 0.10 + 0.20 would not equal 0.30.
         total = Coalesce(
-            Subquery(purchases.annotate(s=Sum("amount")).values("s"), output_field=money),
+            Subquery(purchases.annotate(s=Round(Sum("amount"), 2)).values("s"), output_field=money),
             Value(Decimal(0)),
             output_field=money,
         )
@@ -255,7 +375,7 @@ def _loyalty(rule: dict, now: datetime, where: str) -> Q:
         if not isinstance(values, list) or not values or len(values) > 50:
             raise RuleError(f"{where}: choose 1 to 50 tiers.")
         try:
-            ids = [int(item) for item in values]
+            ids = [_row_id(item) for item in values]
         except (TypeError, ValueError) as exc:
             raise RuleError(f"{where}: tiers are given by id.") from exc
         in_tier = Q(Exists(accounts.filter(tier_id__in=ids)))
