@@ -40,7 +40,22 @@ class Outcome:
         return self.error is None
 
 
+def _forget_inherited_connections() -> None:
+    """Give the child new, empty connection slots, so it opens a connection of its own.
+
+    ``close_all`` in the parent closes the connections it can see, but once a test session runs an
+    event loop in the main thread (Playwright's sync API does), Django keeps connections in
+    context-local storage, and a connection the parent still holds can be inherited open. Two
+    processes writing to one socket corrupt each other; a child closing it ends the other's session.
+    The inherited sockets are left alone (never used, never closed here).
+    """
+    from asgiref.local import Local
+
+    connections._connections = Local(connections.thread_critical)
+
+
 def _child(worker: Callable[[], object], barrier, sender) -> None:
+    _forget_inherited_connections()
     try:
         barrier.wait(timeout=TIMEOUT)
         value = worker()
