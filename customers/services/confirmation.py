@@ -11,8 +11,8 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from customers.models import Channel, ConsentConfirmation, ConsentState, ConsentStatus
-from customers.services.consent import confirmation_url
+from customers.models import Channel, ConsentConfirmation, ConsentState
+from customers.services.consent import confirmation_is_current, confirmation_url
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,9 @@ def consent_confirmation_send(*, confirmation_id: int) -> bool:
         return False
     # Withdrawn (or granted again) before the mail left: a withdrawn person gets no mail, and a newer
     # grant has a confirmation of its own.
-    still_pending = ConsentState.objects.filter(
-        customer=customer, channel=Channel.EMAIL, status=ConsentStatus.PENDING, last_evidence_id=confirmation.grant_id
-    ).exists()
-    if not still_pending:
+
+    state = ConsentState.objects.filter(customer=customer, channel=Channel.EMAIL).first()
+    if not confirmation_is_current(confirmation, state):
         ConsentConfirmation.objects.filter(pk=confirmation_id).update(
             status=ConsentConfirmation.Status.FAILED, last_error="No longer pending: withdrawn or superseded."
         )

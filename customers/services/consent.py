@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from customers.exceptions import ConsentError, InvalidToken
+from customers.lock_objects import consent_state_qs_select_for_update, customers_lock
 from customers.models import (
     Channel,
     ConsentConfirmation,
@@ -26,9 +27,12 @@ from customers.models import (
 from customers.normalization import address_hmac
 from customers.queue import task_enqueue_on_commit
 from customers.tokens import token_make, token_read
+from customers.transactions import atomic_retry
 
 CONFIRM_PURPOSE = "consent-confirm"
 MAX_TEXT = 500
+#: a repeated grant while a confirmation is pending mails the same link again, at most this often
+CONFIRMATION_RESEND_AFTER = timedelta(days=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,11 +109,48 @@ def _ledger_append(*, customer: Customer, channel: str, action: str, evidence: E
 
 
 def _locked_state(customer: Customer, channel: str) -> ConsentState:
-    """The consent state row of (customer, channel), created if absent, locked for this transaction."""
+    """The consent state row of (customer, channel), created if absent, locked for this transaction.
+
+    The caller holds the customer's lock (``customers.lock_objects``: customer, then consent states).
+    """
     # INSERT ... ON CONFLICT DO NOTHING: one statement and no savepoint, and a concurrent creation of
     # the same row is not an error (the lock below waits for it).
     ConsentState.objects.bulk_create([ConsentState(customer=customer, channel=channel)], ignore_conflicts=True)
-    return ConsentState.objects.select_for_update().get(customer=customer, channel=channel)
+    return consent_state_qs_select_for_update().get(customer=customer, channel=channel)
+
+
+def _customer_lock(customer: Customer) -> Customer:
+    """Lock the profile (first in the lock order) and return it as it is now."""
+    return customers_lock([customer.pk])[customer.pk]
+
+
+def confirmation_is_current(confirmation: ConsentConfirmation, state: ConsentState | None) -> bool:
+    """Whether ``confirmation`` is the one the email state waits for: the state is pending and no newer
+    confirmation was asked for since (a withdrawal or a staff grant moves the state off pending)."""
+    if state is None or state.status != ConsentStatus.PENDING:
+        return False
+    newest = (
+        ConsentConfirmation.objects.filter(customer_id=confirmation.customer_id)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return newest == confirmation.pk
+
+
+def _grant_repeats_pending(state: ConsentState, channel: str, evidence: Evidence, address: str):
+    """The pending confirmation a new grant repeats (same address, a method that asks for double
+    opt-in), or ``None``. The person then keeps the one link already mailed to them."""
+    if channel != Channel.EMAIL or state.status != ConsentStatus.PENDING:
+        return None
+    if evidence.method in _GRANT_METHODS_WITHOUT_DOUBLE_OPT_IN:
+        return None
+    pending = (
+        ConsentConfirmation.objects.filter(customer_id=state.customer_id).select_related("grant").order_by("-pk").first()
+    )
+    if pending is None or pending.grant.address.lower() != address.lower():
+        return None
+    return pending
 
 
 def _double_opt_in_applies(channel: str, evidence: Evidence) -> bool:
@@ -120,27 +161,38 @@ def _double_opt_in_applies(channel: str, evidence: Evidence) -> bool:
     )
 
 
-@transaction.atomic
+@atomic_retry
 def consent_grant(*, customer: Customer, channel: str, evidence: Evidence, reconfirm: bool = False) -> ConsentEvidence:
     """Record a grant and move the state: ``granted``, or ``pending`` under email double opt-in.
 
-    Locks the (customer, channel) state row. Raises ``ConsentError`` when the evidence the method
-    requires is missing, the customer has no address for the channel, or the profile is erased or
-    merged. A pending email grant queues one confirmation mail (sent after commit). Granting again
-    while already granted appends the new evidence and keeps the state, unless ``reconfirm`` (email
-    only) asks for a fresh double opt-in: a merge that joins a granted profile with an unconfirmed one
-    keeps the unconfirmed state, and the survivor gets a confirmation mail of its own.
+    Locks the customer, then the (customer, channel) state row. Raises ``ConsentError`` when the
+    evidence the method requires is missing, the customer has no address for the channel, or the
+    profile is erased or merged. A pending email grant queues one confirmation mail (sent after
+    commit). Granting again while already granted appends the new evidence and keeps the state, unless
+    ``reconfirm`` (email only) asks for a fresh double opt-in: a merge that joins a granted profile with
+    an unconfirmed one keeps the unconfirmed state, and the survivor gets a confirmation mail of its
+    own. Granting the same address again while its confirmation is pending (the person typed it at a
+    second till) appends the evidence and keeps that confirmation, so the link already mailed stays
+    the one that works; its mail is sent again only when the last one left more than
+    ``CONFIRMATION_RESEND_AFTER`` ago.
     """
     if channel not in Channel.values:
         raise ConsentError(f"Unknown channel {channel!r}.")
+    customer = _customer_lock(customer)
     if not customer.is_active_profile:
         raise ConsentError("This profile was merged or erased; change the surviving profile instead.")
     if channel in (Channel.EMAIL, Channel.SMS) and not _address_for(customer, channel):
         raise ConsentError(f"The customer has no {'email address' if channel == Channel.EMAIL else 'phone number'}.")
     _check_grant_evidence(evidence, channel)
     state = _locked_state(customer, channel)
-    entry = _ledger_append(customer=customer, channel=channel, action=ConsentEvidence.Action.GRANT, evidence=evidence)
     reconfirm = reconfirm and channel == Channel.EMAIL
+    repeated = None if reconfirm else _grant_repeats_pending(state, channel, evidence, _address_for(customer, channel))
+    entry = _ledger_append(customer=customer, channel=channel, action=ConsentEvidence.Action.GRANT, evidence=evidence)
+    if repeated is not None:
+        state.last_evidence = entry
+        state.save(update_fields=["last_evidence", "updated_at"])
+        _confirmation_resend_if_due(repeated)
+        return entry
     if state.status == ConsentStatus.GRANTED and not reconfirm:
         state.last_evidence = entry
         state.save(update_fields=["last_evidence", "updated_at"])
@@ -160,18 +212,19 @@ def consent_grant(*, customer: Customer, channel: str, evidence: Evidence, recon
     return entry
 
 
-@transaction.atomic
+@atomic_retry
 def consent_withdraw(*, customer: Customer, channel: str, evidence: Evidence) -> ConsentEvidence:
     """Withdraw at once: the state is ``withdrawn`` when this transaction commits.
 
     Needs no particular evidence beyond the method (withdrawing must be as easy as granting). Any
     pending double opt-in for the channel can no longer be confirmed. Idempotent in effect; every
-    call is still logged.
+    call is still logged. Locks the customer, then the state row.
     """
     if channel not in Channel.values:
         raise ConsentError(f"Unknown channel {channel!r}.")
     if evidence.method not in ConsentMethod.values:
         raise ConsentError(f"Unknown consent method {evidence.method!r}.")
+    customer = _customer_lock(customer)
     state = _locked_state(customer, channel)
     entry = _ledger_append(
         customer=customer, channel=channel, action=ConsentEvidence.Action.WITHDRAW, evidence=evidence
@@ -181,6 +234,24 @@ def consent_withdraw(*, customer: Customer, channel: str, evidence: Evidence) ->
     state.last_evidence = entry
     state.save()
     return entry
+
+
+def _confirmation_resend_if_due(confirmation: ConsentConfirmation) -> None:
+    """Mail a pending confirmation again (the same link) when its last mail left long enough ago.
+
+    Compare-and-set on the row: a mail queued or being sent is left alone, so two tills capturing the
+    same address at once cause at most one mail.
+    """
+    due = timezone.now() - CONFIRMATION_RESEND_AFTER
+    requeued = ConsentConfirmation.objects.filter(
+        pk=confirmation.pk,
+        status__in=[ConsentConfirmation.Status.SENT, ConsentConfirmation.Status.FAILED],
+        claimed_at__lte=due,
+    ).update(status=ConsentConfirmation.Status.QUEUED, attempts=0, last_error="")
+    if requeued:
+        from customers.tasks import consent_confirmation_send_task
+
+        transaction.on_commit(lambda: consent_confirmation_send_task.delay(confirmation.pk))
 
 
 def confirmation_token_make(confirmation: ConsentConfirmation) -> str:
@@ -197,12 +268,14 @@ def confirmation_url(confirmation: ConsentConfirmation) -> str:
     return settings.PUBLIC_BASE_URL + path
 
 
-@transaction.atomic
+@atomic_retry
 def consent_confirm(*, token: str, ip_address: str | None = None, user_agent: str = "", url: str = "") -> Customer:
     """Confirm a pending email grant from its signed link; returns the customer.
 
     Raises ``InvalidToken`` for a tampered, expired or other-purpose token, and for a link whose grant
-    is no longer the pending one (withdrawn or superseded since). Confirming twice is a no-op.
+    is no longer the pending one (withdrawn or superseded since). Confirming twice is a no-op, also
+    when both clicks arrive at once: the confirmation is read again under the customer's lock, so the
+    second click sees the first one's result. Locks the customer, then the email state.
     """
     max_age = timedelta(days=settings.TANDEM["CONFIRMATION_LINK_MAX_AGE_DAYS"]).total_seconds()
     payload = token_read(purpose=CONFIRM_PURPOSE, token=token, max_age_seconds=int(max_age))
@@ -212,14 +285,15 @@ def consent_confirm(*, token: str, ip_address: str | None = None, user_agent: st
         )
     except (ConsentConfirmation.DoesNotExist, KeyError, ValueError, TypeError) as exc:
         raise InvalidToken("This link is not valid.") from exc
-    customer = confirmation.customer
+    customer = _customer_lock(confirmation.customer)
     if not customer.is_active_profile:
         # Merged away (the survivor was asked to confirm on its own) or erased.
         raise InvalidToken("This link is no longer valid.")
     state = _locked_state(customer, Channel.EMAIL)
+    confirmation = ConsentConfirmation.objects.select_related("grant").get(pk=confirmation.pk)
     if confirmation.status == ConsentConfirmation.Status.CONFIRMED and state.status == ConsentStatus.GRANTED:
         return customer
-    if state.status != ConsentStatus.PENDING or state.last_evidence_id != confirmation.grant_id:
+    if not confirmation_is_current(confirmation, state):
         raise InvalidToken("This link is no longer valid.")
     if confirmation.grant.address.lower() != (customer.email or "").lower():
         raise InvalidToken("This link is no longer valid.")
@@ -251,11 +325,22 @@ def consent_fold(entries) -> dict:
     granted_at = confirmed_at = withdrawn_at = None
     last = None
     pending_grant = None
+    pending_address = ""
     for entry in entries:
         last = entry
         if entry.action == ConsentEvidence.Action.GRANT:
             # A grant that asked for confirmation restarts the double opt-in even over a granted state.
             needs_confirmation = entry.channel == Channel.EMAIL and hasattr(entry, "confirmation")
+            repeats_pending = (
+                status == ConsentStatus.PENDING
+                and not needs_confirmation
+                and entry.method not in _GRANT_METHODS_WITHOUT_DOUBLE_OPT_IN
+                and entry.address.lower() == pending_address.lower()
+            )
+            if repeats_pending:
+                continue  # the same address typed again: the confirmation already mailed still decides
+            if needs_confirmation:
+                pending_address = entry.address
             if status != ConsentStatus.GRANTED or needs_confirmation:
                 granted_at, withdrawn_at = entry.occurred_at, None
                 status = ConsentStatus.PENDING if needs_confirmation else ConsentStatus.GRANTED
@@ -275,10 +360,11 @@ def consent_fold(entries) -> dict:
     }
 
 
-@transaction.atomic
+@atomic_retry
 def consent_state_rebuild(*, customer: Customer) -> dict[str, ConsentState]:
     """Recompute every channel's state of ``customer`` from the ledger; returns them by channel."""
     states = {}
+    customer = _customer_lock(customer)
     for channel in Channel.values:
         entries = list(
             ConsentEvidence.objects.filter(customer=customer, channel=channel)

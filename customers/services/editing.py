@@ -10,11 +10,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from customers.exceptions import ConsentError, CustomerError, InvalidContact, InvalidText
+from customers.lock_objects import customers_lock
 from customers.models import Channel, ConsentEvidence, ConsentMethod, ConsentState, ConsentStatus, Customer, Store
 from customers.normalization import normalize_email, normalize_name, normalize_phone, phone_sms_refusal
 from customers.selectors import suppressed_channels
 from customers.services.consent import Evidence, consent_grant, consent_withdraw
 from customers.services.profiles import MAX_NAME_LENGTH, customer_refresh_derived
+from customers.transactions import atomic_retry
 
 EDITABLE_FIELDS = (
     "email",
@@ -137,16 +139,17 @@ class ProfileUpdate:
     withdrawn_channels: list[str] = dataclasses.field(default_factory=list)
 
 
-@transaction.atomic
+@atomic_retry
 def customer_update_profile(*, customer: Customer, user, changes: dict[str, Any]) -> ProfileUpdate:
     """Apply staff edits to a profile, keeping everything derived from them right.
 
-    Locks the profile. Values go through ``profile_changes_clean``; address hashes and the time zone
-    are recomputed. When the email or phone changes, a consent given for the old address does not
-    carry over: it is withdrawn (method=admin) with a note, so nobody is messaged at an address that
-    never agreed. Raises ``ProfileFieldError`` / ``CustomerError`` and then writes nothing.
+    Locks the profile (``customers.lock_objects``); a lock conflict is retried. Values go through
+    ``profile_changes_clean``; address hashes and the time zone are recomputed. When the email or
+    phone changes, a consent given for the old address does not carry over: it is withdrawn
+    (method=admin) with a note, so nobody is messaged at an address that never agreed. Raises
+    ``ProfileFieldError`` / ``CustomerError`` and then writes nothing.
     """
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = customers_lock([customer.pk])[customer.pk]
     if not customer.is_active_profile:
         raise CustomerError("This profile was merged or erased and can no longer be edited.")
     clean = profile_changes_clean(customer=customer, changes=changes)

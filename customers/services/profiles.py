@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from customers.erase_hooks import profile_erase_hooks_run
 from customers.exceptions import CustomerError, InvalidContact, MergeError
+from customers.lock_objects import customers_lock, person_lock
 from customers.merge_hooks import profile_merge_hooks_run
 from customers.models import (
     Channel,
@@ -40,6 +41,7 @@ from customers.normalization import (
 )
 from customers.selectors import suppressed_channels
 from customers.services.consent import Evidence, consent_grant, consent_withdraw, suppression_add
+from customers.transactions import atomic_retry
 
 MAX_NAME_LENGTH = 100
 _RESTRICTIVENESS = {
@@ -71,14 +73,6 @@ class CaptureResult:
 
 def _clean_name(value: str | None, label: str) -> str:
     return normalize_name(value, label=label, max_length=MAX_NAME_LENGTH)
-
-
-def _surviving(customer: Customer | None) -> Customer | None:
-    seen = set()
-    while customer is not None and customer.merged_into_id is not None and customer.pk not in seen:
-        seen.add(customer.pk)
-        customer = customer.merged_into
-    return customer
 
 
 def _resolve_time_zone(customer: Customer) -> None:
@@ -121,7 +115,9 @@ def customer_capture(
     """Find the profile for an email and/or phone, or create it; update it; record consents.
 
     One customer per email and per phone: an existing match is updated, never duplicated (a
-    concurrent capture of the same new address ends on the same row). When the email and the phone
+    concurrent capture of the same new address ends on the same row). Locks the matched profiles
+    (``customers.lock_objects.person_lock``) before changing them, so concurrent captures of one person
+    apply one after the other and each one's ``attributes`` keys are kept. When the email and the phone
     belong to two different profiles, the capture updates the email's profile, records SMS consent on
     the phone's profile, and opens a ``MergeProposal``. Blank fields never overwrite known ones.
     Raises ``InvalidContact`` / ``CustomerError`` before writing anything.
@@ -150,22 +146,21 @@ def customer_capture(
 
     for attempt in range(3):
         try:
-            with transaction.atomic():
-                return _capture_once(
-                    email=normalized_email,
-                    phone=normalized_phone,
-                    first_name=first_name,
-                    last_name=last_name,
-                    source=source,
-                    store=store,
-                    clerk=clerk,
-                    locale=locale,
-                    time_zone=time_zone,
-                    birthday=birthday,
-                    attributes=attributes,
-                    consents=consents,
-                    evidence=evidence,
-                )
+            return _capture_once(
+                email=normalized_email,
+                phone=normalized_phone,
+                first_name=first_name,
+                last_name=last_name,
+                source=source,
+                store=store,
+                clerk=clerk,
+                locale=locale,
+                time_zone=time_zone,
+                birthday=birthday,
+                attributes=attributes,
+                consents=consents,
+                evidence=evidence,
+            )
         except IntegrityError:
             # Someone created the same email or phone between our look-up and insert: look again.
             if attempt == 2:
@@ -173,6 +168,7 @@ def customer_capture(
     raise AssertionError("unreachable")
 
 
+@atomic_retry
 def _capture_once(
     *,
     email,
@@ -191,8 +187,11 @@ def _capture_once(
 ) -> CaptureResult:
     # The home store comes along: deriving the time zone reads it on every save.
     found = Customer.objects.select_related("home_store")
-    by_email = _surviving(found.with_email(email).first()) if email else None
-    by_phone = _surviving(found.with_phone(phone).first()) if phone else None
+    by_email = found.with_email(email).first() if email else None
+    by_phone = found.with_phone(phone).first() if phone else None
+    # Everything below is decided on the rows as they are under the lock (another capture, edit or
+    # merge of the same person may have committed while we waited), and on the surviving profiles.
+    by_email, by_phone = person_lock(by_email, by_phone)
     if by_email is not None and by_email.erased_at:
         by_email = None
     if by_phone is not None and by_phone.erased_at:
@@ -272,7 +271,7 @@ def _merge_propose(customer: Customer, other: Customer, *, store, user) -> Merge
     return proposal
 
 
-@transaction.atomic
+@atomic_retry
 def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
     """Merge ``other`` into ``survivor``: history moves or stays linked, the most restrictive consent wins.
 
@@ -280,13 +279,13 @@ def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
     is shown in the survivor's timeline through ``merged_into``. For each channel the survivor ends
     with the most restrictive of the two explicit states (a channel never asked on one side takes the
     other side's state). Missing contact details and names are filled from the other profile.
-    Locks both profiles in primary-key order. Raises ``MergeError`` for a profile merged or erased.
+    Locks both profiles in primary-key order, then (through the loyalty hook) their accounts, as in
+    ``customers.lock_objects``; a lock conflict is retried. Raises ``MergeError`` for a profile merged
+    or erased, which is also what the second of two concurrent merges of the same pair gets.
     """
     if survivor.pk == other.pk:
         raise MergeError("A profile cannot be merged with itself.")
-    locked = {
-        c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[survivor.pk, other.pk]).order_by("pk")
-    }
+    locked = customers_lock([survivor.pk, other.pk])
     survivor, other = locked[survivor.pk], locked[other.pk]
     if not survivor.is_active_profile or not other.is_active_profile:
         raise MergeError("Only active profiles can be merged (one was merged or erased already).")
@@ -364,7 +363,7 @@ def merge_proposal_dismiss(*, proposal: MergeProposal, user) -> None:
     proposal.save(update_fields=["status", "resolved_at", "resolved_by"])
 
 
-@transaction.atomic
+@atomic_retry
 def customer_erase(*, customer: Customer, user) -> Customer:
     """Erase a person: pseudonymise the profile, keep the suppression hashes and the aggregates.
 
@@ -373,7 +372,7 @@ def customer_erase(*, customer: Customer, user) -> Customer:
     address) are blanked, and the public id is rotated so old links resolve to nothing. Purchases and
     ledger amounts stay, attached to the pseudonymous profile. Idempotent.
     """
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = customers_lock([customer.pk])[customer.pk]
     if customer.erased_at:
         return customer
     for channel in Channel.values:
@@ -420,6 +419,7 @@ def _clean_amount(value, label: str) -> Decimal:
     return amount
 
 
+@atomic_retry
 def purchase_record(
     *,
     customer: Customer | None,
@@ -435,9 +435,12 @@ def purchase_record(
 ) -> tuple[Purchase, bool]:
     """Record a purchase or visit once per (source, external reference); returns (purchase, created).
 
-    Repeating the same reference returns the first record unchanged (idempotent), or raises
-    ``CustomerError`` when it disagrees on amount or customer. Refuses negative, absurd or
-    over-precise amounts, and an in-store purchase without a store.
+    Repeating the same reference returns the first record unchanged (idempotent), also to a repeat
+    sent while the first was still in flight, or raises ``CustomerError`` when it disagrees on amount
+    or customer. A purchase of a profile merged away is recorded on the surviving profile. Locks the
+    person first (``person_lock``), so a purchase racing a merge lands on the survivor or moves with
+    the merge, never in between; a lock conflict is retried. Refuses negative, absurd or over-precise
+    amounts, and an in-store purchase without a store.
     """
     external_ref = (external_ref or "").strip()
     if not external_ref or len(external_ref) > 100 or "\x00" in external_ref:
@@ -455,6 +458,10 @@ def purchase_record(
     currency = (currency or "").upper()
     if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
         raise CustomerError("The currency must be a three-letter code such as USD.")
+    if customer is not None:
+        (customer,) = person_lock(customer)
+    # Looked up under the person's lock: a repeat of a receipt still being recorded waits for it here
+    # and then answers like a repeat, not like a new purchase.
     existing = Purchase.objects.filter(source=source, external_ref=external_ref).first()
     if existing is None:
         try:
@@ -475,6 +482,18 @@ def purchase_record(
         except IntegrityError:
             # The same receipt was recorded concurrently: answer as for a repeat.
             existing = Purchase.objects.get(source=source, external_ref=external_ref)
-    if existing.amount != amount or existing.customer_id != (customer.pk if customer else None):
+    if existing.amount != amount or _survivor_id(existing.customer_id) != (customer.pk if customer else None):
         raise CustomerError(f"Receipt {external_ref} was already recorded with other details.")
     return existing, False
+
+
+def _survivor_id(customer_id: int | None) -> int | None:
+    """The pk of the profile that ``customer_id`` survives as now (itself unless merged away)."""
+    seen = set()
+    while customer_id is not None and customer_id not in seen:
+        seen.add(customer_id)
+        merged_into = Customer.objects.filter(pk=customer_id).values_list("merged_into_id", flat=True).first()
+        if merged_into is None:
+            break
+        customer_id = merged_into
+    return customer_id

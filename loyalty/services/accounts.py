@@ -8,9 +8,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.models import Customer, Store
+from customers.transactions import atomic_retry
 from loyalty.cards import card_number_generate
 from loyalty.exceptions import IdempotencyConflict, InsufficientPoints, InvalidAmount, LoyaltyError, NotEnrolled
-from loyalty.lock_objects import loyalty_account_lock
+from loyalty.lock_objects import (
+    account_person_lock,
+    customers_lock,
+    loyalty_account_lock,
+)
 from loyalty.models import LedgerEntry, LoyaltyAccount, Programme, TierChange
 from loyalty.services.tiers import tier_for_value
 
@@ -40,8 +45,10 @@ def account_enrol(
     """Open the customer's account in ``programme``, or return the one they have; (account, created).
 
     Idempotent (unique per customer and programme; a concurrent enrolment returns the winner's
-    account). The account gets a fresh random card number and the programme's entry tier.
-    Raises ``LoyaltyError`` for an inactive programme or a merged/erased profile.
+    account). The account gets a fresh random card number and the programme's entry tier. Locks the
+    person first, so an enrolment racing a merge of the profile either happens before it (and the
+    account moves with the merge) or is refused. Raises ``LoyaltyError`` for an inactive programme or
+    a merged/erased profile.
     """
     if not customer.is_active_profile:
         raise LoyaltyError("This profile was merged or erased; enrol the surviving profile.")
@@ -50,6 +57,17 @@ def account_enrol(
         return existing, False
     if not programme.is_active:
         raise LoyaltyError(f"{programme.name} is not open for enrolment.")
+    return _account_enrol_locked(customer=customer, programme=programme, store=store, clerk=clerk)
+
+
+@atomic_retry
+def _account_enrol_locked(*, customer, programme, store, clerk) -> tuple[LoyaltyAccount, bool]:
+    locked = customers_lock([customer.pk])[customer.pk]
+    if not locked.is_active_profile:
+        raise LoyaltyError("This profile was merged or erased; enrol the surviving profile.")
+    existing = LoyaltyAccount.objects.filter(customer=customer, programme=programme).first()
+    if existing is not None:
+        return existing, False
     entry_tier = tier_for_value(programme=programme, value=0)
     now = timezone.now()
     for _attempt in range(5):
@@ -81,15 +99,6 @@ def account_for_customer(*, customer: Customer, programme: Programme) -> Loyalty
     account = LoyaltyAccount.objects.filter(customer=customer, programme=programme).first()
     if account is None:
         raise NotEnrolled(f"This customer is not enrolled in {programme.name}.")
-    return account
-
-
-def account_surviving(account: LoyaltyAccount) -> LoyaltyAccount:
-    """The account that holds ``account``'s points now: itself, or the account it was merged into."""
-    seen = set()
-    while account.merged_into_id is not None and account.pk not in seen:
-        seen.add(account.pk)
-        account = account.merged_into
     return account
 
 
@@ -164,14 +173,15 @@ def ledger_append(
     return entry, True
 
 
-@transaction.atomic
+@atomic_retry
 def points_adjust(
     *, account: LoyaltyAccount, points: int, reason: str, user, idempotency_key: str
 ) -> tuple[LedgerEntry, bool]:
     """A manual correction by staff: one ADJUST entry with its reason; (entry, created).
 
-    Locks the account. Idempotent on ``idempotency_key``. Raises ``InvalidAmount`` for zero or absurd
-    points, ``LoyaltyError`` without a reason, ``InsufficientPoints`` when it would go below zero.
+    Locks the person, then the account; a lock conflict is retried. Idempotent on ``idempotency_key``.
+    Raises ``InvalidAmount`` for zero or absurd points, ``LoyaltyError`` without a reason,
+    ``InsufficientPoints`` when it would go below zero.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -179,7 +189,7 @@ def points_adjust(
     if isinstance(points, bool) or not isinstance(points, int):
         raise InvalidAmount("Give the points as a whole number.")
     clean_points(abs(points) or 0)
-    locked = account_lock(account)
+    locked = account_person_lock(account)
     entry, created = ledger_append(
         account=locked,
         kind=LedgerEntry.Kind.ADJUST,
@@ -205,28 +215,32 @@ def points_expiring(*, account: LoyaltyAccount, until: datetime) -> int:
 def points_expire_account(*, account: LoyaltyAccount, now: datetime | None = None) -> int:
     """Expire what is due on one account; returns the points expired (0 when nothing is due).
 
-    Locks the account. Safe to repeat: a second run finds nothing due.
+    Locks the person, then the account; a lock conflict is retried. Safe to repeat: a second run finds
+    nothing due.
     """
-    now = now or timezone.now()
-    with transaction.atomic():
-        locked = account_lock(account)
-        due = points_expiring(account=locked, until=now)
-        if due > 0:
-            last = (
-                LedgerEntry.objects.filter(account=locked, points__gt=0, expires_at__lte=now)
-                .order_by("-expires_at", "-id")
-                .values_list("id", flat=True)
-                .first()
-            )
-            ledger_append(
-                account=locked,
-                kind=LedgerEntry.Kind.EXPIRE,
-                points=-due,
-                idempotency_key=f"expire:through-credit:{last}",
-                occurred_at=now,
-                reason="Points expired (first in, first out)",
-            )
-        LoyaltyAccount.objects.filter(pk=locked.pk).update(expired_through=now)
+    return _points_expire_account_locked(account=account, now=now or timezone.now())
+
+
+@atomic_retry
+def _points_expire_account_locked(*, account: LoyaltyAccount, now: datetime) -> int:
+    locked = account_person_lock(account)
+    due = points_expiring(account=locked, until=now)
+    if due > 0:
+        last = (
+            LedgerEntry.objects.filter(account=locked, points__gt=0, expires_at__lte=now)
+            .order_by("-expires_at", "-id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        ledger_append(
+            account=locked,
+            kind=LedgerEntry.Kind.EXPIRE,
+            points=-due,
+            idempotency_key=f"expire:through-credit:{last}",
+            occurred_at=now,
+            reason="Points expired (first in, first out)",
+        )
+    LoyaltyAccount.objects.filter(pk=locked.pk).update(expired_through=now)
     return due
 
 

@@ -8,16 +8,16 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 
 from customers.models import Purchase
+from customers.transactions import atomic_retry
 from loyalty.exceptions import InvalidAmount, LoyaltyError, NotEnrolled
 from loyalty.hooks import customer_in_segment
-from loyalty.lock_objects import bonus_window_qs_select_for_update
+from loyalty.lock_objects import account_person_lock, bonus_window_qs_select_for_update, person_lock
 from loyalty.models import BonusWindow, LedgerEntry, LoyaltyAccount, Programme, TierChange
-from loyalty.services.accounts import account_lock, account_surviving, ledger_append
+from loyalty.services.accounts import account_lock, ledger_append
 from loyalty.services.tiers import tier_upgrade_if_qualified
 
 _ROUNDING = {
@@ -114,64 +114,70 @@ def purchase_earn(*, purchase: Purchase, programme: Programme, acting_user=None)
     """Credit the points a purchase earns, once: base points (tier multiplier included) plus bonus
     windows; upgrade the tier at once when the account now qualifies.
 
-    Idempotent per purchase (keys ``purchase:<id>`` and ``purchase:<id>:bonus:<window>``; a second call
-    returns what the first credited). Locks the account, then matching bonus windows by pk, whose
-    budget (``points_issued`` moved with ``F()``) and per-customer limit cap the bonus. Overlapping
-    windows: every "stack" window adds its bonus; of the "best" windows only the largest counts.
-    Raises ``NotEnrolled`` when the buyer has no active account in the programme.
+    Idempotent per purchase (keys ``purchase:<id>`` and ``purchase:<id>:bonus:<window>``; a second call,
+    also one made after the points moved in a merge, returns what the first credited). Locks the buyer
+    (``person_lock``: the survivor's account earns for a profile merged away), then their account,
+    then matching bonus windows by pk, whose budget (``points_issued`` moved with ``F()``) and
+    per-customer limit cap the bonus; a lock conflict is retried. Overlapping windows: every "stack"
+    window adds its bonus; of the "best" windows only the largest counts. Raises ``NotEnrolled`` when
+    the buyer has no active account in the programme.
     """
     if purchase.customer_id is None:
         raise NotEnrolled("An anonymous purchase earns no points.")
+    return _purchase_earn_locked(purchase=purchase, programme=programme, acting_user=acting_user)
+
+
+@atomic_retry
+def _purchase_earn_locked(*, purchase: Purchase, programme: Programme, acting_user) -> EarnResult:
     from loyalty.selectors import account_for_profile
 
-    account = account_for_profile(customer=purchase.customer, programme=programme)
+    (buyer,) = person_lock(purchase.customer)
+    account = account_for_profile(customer=buyer, programme=programme)
     if account is None or account.status != LoyaltyAccount.Status.ACTIVE:
         raise NotEnrolled(f"This customer has no active {programme.name} account.")
-
-    with transaction.atomic():
-        account = account_lock(account)
-        earned = list(
-            LedgerEntry.objects.filter(account=account, purchase=purchase, kind=LedgerEntry.Kind.EARN).select_related(
-                "bonus_window"
-            )
-        )
-        if earned:
-            return _result_from_entries(account, earned)
-        multiplier = account.tier.multiplier if account.tier_id else Decimal("1")
-        base = points_for_amount(programme=programme, net=purchase_net_amount(purchase), multiplier=multiplier)
-        result = EarnResult(account=account, base_points=0, bonus_points=0, created=True)
-        if base <= 0:
-            return result
-        key = f"purchase:{purchase.pk}"
-        common = {
-            "occurred_at": purchase.occurred_at,
-            "store": purchase.store,
-            "acting_user": acting_user,
-            "purchase": purchase,
-        }
+    account = account_lock(account)
+    earned = list(
+        LedgerEntry.objects.filter(
+            account__programme=programme, purchase=purchase, kind=LedgerEntry.Kind.EARN
+        ).select_related("bonus_window")
+    )
+    if earned:
+        return _result_from_entries(account, earned)
+    multiplier = account.tier.multiplier if account.tier_id else Decimal("1")
+    base = points_for_amount(programme=programme, net=purchase_net_amount(purchase), multiplier=multiplier)
+    result = EarnResult(account=account, base_points=0, bonus_points=0, created=True)
+    if base <= 0:
+        return result
+    key = f"purchase:{purchase.pk}"
+    common = {
+        "occurred_at": purchase.occurred_at,
+        "store": purchase.store,
+        "acting_user": acting_user,
+        "purchase": purchase,
+    }
+    ledger_append(
+        account=account,
+        kind=LedgerEntry.Kind.EARN,
+        points=base,
+        idempotency_key=key,
+        reason=f"Purchase {purchase.external_ref}"[:300],
+        **common,
+    )
+    result.base_points = base
+    for window, bonus in _bonuses_award(account=account, purchase=purchase, base_points=base):
         ledger_append(
             account=account,
             kind=LedgerEntry.Kind.EARN,
-            points=base,
-            idempotency_key=key,
-            reason=f"Purchase {purchase.external_ref}"[:300],
+            points=bonus,
+            idempotency_key=f"{key}:bonus:{window.pk}",
+            reason=f"Bonus: {window.name}"[:300],
+            bonus_window=window,
             **common,
         )
-        result.base_points = base
-        for window, bonus in _bonuses_award(account=account, purchase=purchase, base_points=base):
-            ledger_append(
-                account=account,
-                kind=LedgerEntry.Kind.EARN,
-                points=bonus,
-                idempotency_key=f"{key}:bonus:{window.pk}",
-                reason=f"Bonus: {window.name}"[:300],
-                bonus_window=window,
-                **common,
-            )
-            result.bonuses.append((window.name, bonus))
-            result.bonus_points += bonus
-        result.tier_change = tier_upgrade_if_qualified(account=account)
-        return result
+        result.bonuses.append((window.name, bonus))
+        result.bonus_points += bonus
+    result.tier_change = tier_upgrade_if_qualified(account=account)
+    return result
 
 
 def _bonuses_award(*, account: LoyaltyAccount, purchase: Purchase, base_points: int) -> list[tuple[BonusWindow, int]]:
@@ -237,41 +243,52 @@ def purchase_refund(
     """Take back the points a purchase earned (bonuses included) after a refund; idempotent per purchase.
 
     The points come off the account that holds them now (the survivor's, when the earning account was
-    merged). Locks that account. The ledger never goes negative: when part of those points was already
-    spent, only the balance is taken and the reason says what could not be recovered. A repeat returns
-    the first REVERSE entry with ``created=False``; a purchase that earned nothing returns no entry.
+    merged). Locks the person holding it, then that account; a lock conflict is retried. The ledger
+    never goes negative: when part of those points was already spent, only the balance is taken and
+    the reason says what could not be recovered. A repeat returns the first REVERSE entry with
+    ``created=False``; a purchase that earned nothing returns no entry.
     Raises ``LoyaltyError`` when nothing is left to take back.
     """
     if purchase.customer_id is None:
         return RefundResult(purchase=purchase, entry=None, created=False)
-    entries = LedgerEntry.objects.filter(purchase=purchase, account__programme=programme)
-    first = entries.filter(kind=LedgerEntry.Kind.EARN).select_related("account__merged_into").first()
+    first = (
+        LedgerEntry.objects.filter(purchase=purchase, account__programme=programme, kind=LedgerEntry.Kind.EARN)
+        .select_related("account")
+        .first()
+    )
     if first is None:
         return RefundResult(purchase=purchase, entry=None, created=False)
+    return _purchase_refund_locked(
+        purchase=purchase, programme=programme, acting_user=acting_user, reason=reason, earned_on=first.account
+    )
+
+
+@atomic_retry
+def _purchase_refund_locked(*, purchase, programme, acting_user, reason, earned_on) -> RefundResult:
+    entries = LedgerEntry.objects.filter(purchase=purchase, account__programme=programme)
     key = f"refund:purchase:{purchase.pk}"
-    with transaction.atomic():
-        account = account_lock(account_surviving(first.account))
-        earned = entries.filter(kind=LedgerEntry.Kind.EARN).aggregate(total=Coalesce(Sum("points"), 0))["total"]
-        existing = entries.filter(kind=LedgerEntry.Kind.REVERSE, idempotency_key=key).first()
-        if existing is not None:
-            return RefundResult(purchase=purchase, entry=existing, created=False, earned=earned)
-        taken = min(earned, account.points_balance)
-        if taken <= 0:
-            raise LoyaltyError("Nothing left to take back: the points were already spent or expired.")
-        note = reason.strip() or "Refund"
-        if taken < earned:
-            note += f" ({earned - taken} points already spent could not be taken back)"
-        entry, created = ledger_append(
-            account=account,
-            kind=LedgerEntry.Kind.REVERSE,
-            points=-taken,
-            idempotency_key=key,
-            reason=f"{note}: purchase {purchase.external_ref}",
-            store=purchase.store,
-            acting_user=acting_user,
-            purchase=purchase,
-        )
-        return RefundResult(purchase=purchase, entry=entry, created=created, earned=earned)
+    account = account_person_lock(earned_on, surviving=True)
+    earned = entries.filter(kind=LedgerEntry.Kind.EARN).aggregate(total=Coalesce(Sum("points"), 0))["total"]
+    existing = entries.filter(kind=LedgerEntry.Kind.REVERSE, idempotency_key=key).first()
+    if existing is not None:
+        return RefundResult(purchase=purchase, entry=existing, created=False, earned=earned)
+    taken = min(earned, account.points_balance)
+    if taken <= 0:
+        raise LoyaltyError("Nothing left to take back: the points were already spent or expired.")
+    note = reason.strip() or "Refund"
+    if taken < earned:
+        note += f" ({earned - taken} points already spent could not be taken back)"
+    entry, created = ledger_append(
+        account=account,
+        kind=LedgerEntry.Kind.REVERSE,
+        points=-taken,
+        idempotency_key=key,
+        reason=f"{note}: purchase {purchase.external_ref}",
+        store=purchase.store,
+        acting_user=acting_user,
+        purchase=purchase,
+    )
+    return RefundResult(purchase=purchase, entry=entry, created=created, earned=earned)
 
 
 def purchase_refund_reverse(
@@ -314,11 +331,13 @@ def till_purchase_record(
     """Record an in-store purchase for a member (``customers.services.purchase_record``) and earn on it.
 
     One transaction: a refused amount or receipt changes nothing. Idempotent per receipt number (a
-    repeat returns the first purchase and what it earned). Refuses zero, negative and absurd amounts
-    with ``InvalidAmount``; ``CustomerError`` from the purchase record is re-raised as ``LoyaltyError``.
+    repeat returns the first purchase and what it earned, also while the first is still in flight).
+    Locks the person first (their survivor, when the card's profile was merged away: the purchase is
+    recorded on and earns for the survivor), then the account; a lock conflict is retried. Refuses
+    zero, negative and absurd amounts with ``InvalidAmount``; ``CustomerError`` from the purchase
+    record is re-raised as ``LoyaltyError``.
     """
     from customers.exceptions import CustomerError
-    from customers.services import purchase_record
     from loyalty.services.redemptions import clean_money
 
     amount = clean_money(amount, label="amount")
@@ -326,20 +345,35 @@ def till_purchase_record(
     if discount > amount:
         raise InvalidAmount("The discount cannot exceed the amount.")
     try:
-        with transaction.atomic():
-            purchase, _created = purchase_record(
-                customer=account.customer,
-                channel=Purchase.Channel.STORE,
-                source=Purchase.Source.TILL,
-                # Receipt numbers repeat across stores; the store code keeps them apart.
-                external_ref=f"{store.code}:{(receipt or '').strip()}" if (receipt or "").strip() else "",
-                amount=amount,
-                discount_amount=discount,
-                store=store,
-                recorded_by=clerk,
-                occurred_at=occurred_at,
-            )
-            result = purchase_earn(purchase=purchase, programme=account.programme, acting_user=clerk)
+        purchase, result = _till_purchase_record_locked(
+            account=account,
+            store=store,
+            clerk=clerk,
+            receipt=receipt,
+            amount=amount,
+            discount=discount,
+            occurred_at=occurred_at,
+        )
     except CustomerError as exc:
         raise LoyaltyError(str(exc)) from exc
+    return purchase, result
+
+
+@atomic_retry
+def _till_purchase_record_locked(*, account, store, clerk, receipt, amount, discount, occurred_at):
+    from customers.services import purchase_record
+
+    purchase, _created = purchase_record(
+        customer=account.customer,
+        channel=Purchase.Channel.STORE,
+        source=Purchase.Source.TILL,
+        # Receipt numbers repeat across stores; the store code keeps them apart.
+        external_ref=f"{store.code}:{(receipt or '').strip()}" if (receipt or "").strip() else "",
+        amount=amount,
+        discount_amount=discount,
+        store=store,
+        recorded_by=clerk,
+        occurred_at=occurred_at,
+    )
+    result = purchase_earn(purchase=purchase, programme=account.programme, acting_user=clerk)
     return purchase, result

@@ -13,6 +13,7 @@ from django.utils import timezone
 from customers.exceptions import InvalidNumber
 from customers.models import Customer, Store
 from customers.normalization import parse_amount
+from customers.transactions import atomic_retry
 from loyalty.codes import coupon_code_generate, coupon_code_normalize
 from loyalty.exceptions import (
     CouponError,
@@ -24,13 +25,14 @@ from loyalty.exceptions import (
     OfferLimitReached,
 )
 from loyalty.lock_objects import (
+    account_person_lock,
     coupon_code_qs_select_for_update,
-    customer_qs_select_for_update,
     loyalty_account_qs_select_for_update,
     offer_qs_select_for_update,
+    person_lock,
 )
 from loyalty.models import CouponCode, LedgerEntry, LoyaltyAccount, Offer, Redemption
-from loyalty.services.accounts import account_surviving, clean_points, ledger_append
+from loyalty.services.accounts import clean_points, ledger_append
 from loyalty.services.tiers import tier_upgrade_if_qualified
 
 MAX_ORDER_AMOUNT = Decimal("1000000")
@@ -167,9 +169,10 @@ def coupon_redeem(
 ) -> tuple[Redemption, bool]:
     """Redeem a coupon code for a customer against an order; (redemption, created).
 
-    Idempotent on ``idempotency_key`` (a retry returns the first redemption). Locks, in order: the
+    Idempotent on ``idempotency_key`` (a retry returns the first redemption, also one sent while the
+    first is still in flight: the key is looked up again under the locks). Locks, in order: the
     customer (per-customer limit), their account, the code (uses), the offer (total limit); counters
-    move with ``F()``. A bonus-points offer credits the account. Raises ``CouponError`` /
+    move with ``F()``; a lock conflict is retried. A bonus-points offer credits the account. Raises ``CouponError`` /
     ``OfferLimitReached`` for a code that cannot be used and ``InvalidAmount`` for a bad order
     amount; nothing changes then.
     """
@@ -180,7 +183,6 @@ def coupon_redeem(
     amount = clean_money(order_amount, label="order amount") if order_amount not in (None, "") else None
     if not idempotency_key or len(idempotency_key) > 160:
         raise LoyaltyError("A redemption needs a request key of at most 160 characters.")
-    from loyalty.selectors import account_for_profile
 
     customer = _surviving(customer)
     found = CouponCode.objects.filter(code=normalized).values_list("pk", "offer_id", "offer__programme_id").first()
@@ -190,60 +192,82 @@ def coupon_redeem(
     existing = _existing_redemption(idempotency_key, customer=customer, coupon_code_id=code_id)
     if existing is not None:
         return existing, False
-    found_account = account_for_profile(customer=customer, programme=programme_id)
-    account_id = found_account.pk if found_account else None
     try:
-        with transaction.atomic():
-            customer_qs_select_for_update().filter(pk=customer.pk).first()
-            account = (
-                loyalty_account_qs_select_for_update().select_related("programme").filter(pk=account_id).first()
-                if account_id
-                else None
-            )
-            coupon = coupon_code_qs_select_for_update().get(pk=code_id)
-            offer = offer_qs_select_for_update().select_related("programme").get(pk=offer_id)
-            coupon.offer = offer
-            _check_code(coupon, account=account, now=now)
-            _check_per_customer(offer, customer)
-            if offer.kind == Offer.Kind.BONUS_POINTS and account is None:
-                raise NotEnrolled("Bonus points need a loyalty account; enrol the customer first.")
-            discount = _discount_for(offer, amount)
-            redemption = Redemption.objects.create(
-                kind=Redemption.Kind.CODE,
-                customer=customer,
-                account=account,
-                offer=offer,
-                coupon_code=coupon,
-                channel=channel,
-                store=store,
-                clerk=clerk,
-                order_reference=reference,
-                order_amount=amount,
-                discount_amount=discount,
-                description=offer.gives,
-                idempotency_key=idempotency_key,
-            )
-            CouponCode.objects.filter(pk=coupon.pk).update(uses=F("uses") + 1)
-            Offer.objects.filter(pk=offer.pk).update(redemptions_count=F("redemptions_count") + 1)
-            if offer.kind == Offer.Kind.BONUS_POINTS:
-                ledger_append(
-                    account=account,
-                    kind=LedgerEntry.Kind.EARN,
-                    points=offer.bonus_points,
-                    idempotency_key=f"redemption:{redemption.pk}",
-                    reason=f"Code {coupon.code}: {offer.name}",
-                    store=store,
-                    acting_user=clerk,
-                    redemption=redemption,
-                )
-                tier_upgrade_if_qualified(account=account)
-            return redemption, True
+        return _coupon_redeem_locked(
+            customer=customer,
+            code_id=code_id,
+            offer_id=offer_id,
+            programme_id=programme_id,
+            channel=channel,
+            store=store,
+            clerk=clerk,
+            reference=reference,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            now=now,
+        )
     except IntegrityError:
-        # Two requests with the same key raced; the first one won.
+        # Two requests with the same key raced past the lock (another customer's key); the first won.
         existing = _existing_redemption(idempotency_key, customer=customer, coupon_code_id=code_id)
         if existing is None:
             raise
         return existing, False
+
+
+@atomic_retry
+def _coupon_redeem_locked(
+    *, customer, code_id, offer_id, programme_id, channel, store, clerk, reference, amount, idempotency_key, now
+) -> tuple[Redemption, bool]:
+    from loyalty.selectors import account_for_profile
+
+    (customer,) = person_lock(customer)
+    existing = _existing_redemption(idempotency_key, customer=customer, coupon_code_id=code_id)
+    if existing is not None:
+        return existing, False
+    found_account = account_for_profile(customer=customer, programme=programme_id)
+    account = (
+        loyalty_account_qs_select_for_update().select_related("programme").filter(pk=found_account.pk).first()
+        if found_account
+        else None
+    )
+    coupon = coupon_code_qs_select_for_update().get(pk=code_id)
+    offer = offer_qs_select_for_update().select_related("programme").get(pk=offer_id)
+    coupon.offer = offer
+    _check_code(coupon, account=account, now=now)
+    _check_per_customer(offer, customer)
+    if offer.kind == Offer.Kind.BONUS_POINTS and account is None:
+        raise NotEnrolled("Bonus points need a loyalty account; enrol the customer first.")
+    discount = _discount_for(offer, amount)
+    redemption = Redemption.objects.create(
+        kind=Redemption.Kind.CODE,
+        customer=customer,
+        account=account,
+        offer=offer,
+        coupon_code=coupon,
+        channel=channel,
+        store=store,
+        clerk=clerk,
+        order_reference=reference,
+        order_amount=amount,
+        discount_amount=discount,
+        description=offer.gives,
+        idempotency_key=idempotency_key,
+    )
+    CouponCode.objects.filter(pk=coupon.pk).update(uses=F("uses") + 1)
+    Offer.objects.filter(pk=offer.pk).update(redemptions_count=F("redemptions_count") + 1)
+    if offer.kind == Offer.Kind.BONUS_POINTS:
+        ledger_append(
+            account=account,
+            kind=LedgerEntry.Kind.EARN,
+            points=offer.bonus_points,
+            idempotency_key=f"redemption:{redemption.pk}",
+            reason=f"Code {coupon.code}: {offer.name}",
+            store=store,
+            acting_user=clerk,
+            redemption=redemption,
+        )
+        tier_upgrade_if_qualified(account=account)
+    return redemption, True
 
 
 def points_redeem(
@@ -260,8 +284,10 @@ def points_redeem(
     """Spend points: either ``points`` as money off (``points * point value``) or a ``reward`` offer
     that costs points; (redemption, created).
 
-    Idempotent on ``idempotency_key``. Locks the account (then the reward offer); the balance check
-    and the REDEEM entry happen under that lock, so concurrent spends never overdraw. Raises
+    Idempotent on ``idempotency_key``, also for a repeat sent while the first is in flight (the key is
+    looked up again under the locks). Locks the person, then the account (then the reward offer); the
+    balance check and the REDEEM entry happen under that lock, so concurrent spends never overdraw; a
+    lock conflict is retried. Raises
     ``InvalidAmount`` (zero, negative, fractional, absurd), ``InsufficientPoints``,
     ``CouponError``/``OfferLimitReached`` for a reward that is closed; nothing changes then.
     """
@@ -282,49 +308,17 @@ def points_redeem(
     if existing is not None:
         return existing, False
     try:
-        with transaction.atomic():
-            account = loyalty_account_qs_select_for_update().select_related("programme").get(pk=account.pk)
-            if account.status != LoyaltyAccount.Status.ACTIVE:
-                raise NotEnrolled("This account is not active.")
-            if reward is not None:
-                reward = offer_qs_select_for_update().select_related("programme").get(pk=reward.pk)
-                if reward.programme_id != account.programme_id:
-                    raise LoyaltyError("This reward belongs to another programme.")
-                _check_offer_open(reward, now=timezone.now())
-                _check_per_customer(reward, customer)
-                discount, description = _discount_for(reward, None), f"Reward: {reward.name} ({reward.gives})"
-            else:
-                discount = (Decimal(points) * account.programme.point_value).quantize(Decimal("0.01"))
-                description = f"{points} points for {discount} {account.programme.currency} off"
-            if account.points_balance < points:
-                raise InsufficientPoints(f"Only {account.points_balance} points available.")
-            redemption = Redemption.objects.create(
-                kind=Redemption.Kind.POINTS,
-                customer=customer,
-                account=account,
-                offer=reward,
-                points=points,
-                channel=channel,
-                store=store,
-                clerk=clerk,
-                order_reference=reference,
-                discount_amount=discount,
-                description=description[:300],
-                idempotency_key=idempotency_key,
-            )
-            if reward is not None:
-                Offer.objects.filter(pk=reward.pk).update(redemptions_count=F("redemptions_count") + 1)
-            ledger_append(
-                account=account,
-                kind=LedgerEntry.Kind.REDEEM,
-                points=-points,
-                idempotency_key=f"redemption:{redemption.pk}",
-                reason=description,
-                store=store,
-                acting_user=clerk,
-                redemption=redemption,
-            )
-            return redemption, True
+        return _points_redeem_locked(
+            account=account,
+            customer=customer,
+            points=points,
+            reward=reward,
+            channel=channel,
+            store=store,
+            clerk=clerk,
+            reference=reference,
+            idempotency_key=idempotency_key,
+        )
     except IntegrityError:
         existing = _existing_redemption(idempotency_key, customer=customer, account_id=account.pk, points=points)
         if existing is None:
@@ -332,69 +326,125 @@ def points_redeem(
         return existing, False
 
 
+@atomic_retry
+def _points_redeem_locked(
+    *, account, customer, points, reward, channel, store, clerk, reference, idempotency_key
+) -> tuple[Redemption, bool]:
+    account = account_person_lock(account)
+    existing = _existing_redemption(
+        idempotency_key, customer=customer, account_id=account.pk, points=points, kind=Redemption.Kind.POINTS
+    )
+    if existing is not None:
+        return existing, False
+    if account.status != LoyaltyAccount.Status.ACTIVE:
+        raise NotEnrolled("This account is not active.")
+    if reward is not None:
+        reward = offer_qs_select_for_update().select_related("programme").get(pk=reward.pk)
+        if reward.programme_id != account.programme_id:
+            raise LoyaltyError("This reward belongs to another programme.")
+        _check_offer_open(reward, now=timezone.now())
+        _check_per_customer(reward, customer)
+        discount, description = _discount_for(reward, None), f"Reward: {reward.name} ({reward.gives})"
+    else:
+        discount = (Decimal(points) * account.programme.point_value).quantize(Decimal("0.01"))
+        description = f"{points} points for {discount} {account.programme.currency} off"
+    if account.points_balance < points:
+        raise InsufficientPoints(f"Only {account.points_balance} points available.")
+    redemption = Redemption.objects.create(
+        kind=Redemption.Kind.POINTS,
+        customer=customer,
+        account=account,
+        offer=reward,
+        points=points,
+        channel=channel,
+        store=store,
+        clerk=clerk,
+        order_reference=reference,
+        discount_amount=discount,
+        description=description[:300],
+        idempotency_key=idempotency_key,
+    )
+    if reward is not None:
+        Offer.objects.filter(pk=reward.pk).update(redemptions_count=F("redemptions_count") + 1)
+    ledger_append(
+        account=account,
+        kind=LedgerEntry.Kind.REDEEM,
+        points=-points,
+        idempotency_key=f"redemption:{redemption.pk}",
+        reason=description,
+        store=store,
+        acting_user=clerk,
+        redemption=redemption,
+    )
+    return redemption, True
+
+
 def redemption_cancel(*, redemption: Redemption, user, reason: str = "") -> Redemption:
     """Cancel a redemption and restore what it took: points back (RESTORE), a use back on the code
     and the offer; bonus points it credited are taken back as far as the balance allows.
 
-    Idempotent (a cancelled redemption stays as it is). Locks account, code, offer in that order.
+    Idempotent (a cancelled redemption stays as it is). Locks the person, then account, code, offer in
+    that order; a lock conflict is retried.
     """
-    with transaction.atomic():
-        if redemption.account_id:
-            # Points go back to the account that holds them now (the survivor's after a merge).
-            held_by = account_surviving(
-                LoyaltyAccount.objects.select_related("merged_into").get(pk=redemption.account_id)
-            )
-            account = loyalty_account_qs_select_for_update().select_related("programme").get(pk=held_by.pk)
-        else:
-            account = None
-        if redemption.coupon_code_id:
-            coupon_code_qs_select_for_update().filter(pk=redemption.coupon_code_id).first()
-        if redemption.offer_id:
-            offer_qs_select_for_update().filter(pk=redemption.offer_id).first()
-        redemption = Redemption.objects.select_related("offer").get(pk=redemption.pk)
-        if redemption.status == Redemption.Status.CANCELLED:
-            return redemption
-        note = (reason or "").strip()[:200]
-        if redemption.points and account is not None:
+    return _redemption_cancel_locked(redemption=redemption, user=user, reason=reason)
+
+
+@atomic_retry
+def _redemption_cancel_locked(*, redemption: Redemption, user, reason: str) -> Redemption:
+    if redemption.account_id:
+        # Points go back to the account that holds them now (the survivor's after a merge).
+        account = account_person_lock(LoyaltyAccount(pk=redemption.account_id), surviving=True)
+    else:
+        person_lock(Customer(pk=redemption.customer_id))
+        account = None
+    if redemption.coupon_code_id:
+        coupon_code_qs_select_for_update().filter(pk=redemption.coupon_code_id).first()
+    if redemption.offer_id:
+        offer_qs_select_for_update().filter(pk=redemption.offer_id).first()
+    redemption = Redemption.objects.select_related("offer").get(pk=redemption.pk)
+    if redemption.status == Redemption.Status.CANCELLED:
+        return redemption
+    note = (reason or "").strip()[:200]
+    if redemption.points and account is not None:
+        ledger_append(
+            account=account,
+            kind=LedgerEntry.Kind.RESTORE,
+            points=redemption.points,
+            idempotency_key=f"cancel:redemption:{redemption.pk}",
+            reason=f"Redemption {redemption.pk} cancelled" + (f": {note}" if note else ""),
+            store=redemption.store,
+            acting_user=user,
+            redemption=redemption,
+        )
+    credited = sum(
+        LedgerEntry.objects.filter(redemption=redemption, kind=LedgerEntry.Kind.EARN).values_list(
+            "points", flat=True
+        )
+    )
+    if credited and account is not None:
+        taken = min(credited, account.points_balance)
+        if taken > 0:
             ledger_append(
                 account=account,
-                kind=LedgerEntry.Kind.RESTORE,
-                points=redemption.points,
+                kind=LedgerEntry.Kind.REVERSE,
+                points=-taken,
                 idempotency_key=f"cancel:redemption:{redemption.pk}",
-                reason=f"Redemption {redemption.pk} cancelled" + (f": {note}" if note else ""),
+                reason=f"Redemption {redemption.pk} cancelled: bonus taken back",
                 store=redemption.store,
                 acting_user=user,
                 redemption=redemption,
             )
-        credited = sum(
-            LedgerEntry.objects.filter(redemption=redemption, kind=LedgerEntry.Kind.EARN).values_list(
-                "points", flat=True
-            )
+    if redemption.coupon_code_id:
+        CouponCode.objects.filter(pk=redemption.coupon_code_id, uses__gt=0).update(uses=F("uses") - 1)
+    if redemption.offer_id:
+        Offer.objects.filter(pk=redemption.offer_id, redemptions_count__gt=0).update(
+            redemptions_count=F("redemptions_count") - 1
         )
-        if credited and account is not None:
-            taken = min(credited, account.points_balance)
-            if taken > 0:
-                ledger_append(
-                    account=account,
-                    kind=LedgerEntry.Kind.REVERSE,
-                    points=-taken,
-                    idempotency_key=f"cancel:redemption:{redemption.pk}",
-                    reason=f"Redemption {redemption.pk} cancelled: bonus taken back",
-                    store=redemption.store,
-                    acting_user=user,
-                    redemption=redemption,
-                )
-        if redemption.coupon_code_id:
-            CouponCode.objects.filter(pk=redemption.coupon_code_id, uses__gt=0).update(uses=F("uses") - 1)
-        if redemption.offer_id:
-            Offer.objects.filter(pk=redemption.offer_id, redemptions_count__gt=0).update(
-                redemptions_count=F("redemptions_count") - 1
-            )
-        Redemption.objects.filter(pk=redemption.pk).update(
-            status=Redemption.Status.CANCELLED, cancelled_at=timezone.now(), cancelled_by=user
-        )
-        redemption.refresh_from_db()
-        return redemption
+    Redemption.objects.filter(pk=redemption.pk).update(
+        status=Redemption.Status.CANCELLED, cancelled_at=timezone.now(), cancelled_by=user
+    )
+    redemption.refresh_from_db()
+    return redemption
 
 
 def coupon_codes_generate(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import transaction
 from django.db.models import DecimalField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from loyalty.lock_objects import loyalty_account_lock
+from customers.transactions import atomic_retry
+from loyalty.lock_objects import account_person_lock
 from loyalty.models import LedgerEntry, LoyaltyAccount, Programme, Tier, TierChange
 
 
@@ -87,38 +87,42 @@ def tier_upgrade_if_qualified(*, account: LoyaltyAccount, now: datetime | None =
 
 def tier_review_account(*, account: LoyaltyAccount, now: datetime | None = None) -> TierChange | None:
     """Downgrade step for one account: start the grace period when it stops qualifying, downgrade
-    when the grace period is over, clear it when it qualifies again. Locks the account.
+    when the grace period is over, clear it when it qualifies again. Locks the person, then the
+    account; a lock conflict is retried.
     """
-    now = now or timezone.now()
-    with transaction.atomic():
-        locked = loyalty_account_lock(account)
-        if locked.tier_id is None:
+    return _tier_review_account_locked(account=account, now=now or timezone.now())
+
+
+@atomic_retry
+def _tier_review_account_locked(*, account: LoyaltyAccount, now: datetime) -> TierChange | None:
+    locked = account_person_lock(account)
+    if locked.tier_id is None:
+        return None
+    value = tier_qualifying_value(account=locked, now=now)
+    deserved = tier_for_value(programme=locked.programme, value=value)
+    deserved_rank = deserved.rank if deserved else -1
+    if deserved_rank >= locked.tier.rank:
+        if locked.tier_grace_until is not None:
+            LoyaltyAccount.objects.filter(pk=locked.pk).update(tier_grace_until=None)
+        return None
+    if locked.tier_grace_until is None:
+        grace = now + timedelta(days=locked.programme.downgrade_grace_days)
+        LoyaltyAccount.objects.filter(pk=locked.pk).update(tier_grace_until=grace)
+        if locked.programme.downgrade_grace_days:
             return None
-        value = tier_qualifying_value(account=locked, now=now)
-        deserved = tier_for_value(programme=locked.programme, value=value)
-        deserved_rank = deserved.rank if deserved else -1
-        if deserved_rank >= locked.tier.rank:
-            if locked.tier_grace_until is not None:
-                LoyaltyAccount.objects.filter(pk=locked.pk).update(tier_grace_until=None)
-            return None
-        if locked.tier_grace_until is None:
-            grace = now + timedelta(days=locked.programme.downgrade_grace_days)
-            LoyaltyAccount.objects.filter(pk=locked.pk).update(tier_grace_until=grace)
-            if locked.programme.downgrade_grace_days:
-                return None
-            locked.tier_grace_until = grace
-        if locked.tier_grace_until > now:
-            return None
-        change = TierChange.objects.create(
-            account=locked,
-            from_tier=locked.tier,
-            to_tier=deserved,
-            reason=TierChange.Reason.DOWNGRADE,
-            qualifying_value=value,
-            occurred_at=now,
-        )
-        LoyaltyAccount.objects.filter(pk=locked.pk).update(tier=deserved, tier_since=now, tier_grace_until=None)
-        return change
+        locked.tier_grace_until = grace
+    if locked.tier_grace_until > now:
+        return None
+    change = TierChange.objects.create(
+        account=locked,
+        from_tier=locked.tier,
+        to_tier=deserved,
+        reason=TierChange.Reason.DOWNGRADE,
+        qualifying_value=value,
+        occurred_at=now,
+    )
+    LoyaltyAccount.objects.filter(pk=locked.pk).update(tier=deserved, tier_since=now, tier_grace_until=None)
+    return change
 
 
 def tiers_review_due(*, now: datetime | None = None, after_id: int = 0, limit: int = 1000) -> tuple[int, int]:

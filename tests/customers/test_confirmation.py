@@ -109,8 +109,17 @@ def test_a_link_whose_grant_was_withdrawn_afterwards_fails(pending):
     assert not ConsentEvidence.objects.filter(action="confirm").exists()
 
 
-def test_a_superseded_link_fails_and_the_newest_works(pending, store, clerk, disclosures):
-    newer = checkout_grant(pending.customer, store, clerk, disclosures["email"]).confirmation
+def _new_address_grant(pending, store, clerk, disclosures):
+    from customers.models import Customer
+
+    Customer.objects.filter(pk=pending.customer_id).update(email="ana.new@example.com")
+    return checkout_grant(Customer.objects.get(pk=pending.customer_id), store, clerk, disclosures["email"])
+
+
+def test_a_link_superseded_by_a_grant_for_a_new_address_fails_and_the_newest_works(
+    pending, store, clerk, disclosures
+):
+    newer = _new_address_grant(pending, store, clerk, disclosures).confirmation
     with pytest.raises(InvalidToken):
         consent_confirm(token=confirmation_token_make(pending))
     consent_confirm(token=confirmation_token_make(newer))
@@ -269,7 +278,7 @@ def test_no_confirmation_mail_after_the_customer_withdrew(celery_eager, pending)
 
 
 def test_only_the_newest_of_two_pending_grants_is_mailed(celery_eager, pending, store, clerk, disclosures):
-    newer = checkout_grant(pending.customer, store, clerk, disclosures["email"]).confirmation
+    newer = _new_address_grant(pending, store, clerk, disclosures).confirmation
     assert consent_confirmation_send(confirmation_id=pending.pk) is False
     assert consent_confirmation_send(confirmation_id=newer.pk) is True
     assert len(mail.outbox) == 1
@@ -283,3 +292,50 @@ def test_no_confirmation_mail_for_a_profile_merged_away(pending):
     customer_merge(survivor=CustomerFactory(), other=pending.customer, user=MarketingUserFactory())
     assert consent_confirmation_send(confirmation_id=pending.pk) is False
     assert mail.outbox == []
+
+
+# --- the same address granted again while its confirmation is pending ------------------------------
+
+
+def _grant_again(customer, store, clerk, disclosures, callbacks):
+    with callbacks(execute=True):
+        return checkout_grant(customer, store, clerk, disclosures["email"])
+
+
+def test_the_same_address_granted_again_while_pending_keeps_the_first_link_and_sends_no_second_mail(
+    celery_eager, django_capture_on_commit_callbacks, pending, store, clerk, disclosures
+):
+    from customers.services import consent_state_rebuild
+
+    assert consent_confirmation_send(confirmation_id=pending.pk) is True
+    # The person types the same address at a second till.
+    again = _grant_again(pending.customer, store, clerk, disclosures, django_capture_on_commit_callbacks)
+
+    assert not ConsentConfirmation.objects.filter(grant=again).exists()
+    assert list(ConsentConfirmation.objects.filter(customer=pending.customer)) == [pending]
+    assert len(mail.outbox) == 1
+    assert ConsentEvidence.objects.filter(customer=pending.customer, action="grant").count() == 2
+    assert_still_pending(pending)
+    # The ledger says the same: still waiting for the first link.
+    assert consent_state_rebuild(customer=pending.customer)["email"].status == ConsentStatus.PENDING
+
+    consent_confirm(token=confirmation_token_make(pending))
+    assert customer_is_reachable(customer=pending.customer, channel="email")
+    assert consent_state_rebuild(customer=pending.customer)["email"].status == ConsentStatus.GRANTED
+
+
+def test_a_pending_confirmation_is_mailed_again_at_most_once_a_day(
+    celery_eager, django_capture_on_commit_callbacks, client, pending, store, clerk, disclosures
+):
+    assert consent_confirmation_send(confirmation_id=pending.pk) is True
+    _grant_again(pending.customer, store, clerk, disclosures, django_capture_on_commit_callbacks)
+    assert len(mail.outbox) == 1
+
+    with time_machine.travel(timezone.now() + timedelta(hours=25), tick=False):
+        _grant_again(pending.customer, store, clerk, disclosures, django_capture_on_commit_callbacks)
+        _grant_again(pending.customer, store, clerk, disclosures, django_capture_on_commit_callbacks)
+        assert len(mail.outbox) == 2  # the same confirmation once more, not one per grant
+        assert ConsentConfirmation.objects.filter(customer=pending.customer).count() == 1
+        link = next(line for line in mail.outbox[1].body.splitlines() if "/c/confirm/" in line).strip()
+        assert client.post(link.removeprefix(settings.PUBLIC_BASE_URL)).status_code == 200
+    assert customer_is_reachable(customer=pending.customer, channel="email")

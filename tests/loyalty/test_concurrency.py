@@ -1,42 +1,30 @@
-"""Real concurrent redemptions on PostgreSQL: threads with their own connections, released together."""
-
-import threading
+"""Real concurrent redemptions on PostgreSQL: processes with their own connections, released together."""
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
-from loyalty.exceptions import CouponError, InsufficientPoints
 from loyalty.models import CouponCode, LedgerEntry, Redemption
 from loyalty.selectors import ledger_balance
 from loyalty.services import account_enrol, coupon_redeem, points_adjust, points_redeem
+from tests.concurrency import race
 from tests.factories import CustomerFactory, StoreFactory
 from tests.factories.loyalty import CouponCodeFactory, OfferFactory, ProgrammeFactory
 
+REFUSALS = ("CouponError", "InsufficientPoints")
+
 
 def _race(count, attempt):
-    """Run ``attempt(i)`` in ``count`` threads at once; returns (successes, expected refusals, other errors)."""
-    barrier = threading.Barrier(count)
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def worker(i):
-        try:
-            barrier.wait()
-            outcome = attempt(i)
-        except (CouponError, InsufficientPoints):
-            outcome = "refused"
-        except Exception as exc:
-            outcome = f"error: {exc!r}"
-        finally:
-            connections.close_all()
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    """Run ``attempt(i)`` in ``count`` processes at once; returns each one's value, ``"refused"`` for an
+    expected refusal, or ``"error: ..."``."""
+    outcomes = race(*(lambda i=i: attempt(i) for i in range(count)))
+    results = []
+    for outcome in outcomes:
+        if outcome.ok:
+            results.append(outcome.value)
+        elif outcome.error.split(":")[0] in REFUSALS:
+            results.append("refused")
+        else:
+            results.append(f"error: {outcome.error}")
     return results
 
 
