@@ -16,6 +16,7 @@ from customers.normalization import normalize_email, normalize_phone
 from customers.selectors import TimelineEntry, customer_find_by_contact, customer_profile_ids
 from loyalty.cards import CARD_LENGTH, card_number_normalize
 from loyalty.exceptions import InvalidCardNumber, LoyaltyError
+from loyalty.lock_objects import account_surviving
 from loyalty.models import LedgerEntry, LoyaltyAccount, Offer, Programme, Redemption
 
 
@@ -70,8 +71,6 @@ def _surviving_account(account: LoyaltyAccount) -> LoyaltyAccount:
     """A card of a merged profile opens the account its points moved to."""
     if account.merged_into_id is None:
         return account
-    from loyalty.services.accounts import account_surviving
-
     survivor = account_surviving(account)
     return LoyaltyAccount.objects.select_related("customer", "tier", "programme").get(pk=survivor.pk)
 

@@ -249,9 +249,7 @@ def _confirmation_resend_if_due(confirmation: ConsentConfirmation) -> None:
         claimed_at__lte=due,
     ).update(status=ConsentConfirmation.Status.QUEUED, attempts=0, last_error="")
     if requeued:
-        from customers.tasks import consent_confirmation_send_task
-
-        transaction.on_commit(lambda: consent_confirmation_send_task.delay(confirmation.pk))
+        task_enqueue_on_commit("customers.consent_confirmation_send", confirmation.pk)
 
 
 def confirmation_token_make(confirmation: ConsentConfirmation) -> str:
