@@ -185,6 +185,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.customer_imports_sweep",
         "schedule": 60.0,
     },
+    "campaigns-dispatch-due": {
+        "task": "campaigns.campaigns_dispatch_due",
+        "schedule": 60.0,
+    },
+    "deliveries-sweep": {
+        "task": "campaigns.deliveries_sweep",
+        "schedule": 60.0,
+    },
+}
+# Sending has its own queue, so a large campaign never delays the minutely dispatch and sweep.
+CELERY_TASK_ROUTES = {
+    "campaigns.campaigns_dispatch_due": {"queue": "dispatch"},
+    "campaigns.deliveries_sweep": {"queue": "dispatch"},
+    "campaigns.delivery_chunk_send": {"queue": "sending"},
 }
 
 # --- Auth ------------------------------------------------------------------------------------
@@ -224,6 +238,11 @@ DEFAULT_FROM_EMAIL = TRANSACTIONAL_FROM_EMAIL
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
+# Campaign messages on a channel with no provider configured land in the outbox (shown in the admin).
+_PROVIDERS = {"email": "EMAIL_BACKEND" in os.environ, "sms": bool(TWILIO_ACCOUNT_SID), "push": False}
+DELIVERY_OUTBOX_CHANNELS = env_list("TANDEM_OUTBOX_CHANNELS") if "TANDEM_OUTBOX_CHANNELS" in os.environ else [
+    channel for channel, configured in _PROVIDERS.items() if not configured
+]
 
 # --- Product ---------------------------------------------------------------------------------
 TANDEM = {
