@@ -20,8 +20,11 @@ def campaigns_dispatch_due_task() -> None:
 )
 def delivery_chunk_send_task(cause_type: str, cause_id: int, first_id: int, last_id: int) -> None:
     """Send one chunk of deliveries; a second delivery of this task claims and sends nothing."""
+    from django.db import reset_queries
+
     from campaigns.delivery.sending import delivery_chunk_send
 
+    reset_queries()  # with DEBUG on (the demo), the worker would keep every chunk's SQL, outbox HTML included
     delivery_chunk_send(cause_type=cause_type, cause_id=cause_id, first_id=first_id, last_id=last_id)
 
 
