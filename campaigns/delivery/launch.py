@@ -138,7 +138,7 @@ def campaign_launch(*, campaign: Campaign, now: datetime | None = None) -> Launc
         from campaigns.delivery.sending import cause_finish_if_done
 
         cause_finish_if_done(cause_type=CAMPAIGN, cause_id=locked.pk)
-    campaign.status = Campaign.Status.SENDING if ranges else locked.status
+    campaign.status = Campaign.objects.values_list("status", flat=True).get(pk=locked.pk)
     return LaunchResult(created=created, ranges=ranges)
 
 

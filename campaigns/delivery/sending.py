@@ -312,6 +312,9 @@ def delivery_chunk_send(
             outcomes.append(Outcome(row.id, Status.SKIPPED, Reason.NO_VARIANT))
             continue
         to = _address(customer, row.channel, devices)
+        if to is None:  # e.g. the last device was deactivated between the check and now
+            outcomes.append(Outcome(row.id, Status.SKIPPED, Reason.MISSING_ADDRESS))
+            continue
         address = str(to) if row.channel != Channel.PUSH else f"device:{to.pk}"
         source = f"delivery:{row.id}"
         try:

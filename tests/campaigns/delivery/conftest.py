@@ -1,6 +1,8 @@
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import Campaign
@@ -8,6 +10,15 @@ from customers.models import ConsentState, Suppression
 from customers.normalization import address_hmac
 from tests.factories import CustomerFactory
 from tests.factories.campaigns import CampaignFactory, EmailVariantFactory, SegmentFactory, SmsVariantFactory
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def process_database_url() -> str:
+    """The test database's URL, for worker and other processes started by a test."""
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def granted(customer, *channels):

@@ -249,3 +249,23 @@ def test_email_through_the_real_email_channel_carries_the_delivery_id(audience, 
     row = Delivery.objects.get(customer_id=audience["both"].pk)
     assert by_id[str(row.pk)].to == [audience["both"].email]
     assert by_id[str(row.pk)].extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_push_goes_to_the_customer_s_active_device_as_a_card():
+    from push_notifications.models import GCMDevice
+
+    from campaigns.models import CustomerPushDevice
+    from tests.factories.campaigns import PushVariantFactory
+
+    customer = granted(CustomerFactory(first_name="Pia"), "push")
+    device = GCMDevice.objects.create(registration_id="token-1", cloud_message_type="FCM")
+    CustomerPushDevice.objects.create(customer=customer, device=device)
+    campaign = sending_campaign(channels="push")
+    PushVariantFactory(message=campaign.message)
+    ids = campaign_launch(campaign=campaign).ranges[0]
+
+    _send(campaign, ids)
+
+    card = OutboxMessage.objects.get(channel="push")
+    assert (card.to, card.title, card.url) == (f"device:{device.pk}", "Hi Pia", "https://shop.example.com/spring")
+    assert Delivery.objects.get(customer_id=customer.pk).status == S.SENT

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from campaigns.models import Campaign, Delivery, OutboxMessage
 from campaigns.tasks import campaigns_dispatch_due_task, deliveries_sweep_task, delivery_chunk_send_task
 from config.celery import app
-from tests.campaigns.delivery.conftest import granted, sending_campaign, suppress
+from tests.campaigns.delivery.conftest import ROOT, granted, process_database_url, sending_campaign, suppress
 from tests.factories import CustomerFactory
 
-ROOT = Path(__file__).resolve().parents[3]
 QUEUES = ("celery", "dispatch", "sending")
 
 
@@ -30,12 +28,6 @@ def _purge() -> None:
             channel.queue_purge(queue)
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def worker(transactional_db, tmp_path):
     """A worker process like the Procfile's, on the test database and the test broker."""
@@ -45,7 +37,8 @@ def worker(transactional_db, tmp_path):
         pytest.skip("needs Redis (set REDIS_URL or run scripts/test)")
     _purge()
     env = {key: value for key, value in os.environ.items() if key not in ("EMAIL_BACKEND", "TANDEM_OUTBOX_CHANNELS")}
-    env.update(DATABASE_URL=_database_url(), REDIS_URL=settings.REDIS_URL, TANDEM_TESTING="1", PYTHONUNBUFFERED="1")
+    env.update(DATABASE_URL=process_database_url(), REDIS_URL=settings.REDIS_URL, TANDEM_TESTING="1")
+    env["PYTHONUNBUFFERED"] = "1"
     log = tmp_path / "worker.log"
     name = f"engine-test-{uuid.uuid4().hex[:8]}@%h"
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "2"]
