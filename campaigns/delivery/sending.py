@@ -295,6 +295,7 @@ def delivery_chunk_send(
     compiled: dict[int, object] = {}
     outcomes: list[Outcome] = []
     outbox: list[OutboxMessage] = []
+    opted_out: list[tuple[Customer, Claimed, str]] = []
     checks = {channel: list(enumerate(checks_for(channel, cause))) for channel in channels}
 
     for row in claimed:
@@ -343,6 +344,8 @@ def delivery_chunk_send(
             outcomes.append(_retry_or_fail(row, str(exc), now, address))
         except PermanentChannelError as exc:
             outcomes.append(Outcome(row.id, Status.FAILED, Reason.PROVIDER_REFUSED, str(exc), address))
+            if exc.opted_out:
+                opted_out.append((customer, row, address))
         except RenderError as exc:
             outcomes.append(Outcome(row.id, Status.FAILED, Reason.RENDER_FAILED, str(exc), address))
         except Exception as exc:  # the provider may or may not have it: never resend (marketing policy)
@@ -352,6 +355,8 @@ def delivery_chunk_send(
             outcomes.append(Outcome(row.id, Status.SENT, address=address, provider_message_id=result.provider_id))
 
     deliveries_record(outcomes=outcomes, now=timezone.now(), outbox=outbox)
+    for customer, row, address in opted_out:
+        _carrier_opt_out(customer=customer, row=row, address=address)
     cause_finish_if_done(cause_type=cause_type, cause_id=cause_id)
     return ChunkResult(claimed=len(claimed), statuses=dict(Counter(item.status for item in outcomes)))
 
@@ -367,6 +372,30 @@ def _skip_reason(row: Claimed, customer: Customer | None, checks) -> tuple[str, 
         if getattr(customer, f"check_{row.channel}_{index}") is not False:
             return check.reason, check.effect
     return None
+
+
+def _carrier_opt_out(*, customer: Customer, row: Claimed, address: str) -> None:
+    """The carrier says the recipient opted out (Twilio 21610): withdraw consent and suppress the number.
+
+    Goes through the customers services, each change in its own short transaction, after the chunk's
+    outcomes are recorded; the ledger entry names the delivery that found out.
+    """
+    from customers.models import ConsentMethod, Suppression
+    from customers.services import consent_withdraw
+    from customers.services.consent import Evidence, suppression_add
+
+    with transaction.atomic():
+        consent_withdraw(
+            customer=customer,
+            channel=row.channel,
+            evidence=Evidence(
+                method=ConsentMethod.SMS_KEYWORD,
+                source_reference=f"delivery:{row.id}",
+                note="Opted out at the carrier (reported when sending).",
+            ),
+        )
+        if row.channel in (Channel.EMAIL, Channel.SMS):
+            suppression_add(channel=row.channel, address=address, reason=Suppression.Reason.CARRIER_OPT_OUT)
 
 
 def _links_maker():

@@ -169,13 +169,15 @@ class _Backend:
         self.behaviour = behaviour
 
     def build_payload(self, *, rendered, to, metadata, links):
-        return {"to": to, "subject": rendered.subject, "metadata": metadata}
+        return {"to": to, "subject": getattr(rendered, "subject", ""), "metadata": metadata}
 
     def send(self, payload):
         if self.behaviour == "transient":
             raise TransientChannelError("503 from the provider")
         if self.behaviour == "permanent":
             raise PermanentChannelError("mailbox does not exist")
+        if self.behaviour == "opted_out":
+            raise PermanentChannelError("Attempt to send to unsubscribed recipient", opted_out=True)
         self.sent.append(payload)
         return SendResult(provider_id=f"prov-{payload['metadata']['delivery_id']}")
 
@@ -185,9 +187,9 @@ def provider(settings, monkeypatch):
     settings.DELIVERY_OUTBOX_CHANNELS = []
     registry.channel_get("sms")  # register the defaults first
 
-    def use(behaviour):
+    def use(behaviour, channel="email"):
         _Backend.sent = []
-        monkeypatch.setitem(registry._factories, "email", lambda: _Backend(behaviour))
+        monkeypatch.setitem(registry._factories, channel, lambda: _Backend(behaviour))
 
     return use
 
@@ -269,3 +271,22 @@ def test_push_goes_to_the_customer_s_active_device_as_a_card():
     card = OutboxMessage.objects.get(channel="push")
     assert (card.to, card.title, card.url) == (f"device:{device.pk}", "Hi Pia", "https://shop.example.com/spring")
     assert Delivery.objects.get(customer_id=customer.pk).status == S.SENT
+
+
+def test_a_carrier_opt_out_withdraws_sms_consent_and_suppresses_the_number(audience, provider):
+    from customers.models import ConsentEvidence, ConsentState, Suppression
+    from customers.normalization import address_hmac
+
+    provider("opted_out", channel="sms")
+    campaign, ids = _launched(channels="sms")
+    both = audience["both"]
+
+    _send(campaign, ids)
+
+    row = Delivery.objects.get(customer_id=both.pk, channel="sms")
+    assert (row.status, row.reason) == (S.FAILED, "provider_refused")
+    assert ConsentState.objects.get(customer=both, channel="sms").status == "withdrawn"
+    entry = ConsentEvidence.objects.get(customer=both, channel="sms", action="withdraw")
+    assert entry.source_reference == f"delivery:{row.pk}"
+    suppression = Suppression.objects.get(channel="sms", address_hmac=address_hmac("sms", both.phone))
+    assert suppression.reason == "carrier_opt_out"
