@@ -16,3 +16,5 @@ class CampaignsConfig(AppConfig):
         from loyalty.hooks import segment_resolver_register
 
         segment_resolver_register(customer_in_segment_named)
+
+        from campaigns.delivery import admin as delivery_admin  # noqa: F401 (registers its admin pages)

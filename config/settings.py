@@ -191,6 +191,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.customer_imports_sweep",
         "schedule": 60.0,
     },
+    "campaigns-dispatch-due": {
+        "task": "campaigns.campaigns_dispatch_due",
+        "schedule": 60.0,
+    },
+    "deliveries-sweep": {
+        "task": "campaigns.deliveries_sweep",
+        "schedule": 60.0,
+    },
+}
+# Sending has its own queue, so a large campaign never delays the minutely dispatch and sweep.
+CELERY_TASK_ROUTES = {
+    "campaigns.campaigns_dispatch_due": {"queue": "dispatch"},
+    "campaigns.deliveries_sweep": {"queue": "dispatch"},
+    "campaigns.delivery_chunk_send": {"queue": "sending"},
 }
 
 # --- Auth ------------------------------------------------------------------------------------
@@ -250,6 +264,16 @@ PUSH_NOTIFICATIONS_SETTINGS = {
     "WP_PRIVATE_KEY": os.environ.get("WEBPUSH_VAPID_PRIVATE_KEY") or None,
     "WP_CLAIMS": {"sub": os.environ.get("WEBPUSH_VAPID_SUBJECT", "mailto:no-reply@tandem.example")},
 }
+
+# Campaign messages on a channel with no provider configured land in the outbox (shown in the admin).
+_PROVIDERS = {
+    "email": "EMAIL_BACKEND" in os.environ,
+    "sms": bool(TWILIO_ACCOUNT_SID),
+    "push": bool(FCM_CREDENTIALS_FILE or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")),
+}
+DELIVERY_OUTBOX_CHANNELS = env_list("TANDEM_OUTBOX_CHANNELS") if "TANDEM_OUTBOX_CHANNELS" in os.environ else [
+    channel for channel, configured in _PROVIDERS.items() if not configured
+]
 
 # --- Product ---------------------------------------------------------------------------------
 TANDEM = {

@@ -1,5 +1,6 @@
 from campaigns.models.audit import AuditEvent
 from campaigns.models.campaigns import Campaign
+from campaigns.models.deliveries import Delivery, OutboxMessage
 from campaigns.models.devices import CustomerPushDevice
 from campaigns.models.messages import Message, Variant
 from campaigns.models.segments import Segment, SegmentMember
@@ -9,7 +10,9 @@ __all__ = [
     "AuditEvent",
     "Campaign",
     "CustomerPushDevice",
+    "Delivery",
     "Message",
+    "OutboxMessage",
     "Segment",
     "SegmentMember",
     "StaffTestRecipient",

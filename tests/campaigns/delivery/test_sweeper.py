@@ -1,0 +1,109 @@
+"""The sweeper re-drives lost work, resolves lost workers' rows and finishes campaigns."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from campaigns.delivery.launch import campaign_launch
+from campaigns.delivery.sending import deliveries_claim, delivery_chunk_send
+from campaigns.delivery.sweeper import deliveries_sweep
+from campaigns.models import Campaign, Delivery, OutboxMessage
+from campaigns.services.campaigns import campaign_transition
+from tests.campaigns.delivery.conftest import sending_campaign
+
+pytestmark = pytest.mark.django_db
+S = Delivery.Status
+
+
+def _launch_without_publishing(django_capture_on_commit_callbacks, **kwargs):
+    """Launch and commit, but the process dies before the chunk tasks are published."""
+    campaign = sending_campaign(**kwargs)
+    with django_capture_on_commit_callbacks(execute=False):
+        result = campaign_launch(campaign=campaign)
+    return campaign, (result.ranges[0][0], result.ranges[-1][1])
+
+
+def test_rows_whose_task_was_lost_are_republished_once_their_publish_lease_ends(
+    audience, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    campaign, _ = _launch_without_publishing(django_capture_on_commit_callbacks)
+    published = []
+    monkeypatch.setattr(
+        "campaigns.delivery.launch._publish", lambda cause_type, cause_id, ranges: published.extend(ranges)
+    )
+    settings.DELIVERY_REDRIVE_AFTER_SECONDS = 60
+    redrive_after = timedelta(seconds=60)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        early = deliveries_sweep(now=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        late = deliveries_sweep(now=timezone.now() + redrive_after + timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        again = deliveries_sweep(now=timezone.now() + redrive_after + timedelta(seconds=2))
+
+    assert early.redriven == 0
+    assert late.redriven == 3
+    assert again.redriven == 0  # the re-drive moved the publish lease forward
+    ids = sorted(Delivery.objects.filter(cause_id=campaign.pk).values_list("id", flat=True))
+    assert published == [(ids[0], ids[-1])]
+
+
+def test_a_republished_chunk_sends_what_the_lost_task_would_have(audience, django_capture_on_commit_callbacks):
+    campaign, ids = _launch_without_publishing(django_capture_on_commit_callbacks)
+    later = timezone.now() + timedelta(minutes=2)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        deliveries_sweep(now=later)
+    assert len(callbacks) == 1
+    delivery_chunk_send(cause_type="campaign", cause_id=campaign.pk, first_id=ids[0], last_id=ids[1], now=later)
+
+    assert OutboxMessage.objects.count() == 3
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
+
+
+def test_rows_stuck_in_sending_past_their_lease_become_unknown_and_are_not_resent(
+    audience, django_capture_on_commit_callbacks
+):
+    campaign, ids = _launch_without_publishing(django_capture_on_commit_callbacks)
+    now = timezone.now()
+    claimed = deliveries_claim(cause_type="campaign", cause_id=campaign.pk, first_id=ids[0], last_id=ids[1], now=now)
+    # ... and the worker dies here, perhaps after the provider accepted the messages.
+
+    before_lease = deliveries_sweep(now=now + timedelta(minutes=1))
+    after_lease = deliveries_sweep(now=now + timedelta(hours=1))
+
+    assert len(claimed) == 3
+    assert before_lease.lease_expired == 0
+    assert after_lease.lease_expired == 3
+    assert set(Delivery.objects.values_list("status", "reason")) == {(S.UNKNOWN, "lease_expired")}
+    resend = delivery_chunk_send(cause_type="campaign", cause_id=campaign.pk, first_id=ids[0], last_id=ids[1])
+    assert resend.claimed == 0
+    assert not OutboxMessage.objects.exists()
+    assert after_lease.finished == [campaign.pk]
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
+
+
+def test_queued_rows_of_a_cancelled_campaign_are_cancelled(audience, django_capture_on_commit_callbacks):
+    campaign, _ = _launch_without_publishing(django_capture_on_commit_callbacks)
+    campaign_transition(campaign=campaign, to=Campaign.Status.CANCELLED, actor=None)
+
+    result = deliveries_sweep(now=timezone.now() + timedelta(hours=1))
+
+    assert result.cancelled == 3
+    assert result.redriven == 0
+    assert set(Delivery.objects.values_list("status", "reason")) == {(S.CANCELLED, "cancelled")}
+
+
+def test_a_paused_campaign_is_not_redriven_until_resumed(audience, django_capture_on_commit_callbacks):
+    campaign, _ = _launch_without_publishing(django_capture_on_commit_callbacks)
+    campaign_transition(campaign=campaign, to=Campaign.Status.PAUSED, actor=None)
+    later = timezone.now() + timedelta(hours=1)
+
+    paused = deliveries_sweep(now=later)
+    campaign_transition(campaign=campaign, to=Campaign.Status.SENDING, actor=None)
+    resumed = deliveries_sweep(now=later)
+
+    assert paused.redriven == 0
+    assert resumed.redriven == 3
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENDING
