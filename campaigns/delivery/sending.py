@@ -204,23 +204,44 @@ def _loyalty_values(customer_ids: set[int], programme_id: int | None) -> dict[in
     return values
 
 
-def _push_devices(customer_ids: set[int]) -> dict[int, object]:
+def _push_devices(customer_ids: set[int]) -> dict[int, list]:
+    """Every active device per customer, oldest first (the push channel sends to each); one query."""
     if not customer_ids:
         return {}
     links = (
         CustomerPushDevice.objects.filter(customer_id__in=customer_ids, device__active=True)
         .select_related("device")
-        .order_by("-pk")
+        .order_by("pk")
     )
-    return {link.customer_id: link.device for link in links}  # the newest device wins
+    devices: dict[int, list] = {}
+    for link in links:
+        devices.setdefault(link.customer_id, []).append(link.device)
+    return devices
 
 
-def _address(customer: Customer, channel: str, devices: dict[int, object]):
+def _address(customer: Customer, channel: str, devices: dict[int, list]):
     if channel == Channel.EMAIL:
         return customer.email or None
     if channel == Channel.SMS:
         return customer.phone or None
-    return devices.get(customer.pk)
+    return devices.get(customer.pk) or None
+
+
+def _address_text(channel: str, to) -> str:
+    if channel == Channel.PUSH:
+        return "devices:" + ",".join(str(device.pk) for device in to)
+    return str(to)
+
+
+def deliveries_mark_handed(*, ids: list[int], now: datetime) -> None:
+    """Record, in one statement, that these claimed rows are about to reach their provider.
+
+    The sweeper sends a row lost in ``sending`` again only when this mark is absent, so a worker killed
+    after its claim but before the provider call loses nothing, and one killed after the call sends
+    nothing twice.
+    """
+    if ids:
+        Delivery.objects.filter(pk__in=ids, status=Status.SENDING).update(handed_at=now)
 
 
 def _retry_or_fail(row: Claimed, error: str, now: datetime, address: str) -> Outcome:
@@ -296,6 +317,7 @@ def delivery_chunk_send(
     outcomes: list[Outcome] = []
     outbox: list[OutboxMessage] = []
     opted_out: list[tuple[Customer, Claimed, str]] = []
+    pending: dict[str, list[tuple[Claimed, Customer, str, object]]] = {}
     checks = {channel: list(enumerate(checks_for(channel, cause))) for channel in channels}
 
     for row in claimed:
@@ -316,7 +338,7 @@ def delivery_chunk_send(
         if to is None:  # e.g. the last device was deactivated between the check and now
             outcomes.append(Outcome(row.id, Status.SKIPPED, Reason.MISSING_ADDRESS))
             continue
-        address = str(to) if row.channel != Channel.PUSH else f"device:{to.pk}"
+        address = _address_text(row.channel, to)
         source = f"delivery:{row.id}"
         try:
             if variant.pk not in compiled:
@@ -335,30 +357,45 @@ def delivery_chunk_send(
             continue
         if row.channel not in backends:
             backends[row.channel] = channel_get(row.channel)
-        backend = backends[row.channel]
+        metadata = {"delivery_id": row.id, "cause": f"{cause_type}:{cause_id}"}
+        if cause_type == Delivery.Cause.CAMPAIGN:
+            metadata["campaign_id"] = cause_id  # the ESP tags the mail with its campaign
         try:
-            metadata = {"delivery_id": row.id, "cause": f"{cause_type}:{cause_id}"}
-            payload = backend.build_payload(rendered=rendered, to=to, metadata=metadata, links=links)
-            result = backend.send(payload)
-        except TransientChannelError as exc:
-            outcomes.append(_retry_or_fail(row, str(exc), now, address))
-        except PermanentChannelError as exc:
+            payload = backends[row.channel].build_payload(rendered=rendered, to=to, metadata=metadata, links=links)
+        except (PermanentChannelError, RenderError) as exc:
             outcomes.append(Outcome(row.id, Status.FAILED, Reason.PROVIDER_REFUSED, str(exc), address))
-            if exc.opted_out:
-                opted_out.append((customer, row, address))
-        except RenderError as exc:
-            outcomes.append(Outcome(row.id, Status.FAILED, Reason.RENDER_FAILED, str(exc), address))
-        except Exception as exc:  # the provider may or may not have it: never resend (marketing policy)
-            logger.exception("delivery %s: unexpected error from the %s backend", row.id, row.channel)
-            outcomes.append(Outcome(row.id, Status.UNKNOWN, "", f"{type(exc).__name__}: {exc}", address))
-        else:
-            outcomes.append(Outcome(row.id, Status.SENT, address=address, provider_message_id=result.provider_id))
+            continue
+        pending.setdefault(row.channel, []).append((row, customer, address, payload))
+
+    deliveries_mark_handed(ids=[row.id for items in pending.values() for row, *_ in items], now=now)
+    for channel, items in pending.items():
+        results = _send_many(backends[channel], [payload for *_, payload in items], channel)
+        for (row, customer, address, _payload), result in zip(items, results, strict=True):
+            if isinstance(result, TransientChannelError):
+                outcomes.append(_retry_or_fail(row, str(result), now, address))
+            elif isinstance(result, PermanentChannelError):
+                outcomes.append(Outcome(row.id, Status.FAILED, Reason.PROVIDER_REFUSED, str(result), address))
+                if result.opted_out:
+                    opted_out.append((customer, row, address))
+            elif isinstance(result, Exception):  # the provider may or may not have it: never resend
+                outcomes.append(Outcome(row.id, Status.UNKNOWN, "", f"{type(result).__name__}: {result}", address))
+            else:
+                outcomes.append(Outcome(row.id, Status.SENT, address=address, provider_message_id=result.provider_id))
 
     deliveries_record(outcomes=outcomes, now=timezone.now(), outbox=outbox)
     for customer, row, address in opted_out:
         _carrier_opt_out(customer=customer, row=row, address=address)
     cause_finish_if_done(cause_type=cause_type, cause_id=cause_id)
     return ChunkResult(claimed=len(claimed), statuses=dict(Counter(item.status for item in outcomes)))
+
+
+def _send_many(backend, payloads: list, channel: str) -> list:
+    """Each payload's result or error; an unexpected failure of the whole batch marks each unknown."""
+    try:
+        return backend.send_many(payloads)
+    except Exception as exc:  # a bug or an outage mid-batch: some may have left, so none is resent
+        logger.exception("a %s batch failed unexpectedly", channel)
+        return [exc] * len(payloads)
 
 
 def _skip_reason(row: Claimed, customer: Customer | None, checks) -> tuple[str, str] | None:

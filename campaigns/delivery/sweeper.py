@@ -1,7 +1,8 @@
 """The sweeper: the database, not the broker, decides what still has to happen.
 
-Every minute it (1) resolves rows stuck in ``sending`` past their lease as ``unknown`` (the worker
-was lost, perhaps after the provider accepted: marketing policy is never to resend), (2) cancels the
+Every minute it (1) resolves rows stuck in ``sending`` past their lease: a row never handed to its
+provider (the worker was lost between claim and call) is queued again; a row that was handed over
+becomes ``unknown`` (the provider may have accepted it: marketing policy is never to resend), (2) cancels the
 queued rows of cancelled campaigns, (3) re-publishes chunk tasks for due queued rows whose task was
 lost (a restart, a flushed broker, a crash between commit and publish), and (4) marks campaigns sent
 once nothing of theirs is pending.
@@ -27,6 +28,7 @@ Status = Delivery.Status
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
     lease_expired: int
+    requeued: int
     cancelled: int
     redriven: int
     chunks: int
@@ -60,9 +62,17 @@ def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
     adapt = connection.ops.adapt_datetimefield_value
     table = _table()
     with connection.cursor() as cursor:
+        # Lost before its provider call: queue it again (the re-drive below publishes it this sweep).
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, lease_until = NULL, updated_at = %s "  # noqa: S608
+            "WHERE status = %s AND lease_until < %s AND handed_at IS NULL",
+            [Status.QUEUED, adapt(now), Status.SENDING, adapt(now)],
+        )
+        requeued = cursor.rowcount
+        # Lost after it: the provider may have it, so it is never sent again (marketing policy).
         cursor.execute(
             f"UPDATE {table} SET status = %s, reason = %s, lease_until = NULL, updated_at = %s "  # noqa: S608
-            "WHERE status = %s AND lease_until < %s",
+            "WHERE status = %s AND lease_until < %s AND handed_at IS NOT NULL",
             [Status.UNKNOWN, Delivery.Reason.LEASE_EXPIRED, adapt(now), Status.SENDING, adapt(now)],
         )
         lease_expired = cursor.rowcount
@@ -110,5 +120,7 @@ def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
         if cause_finish_if_done(cause_type=Delivery.Cause.CAMPAIGN, cause_id=campaign_id)
     ]
     return SweepResult(
-        lease_expired=lease_expired, cancelled=cancelled, redriven=len(due), chunks=chunks, finished=finished
+        lease_expired=lease_expired,
+        requeued=requeued,
+        cancelled=cancelled, redriven=len(due), chunks=chunks, finished=finished
     )

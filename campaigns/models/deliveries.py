@@ -83,6 +83,9 @@ class Delivery(models.Model):
     # Queued: a task for this row was published and may still run until then (the sweeper waits).
     # Sending: the claim holds the row until then; past it the worker is presumed lost.
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Set in one statement just before the provider is called: a row lost in ``sending`` without it
+    # never reached a provider and is safe to send again; with it, it may have and is never resent.
+    handed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)

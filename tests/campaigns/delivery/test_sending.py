@@ -164,6 +164,7 @@ class _Backend:
 
     channel = "email"
     sent: list = []
+    batches: list = []
 
     def __init__(self, behaviour):
         self.behaviour = behaviour
@@ -181,6 +182,18 @@ class _Backend:
         self.sent.append(payload)
         return SendResult(provider_id=f"prov-{payload['metadata']['delivery_id']}")
 
+    def send_many(self, payloads):
+        self.batches.append(len(payloads))
+        # Every row of the batch was marked as handed over before the provider saw any of it.
+        assert not Delivery.objects.filter(pk__in=[p["metadata"]["delivery_id"] for p in payloads], handed_at=None)
+        results = []
+        for payload in payloads:
+            try:
+                results.append(self.send(payload))
+            except (TransientChannelError, PermanentChannelError) as exc:
+                results.append(exc)
+        return results
+
 
 @pytest.fixture
 def provider(settings, monkeypatch):
@@ -189,6 +202,7 @@ def provider(settings, monkeypatch):
 
     def use(behaviour, channel="email"):
         _Backend.sent = []
+        _Backend.batches = []
         monkeypatch.setitem(registry._factories, channel, lambda: _Backend(behaviour))
 
     return use
@@ -205,6 +219,8 @@ def test_a_provider_send_records_its_message_id(audience, provider):
     assert {payload["metadata"]["delivery_id"] for payload in _Backend.sent} == set(
         Delivery.objects.values_list("id", flat=True)
     )
+    assert {payload["metadata"]["campaign_id"] for payload in _Backend.sent} == {campaign.pk}
+    assert _Backend.batches == [len(_Backend.sent)]  # the chunk reached the provider in one batch
     assert not OutboxMessage.objects.exists()
 
 
@@ -253,15 +269,18 @@ def test_email_through_the_real_email_channel_carries_the_delivery_id(audience, 
     assert by_id[str(row.pk)].extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
-def test_push_goes_to_the_customer_s_active_device_as_a_card():
+def test_push_goes_to_every_active_device_of_the_customer_as_a_card():
     from push_notifications.models import GCMDevice
 
     from campaigns.models import CustomerPushDevice
     from tests.factories.campaigns import PushVariantFactory
 
     customer = granted(CustomerFactory(first_name="Pia"), "push")
-    device = GCMDevice.objects.create(registration_id="token-1", cloud_message_type="FCM")
-    CustomerPushDevice.objects.create(customer=customer, device=device)
+    phone = GCMDevice.objects.create(registration_id="token-1", cloud_message_type="FCM")
+    tablet = GCMDevice.objects.create(registration_id="token-2", cloud_message_type="FCM")
+    retired = GCMDevice.objects.create(registration_id="token-3", cloud_message_type="FCM", active=False)
+    for device in (phone, tablet, retired):
+        CustomerPushDevice.objects.create(customer=customer, device=device)
     campaign = sending_campaign(channels="push")
     PushVariantFactory(message=campaign.message)
     ids = campaign_launch(campaign=campaign).ranges[0]
@@ -269,7 +288,8 @@ def test_push_goes_to_the_customer_s_active_device_as_a_card():
     _send(campaign, ids)
 
     card = OutboxMessage.objects.get(channel="push")
-    assert (card.to, card.title, card.url) == (f"device:{device.pk}", "Hi Pia", "https://shop.example.com/spring")
+    expected = f"devices:{phone.pk},{tablet.pk}"
+    assert (card.to, card.title, card.url) == (expected, "Hi Pia", "https://shop.example.com/spring")
     assert Delivery.objects.get(customer_id=customer.pk).status == S.SENT
 
 

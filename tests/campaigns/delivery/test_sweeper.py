@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from campaigns.delivery.launch import campaign_launch
-from campaigns.delivery.sending import deliveries_claim, delivery_chunk_send
+from campaigns.delivery.sending import deliveries_claim, deliveries_mark_handed, delivery_chunk_send
 from campaigns.delivery.sweeper import deliveries_sweep
 from campaigns.models import Campaign, Delivery, OutboxMessage
 from campaigns.services.campaigns import campaign_transition
@@ -62,12 +62,13 @@ def test_a_republished_chunk_sends_what_the_lost_task_would_have(audience, djang
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
 
 
-def test_rows_stuck_in_sending_past_their_lease_become_unknown_and_are_not_resent(
+def test_rows_stuck_in_sending_after_the_provider_call_become_unknown_and_are_not_resent(
     audience, django_capture_on_commit_callbacks
 ):
     campaign, ids = _launch_without_publishing(django_capture_on_commit_callbacks)
     now = timezone.now()
     claimed = deliveries_claim(cause_type="campaign", cause_id=campaign.pk, first_id=ids[0], last_id=ids[1], now=now)
+    deliveries_mark_handed(ids=[row.id for row in claimed], now=now)
     # ... and the worker dies here, perhaps after the provider accepted the messages.
 
     before_lease = deliveries_sweep(now=now + timedelta(minutes=1))
@@ -75,12 +76,36 @@ def test_rows_stuck_in_sending_past_their_lease_become_unknown_and_are_not_resen
 
     assert len(claimed) == 3
     assert before_lease.lease_expired == 0
-    assert after_lease.lease_expired == 3
+    assert (after_lease.lease_expired, after_lease.requeued) == (3, 0)
     assert set(Delivery.objects.values_list("status", "reason")) == {(S.UNKNOWN, "lease_expired")}
     resend = delivery_chunk_send(cause_type="campaign", cause_id=campaign.pk, first_id=ids[0], last_id=ids[1])
     assert resend.claimed == 0
     assert not OutboxMessage.objects.exists()
     assert after_lease.finished == [campaign.pk]
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
+
+
+def test_rows_lost_between_claim_and_provider_call_are_sent_once_after_the_lease(
+    audience, django_capture_on_commit_callbacks
+):
+    campaign, ids = _launch_without_publishing(django_capture_on_commit_callbacks)
+    now = timezone.now()
+    claimed = deliveries_claim(cause_type="campaign", cause_id=campaign.pk, first_id=ids[0], last_id=ids[1], now=now)
+    # ... the worker dies before it handed anything to a provider.
+    later = now + timedelta(hours=1)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        swept = deliveries_sweep(now=later)
+    chunk = {"cause_type": "campaign", "cause_id": campaign.pk, "first_id": ids[0], "last_id": ids[1], "now": later}
+    first = delivery_chunk_send(**chunk)
+    second = delivery_chunk_send(**chunk)
+
+    assert len(claimed) == 3
+    assert (swept.requeued, swept.lease_expired, swept.redriven) == (3, 0, 3)
+    assert len(callbacks) == 1  # the re-drive publishes the chunk again
+    assert (first.claimed, second.claimed) == (3, 0)
+    assert OutboxMessage.objects.count() == 3
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(S.SENT, 2)}
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
 
 
