@@ -2,6 +2,7 @@ from campaigns.models.audit import AuditEvent
 from campaigns.models.campaigns import Campaign
 from campaigns.models.devices import CustomerPushDevice
 from campaigns.models.messages import Message, Variant
+from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.segments import Segment, SegmentMember
 from campaigns.models.test_recipients import StaffTestRecipient
 
@@ -10,6 +11,7 @@ __all__ = [
     "Campaign",
     "CustomerPushDevice",
     "Message",
+    "QuietHoursRule",
     "Segment",
     "SegmentMember",
     "StaffTestRecipient",
