@@ -34,6 +34,13 @@ When none of the next ``SEARCH_DAYS`` has one, the delivery goes at the earliest
 two days, that is allowed in the largest number of candidate zones: never dropped, and early in as few
 zones as the data allow.
 
+In the chunk (rows claimed, customers loaded)::
+
+    recipients = recipient_zones(customers.values())
+    items = [(row.id, row.customer_id, row.channel) for row in claimed]
+    deferred = quiet_hours_check(items=items, zones=recipients, now=now, category=cause.category)
+    # deferred[row.id] is None: go on; else requeue the row with not_before=deferred[row.id]
+
 Windows are ``[start, end)`` in local time, start before end on the same day. A spring-forward gap that
 swallows the start of a window opens it at the first minute after the gap; a fall-back hour repeats, and
 a wall time in it is allowed in both of its occurrences.
@@ -164,7 +171,7 @@ class _PhonePlace:
 
 @functools.lru_cache(maxsize=4096)
 def _phone_place(e164: str) -> _PhonePlace | None:
-    """Zones, country and region a phone number points at (cached: numbers share their area's answer)."""
+    """Zones, country and region a phone number points at (cached per number: parsing costs more than a lookup)."""
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
@@ -232,7 +239,9 @@ def recipient_zones(customers: Iterable, *, store_zones: Iterable[str] | None = 
         areas = {a for a in areas if a[1] or not any(b[0] == a[0] and b[1] for b in areas)} or {("", "")}
 
         own = customer.time_zone if _is_zone(customer.time_zone) else ""
-        if customer.time_zone_source in (source.EXPLICIT, source.STORE) and own:
+        if customer.time_zone_source == source.STORE and store is not None and _is_zone(store.time_zone):
+            zones, known = (store.time_zone,), True  # the store's zone as it is now, even mid-propagation
+        elif customer.time_zone_source in (source.EXPLICIT, source.STORE) and own:
             zones, known = (own,), True
         elif customer.time_zone_source == source.PHONE and phone is not None and phone.zones:
             zones, known = phone.zones, len(phone.zones) == 1

@@ -353,3 +353,11 @@ def test_a_deferral_is_the_earliest_allowed_minute_never_before_now(now, zones, 
         assert not allowed(now, zones, window)
         before = found - dt.timedelta(minutes=1)
         assert before < now or not allowed(before, zones, window)
+
+
+@pytest.mark.django_db
+def test_a_store_sourced_zone_follows_the_store_as_it_is_now():
+    # given a customer whose zone came from a store that has since moved to Chicago time
+    store = StoreFactory(time_zone="America/Chicago")
+    customer = CustomerFactory(home_store=store, time_zone=NY, time_zone_source=Customer.TimeZoneSource.STORE)
+    assert recipient_zones([customer])[customer.pk].zones == ("America/Chicago",)
