@@ -361,3 +361,38 @@ def test_a_store_sourced_zone_follows_the_store_as_it_is_now():
     store = StoreFactory(time_zone="America/Chicago")
     customer = CustomerFactory(home_store=store, time_zone=NY, time_zone_source=Customer.TimeZoneSource.STORE)
     assert recipient_zones([customer])[customer.pk].zones == ("America/Chicago",)
+
+
+# --- admin ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def marketer(client):
+    from tests.factories import MarketingUserFactory
+
+    user = MarketingUserFactory()
+    client.force_login(user)
+    return user
+
+
+@pytest.mark.django_db
+def test_the_rules_are_listed_and_a_window_ending_before_it_starts_is_refused(client, marketer):
+    from django.urls import reverse
+
+    listing = client.get(reverse("admin:campaigns_quiethoursrule_changelist"))
+    assert listing.status_code == 200
+    assert "US-FL: 08:00 to 20:00" in listing.content.decode()
+    before = QuietHoursRule.objects.count()
+    response = client.post(
+        reverse("admin:campaigns_quiethoursrule_add"),
+        {"channel": "push", "country": "us", "region": "", "category": "", "start": "21:00", "end": "08:00"},
+    )
+    assert response.status_code == 200
+    assert "must end after it starts" in response.content.decode()
+    assert QuietHoursRule.objects.count() == before
+    saved = client.post(
+        reverse("admin:campaigns_quiethoursrule_add"),
+        {"channel": "push", "country": "us", "region": "ny", "category": "", "start": "09:00", "end": "20:00"},
+    )
+    assert saved.status_code == 302
+    assert QuietHoursRule.objects.filter(channel="push", country="US", region="NY").exists()
