@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 
 from campaigns.audience import campaign_forecast, segment_counts
 from campaigns.exceptions import CampaignError, ChannelError
-from campaigns.models import AuditEvent, Campaign, Message, Segment, StaffTestRecipient, Variant
+from campaigns.models import AuditEvent, Campaign, Message, QuietHoursRule, Segment, StaffTestRecipient, Variant
 from campaigns.rendering import PLACEHOLDERS
 from campaigns.segments import RuleError, segment_q
 from campaigns.selectors import audit_for_campaign, customer_for_preview, message_previews, persona_warning
@@ -571,3 +571,26 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(QuietHoursRule)
+class QuietHoursRuleAdmin(admin.ModelAdmin):
+    """Settings, not records: the rules are read once per sending chunk, so an edit applies from the next one."""
+
+    list_display = ["__str__", "channel", "country", "region", "category", "start", "end", "note"]
+    list_filter = ["channel", "country"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["channel", "country", "region", "category", ("start", "end"), "note"],
+                "description": (
+                    "Messages on this channel go out only between the start and end times in the recipient's "
+                    "own time zone; outside them a delivery waits for the next allowed minute. A channel with "
+                    "no rule sends at any hour. The most specific rule wins (region over country over "
+                    "everywhere). When a customer's zone is unknown, the window must hold in every zone they "
+                    "could be in."
+                ),
+            },
+        )
+    ]

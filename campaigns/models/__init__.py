@@ -3,6 +3,7 @@ from campaigns.models.campaigns import Campaign
 from campaigns.models.deliveries import Delivery, OutboxMessage
 from campaigns.models.devices import CustomerPushDevice
 from campaigns.models.messages import Message, Variant
+from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.segments import Segment, SegmentMember
 from campaigns.models.test_recipients import StaffTestRecipient
 
@@ -13,6 +14,7 @@ __all__ = [
     "Delivery",
     "Message",
     "OutboxMessage",
+    "QuietHoursRule",
     "Segment",
     "SegmentMember",
     "StaffTestRecipient",

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from customers.exceptions import CustomerError
 from customers.models import Purchase, Store, StoreMembership
 from customers.services.profiles import purchase_record
+from customers.services.stores import store_save
 
 
 class StoreMembershipInline(admin.TabularInline):
@@ -24,6 +25,12 @@ class StoreAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "region", "country")
     search_fields = ("code", "name", "city")
     inlines = [StoreMembershipInline]
+
+    def save_model(self, request, obj, form, change):
+        moved = store_save(store=obj)
+        if moved:
+            note = f"{moved} customer(s) whose time zone comes from this store now use {obj.time_zone}."
+            self.message_user(request, note)
 
 
 class PurchaseAddForm(forms.ModelForm):
