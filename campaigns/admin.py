@@ -383,6 +383,7 @@ class CampaignForm(forms.ModelForm):
             "kpi",
             "kpi_target",
             "category",
+            "when_capped",
             "message",
             "include_segments",
             "exclude_segments",
@@ -418,7 +419,7 @@ class CampaignAdmin(_RefusalShown, admin.ModelAdmin):
     actions = ["duplicate_action"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
     fieldsets = [
-        (None, {"fields": ["name", "status_display", "goal", "kpi", "kpi_target", "category"]}),
+        (None, {"fields": ["name", "status_display", "goal", "kpi", "kpi_target", "category", "when_capped"]}),
         ("Audience and channels", {"fields": ["include_segments", "exclude_segments", "channels", "mode"]}),
         ("Offer (optional)", {"fields": ["offer", "coupon_mode", "shared_code"]}),
         ("Message", {"fields": ["message"]}),

@@ -1,5 +1,6 @@
 from campaigns.models.audit import AuditEvent
 from campaigns.models.campaigns import Campaign
+from campaigns.models.caps import FrequencyCounter, FrequencyRule
 from campaigns.models.devices import CustomerPushDevice
 from campaigns.models.messages import Message, Variant
 from campaigns.models.segments import Segment, SegmentMember
@@ -9,6 +10,8 @@ __all__ = [
     "AuditEvent",
     "Campaign",
     "CustomerPushDevice",
+    "FrequencyCounter",
+    "FrequencyRule",
     "Message",
     "Segment",
     "SegmentMember",
