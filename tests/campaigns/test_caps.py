@@ -285,11 +285,3 @@ def test_old_counters_are_pruned_but_gap_heads_kept(rules):
     caps_reserve(items=[_request(2, customer)], now=NOW)
     assert caps_counters_prune(now=NOW) == 1
     assert FrequencyCounter.objects.count() == 2
-
-
-def test_customer_weekly_choice_service_validates():
-    from customers.services.preferences import InvalidPreference
-
-    for bad in (0, 22, "1", True, 1.5):
-        with pytest.raises(InvalidPreference):
-            customer_frequency_set(customer=None, max_messages_per_week=bad)
