@@ -60,6 +60,7 @@ from customers.models import Channel, Customer
 REASON = "frequency_cap"
 CAPPED_CATEGORIES = frozenset({"promotional", "loyalty", "event"})
 CATEGORIES = CAPPED_CATEGORIES | {"transactional"}
+CHANNELS = frozenset(Channel.values)
 
 Window = FrequencyRule.Window
 UTC = datetime.UTC
@@ -109,16 +110,20 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 def _validate(items: list[CapRequest]) -> None:
     seen = set()
+    zones = set()
     for item in items:
         if item.delivery_id in seen:
             raise ValueError(f"Delivery {item.delivery_id} is listed twice.")
         seen.add(item.delivery_id)
         if item.category not in CATEGORIES:
             raise ValueError(f"Unknown category {item.category!r} for delivery {item.delivery_id}.")
-        if item.channel not in Channel.values:
+        if item.channel not in CHANNELS:
             raise ValueError(f"Unknown channel {item.channel!r} for delivery {item.delivery_id}.")
         if item.when_capped not in ("", "skip", "defer"):
             raise ValueError(f"when_capped must be 'skip' or 'defer', not {item.when_capped!r}.")
+        if item.zone in zones:
+            continue
+        zones.add(item.zone)
         try:
             _zone(item.zone or settings.TIME_ZONE)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
@@ -133,11 +138,23 @@ def _local_now(item: CapRequest, now: datetime.datetime) -> datetime.datetime:
     return now.astimezone(_zone(item.zone or settings.TIME_ZONE))
 
 
-def _bucket(rule: FrequencyRule, item: CapRequest, now: datetime.datetime) -> datetime.date:
+class _LocalDays(dict):
+    """The local date at ``now`` per zone name, computed once per zone for a chunk."""
+
+    def __init__(self, now: datetime.datetime):
+        super().__init__()
+        self.now = now
+
+    def __missing__(self, zone: str) -> datetime.date:
+        day = self[zone] = self.now.astimezone(_zone(zone or settings.TIME_ZONE)).date()
+        return day
+
+
+def _bucket(rule: FrequencyRule, item: CapRequest, now: datetime.datetime, local_days: _LocalDays) -> datetime.date:
     if rule.window == Window.CALENDAR_DAY:
-        return _local_now(item, now).date()
+        return local_days[item.zone]
     if rule.window == Window.CALENDAR_WEEK:
-        day = _local_now(item, now).date()
+        day = local_days[item.zone]
         return day - datetime.timedelta(days=day.weekday())
     if rule.window == Window.ROLLING_DAYS:
         return now.astimezone(UTC).date()
@@ -263,9 +280,10 @@ def caps_reserve(*, items: list[CapRequest], now: datetime.datetime) -> dict[int
     reserved: dict[int, list[Reservation]] = defaultdict(list)
     refused: dict[int, FrequencyRule] = {}
     today = now.astimezone(UTC).date()
+    local_days = _LocalDays(now)
     with transaction.atomic():
         for rule in rules:
-            _reserve_rule(rule, capped, refused, reserved, own_limits, now, today)
+            _reserve_rule(rule, capped, refused, reserved, own_limits, now, today, local_days)
         to_release = [res for delivery_id in refused for res in reserved.pop(delivery_id, ())]
         if to_release:
             _release(to_release)
@@ -295,7 +313,7 @@ def _limit(rule: FrequencyRule, item: CapRequest, own_limits: dict[int, int]) ->
     return rule.limit
 
 
-def _reserve_rule(rule, capped, refused, reserved, own_limits, now, today) -> None:
+def _reserve_rule(rule, capped, refused, reserved, own_limits, now, today, local_days) -> None:
     groups: dict[tuple[int, datetime.date], list[tuple[CapRequest, int]]] = defaultdict(list)
     for item in capped:
         if item.delivery_id in refused or not _applies(rule, item):
@@ -303,7 +321,7 @@ def _reserve_rule(rule, capped, refused, reserved, own_limits, now, today) -> No
         limit = _limit(rule, item, own_limits)
         if limit is None:
             continue
-        groups[(item.customer_id, _bucket(rule, item, now))].append((item, limit))
+        groups[(item.customer_id, _bucket(rule, item, now, local_days))].append((item, limit))
     if not groups:
         return
     if rule.window == Window.ROLLING_DAYS:
@@ -423,7 +441,7 @@ def _rule_free_at(rule, item, limit, buckets, now, today) -> datetime.datetime:
         _used, last_at = buckets.get(HEAD_BUCKET, (0, None))
         return last_at + datetime.timedelta(hours=rule.gap_hours) if last_at else now
     if rule.window in (Window.CALENDAR_DAY, Window.CALENDAR_WEEK):
-        used, _last = buckets.get(_bucket(rule, item, now), (0, None))
+        used, _last = buckets.get(_bucket(rule, item, now, _LocalDays(now)), (0, None))
         if used < limit:
             return now
         if rule.window == Window.CALENDAR_DAY:
