@@ -53,15 +53,15 @@ def _run(customer_ids: list[int], chunk: int, now: datetime.datetime) -> tuple[f
         CapRequest(i + 1, customer_id, "email", "promotional", "Europe/Paris")
         for i, customer_id in enumerate(customer_ids)
     ]
+    chunks = [items[start : start + chunk] for start in range(0, len(items), chunk)]
+    # The statements of the first chunk are counted apart: capturing them slows every statement down.
+    with CaptureQueriesContext(connection) as queries:
+        caps_reserve(items=chunks[0], now=now)
     started = time.perf_counter()
-    statements = 0
-    for start in range(0, len(items), chunk):
-        with CaptureQueriesContext(connection) as queries:
-            caps_reserve(items=items[start : start + chunk], now=now)
-        statements += len(queries)
+    for part in chunks[1:]:
+        caps_reserve(items=part, now=now)
     elapsed = time.perf_counter() - started
-    chunks = -(-len(items) // chunk)
-    return elapsed * 1000 / (len(items) / 1000), statements / chunks
+    return elapsed * 1000 / (sum(len(part) for part in chunks[1:]) / 1000), len(queries)
 
 
 def main() -> None:

@@ -41,13 +41,13 @@ time makes it trivially atomic there).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -66,8 +66,7 @@ Window = FrequencyRule.Window
 UTC = datetime.UTC
 
 
-@dataclasses.dataclass(frozen=True)
-class CapRequest:
+class CapRequest(NamedTuple):
     delivery_id: int
     customer_id: int
     channel: str
@@ -79,8 +78,7 @@ class CapRequest:
     when_capped: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
-class Reservation:
+class Reservation(NamedTuple):
     """One slot held under one rule; give it back with ``caps_release`` if the message is not sent."""
 
     rule_id: int
@@ -89,8 +87,7 @@ class Reservation:
     at: datetime.datetime
 
 
-@dataclasses.dataclass(frozen=True)
-class CapDecision:
+class CapDecision(NamedTuple):
     allowed: bool
     #: ``""`` when allowed, else ``REASON``
     reason: str = ""
@@ -199,7 +196,7 @@ _ON_CONFLICT = (
 def _reserve_statement(
     rule: FrequencyRule, rows: list[dict], bucket_today: datetime.date, now: datetime.datetime
 ) -> set[tuple[int, str]]:
-    """Reserve one slot per row (distinct keys) under ``rule``; returns the (customer, bucket) keys granted."""
+    """Reserve one slot per row (distinct keys) under ``rule``; returns the (customer, ISO bucket) keys granted."""
     t = _table()
     payload = json.dumps(rows)
     on_conflict = _ON_CONFLICT.format(t=t)
@@ -207,7 +204,8 @@ def _reserve_statement(
         source = _source({"c": "bigint", "b": "date"})
         sql = (
             f"INSERT INTO {t} {_COLUMNS} SELECT %s, v.c, v.b, 1, 1, %s, NULL FROM {source} WHERE true "  # noqa: S608
-            f"ORDER BY v.c {on_conflict}WHERE {t}.last_at IS NULL OR {t}.last_at <= %s RETURNING customer_id, bucket"
+            f"ORDER BY v.c {on_conflict}WHERE {t}.last_at IS NULL OR {t}.last_at <= %s "
+            "RETURNING customer_id, CAST(bucket AS text)"
         )
         threshold = now - datetime.timedelta(hours=rule.gap_hours)
         params = [rule.id, _datetime_param(now), payload, _datetime_param(threshold)]
@@ -219,7 +217,7 @@ def _reserve_statement(
             f"SELECT v.c AS c, v.b AS b, v.l - COALESCE((SELECT SUM(o.used) FROM {t} o WHERE o.rule_id = %s "
             f"AND o.customer_id = v.c AND o.bucket >= %s AND o.bucket <> v.b), 0) AS a FROM {source}"
             f") s WHERE s.a >= 1 ORDER BY s.c {on_conflict}WHERE {t}.used < excluded.allowance "
-            "RETURNING customer_id, bucket"
+            "RETURNING customer_id, CAST(bucket AS text)"
         )
         params = [rule.id, _datetime_param(now), rule.id, _date_param(start), payload]
     else:
@@ -227,12 +225,12 @@ def _reserve_statement(
         sql = (
             f"INSERT INTO {t} {_COLUMNS} SELECT %s, v.c, v.b, 1, v.l, %s, NULL FROM {source} "  # noqa: S608
             f"WHERE v.l >= 1 ORDER BY v.c {on_conflict}WHERE {t}.used < excluded.allowance "
-            "RETURNING customer_id, bucket"
+            "RETURNING customer_id, CAST(bucket AS text)"
         )
         params = [rule.id, _datetime_param(now), payload]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {(customer_id, str(bucket)) for customer_id, bucket in cursor.fetchall()}
+        return set(cursor.fetchall())
 
 
 def _lock_heads(rule: FrequencyRule, customer_ids: list[int]) -> None:
@@ -314,33 +312,38 @@ def _limit(rule: FrequencyRule, item: CapRequest, own_limits: dict[int, int]) ->
 
 
 def _reserve_rule(rule, capped, refused, reserved, own_limits, now, today, local_days) -> None:
-    groups: dict[tuple[int, datetime.date], list[tuple[CapRequest, int]]] = defaultdict(list)
+    # Keys are (customer, bucket as ISO text), as the JSON rows and the RETURNING clause spell them.
+    groups: dict[tuple[int, str], list[tuple[CapRequest, int]]] = defaultdict(list)
+    dates: dict[str, datetime.date] = {}
+    iso: dict[datetime.date, str] = {}
     for item in capped:
         if item.delivery_id in refused or not _applies(rule, item):
             continue
         limit = _limit(rule, item, own_limits)
         if limit is None:
             continue
-        groups[(item.customer_id, _bucket(rule, item, now, local_days))].append((item, limit))
+        bucket = _bucket(rule, item, now, local_days)
+        text = iso.get(bucket)
+        if text is None:
+            text = iso[bucket] = bucket.isoformat()
+            dates[text] = bucket
+        groups[(item.customer_id, text)].append((item, limit))
     if not groups:
         return
     if rule.window == Window.ROLLING_DAYS:
         _lock_heads(rule, sorted({customer_id for customer_id, _bucket in groups}))
     # Round r reserves the r-th delivery (by id) of every key; a key refused once stays refused.
-    closed: set[tuple[int, datetime.date]] = set()
+    closed: set[tuple[int, str]] = set()
     for round_ in range(max(len(group) for group in groups.values())):
         batch = [(key, group[round_]) for key, group in groups.items() if len(group) > round_]
-        open_batch = [(key, entry) for key, entry in batch if key not in closed]
-        granted: set[tuple[int, str]] = set()
-        if open_batch:
-            rows = sorted(
-                ({"c": key[0], "b": key[1].isoformat(), "l": limit} for key, (_item, limit) in open_batch),
-                key=lambda row: row["c"],
-            )
-            granted = _reserve_statement(rule, rows, today, now)
+        rows = sorted(
+            ({"c": key[0], "b": key[1], "l": limit} for key, (_item, limit) in batch if key not in closed),
+            key=lambda row: row["c"],
+        )
+        granted = _reserve_statement(rule, rows, today, now) if rows else set()
         for key, (item, _limit_value) in batch:
-            if key not in closed and (key[0], key[1].isoformat()) in granted:
-                reserved[item.delivery_id].append(Reservation(rule.id, item.customer_id, key[1], now))
+            if key in granted and key not in closed:
+                reserved[item.delivery_id].append(Reservation(rule.id, item.customer_id, dates[key[1]], now))
             else:
                 closed.add(key)
                 refused[item.delivery_id] = rule

@@ -102,7 +102,12 @@ class FrequencyCounter(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    rule = models.ForeignKey(FrequencyRule, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database foreign keys or extra indexes: each would cost a trigger call or a B-tree insert per
+    # reserved row; deleting a rule still deletes its counters (Django cascades), and the unique key
+    # serves every lookup.
+    rule = models.ForeignKey(
+        FrequencyRule, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+"
+    )
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+"
     )
@@ -119,7 +124,6 @@ class FrequencyCounter(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["rule", "customer", "bucket"], name="frequency_counter_unique"),
         ]
-        indexes = [models.Index(fields=["bucket"], name="frequency_counter_bucket")]
 
     def __str__(self) -> str:
         return f"rule {self.rule_id} customer {self.customer_id} {self.bucket}: {self.used}"
