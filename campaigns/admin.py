@@ -19,7 +19,16 @@ from django.utils.html import format_html, format_html_join
 
 from campaigns.audience import campaign_forecast, segment_counts
 from campaigns.exceptions import CampaignError, ChannelError
-from campaigns.models import AuditEvent, Campaign, Message, QuietHoursRule, Segment, StaffTestRecipient, Variant
+from campaigns.models import (
+    AuditEvent,
+    Campaign,
+    FrequencyRule,
+    Message,
+    QuietHoursRule,
+    Segment,
+    StaffTestRecipient,
+    Variant,
+)
 from campaigns.rendering import PLACEHOLDERS
 from campaigns.segments import RuleError, segment_q
 from campaigns.selectors import audit_for_campaign, customer_for_preview, message_previews, persona_warning
@@ -383,6 +392,7 @@ class CampaignForm(forms.ModelForm):
             "kpi",
             "kpi_target",
             "category",
+            "when_capped",
             "message",
             "include_segments",
             "exclude_segments",
@@ -418,7 +428,7 @@ class CampaignAdmin(_RefusalShown, admin.ModelAdmin):
     actions = ["duplicate_action"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
     fieldsets = [
-        (None, {"fields": ["name", "status_display", "goal", "kpi", "kpi_target", "category"]}),
+        (None, {"fields": ["name", "status_display", "goal", "kpi", "kpi_target", "category", "when_capped"]}),
         ("Audience and channels", {"fields": ["include_segments", "exclude_segments", "channels", "mode"]}),
         ("Offer (optional)", {"fields": ["offer", "coupon_mode", "shared_code"]}),
         ("Message", {"fields": ["message"]}),
@@ -550,6 +560,45 @@ class StaffTestRecipientAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(FrequencyRule)
+class FrequencyRuleAdmin(admin.ModelAdmin):
+    """Frequency caps as policy: each active rule holds back marketing messages beyond its limit."""
+
+    list_display = ["name", "channel_display", "category_display", "limit_display", "is_active", "updated_at"]
+    list_filter = ["is_active", "window", "channel", "category"]
+    search_fields = ["name"]
+    fieldsets = [
+        (None, {"fields": ["name", "is_active"]}),
+        ("Which messages it counts", {"fields": ["channel", "category"]}),
+        (
+            "Limit",
+            {
+                "fields": ["window", "limit_source", "limit", "days", "gap_hours"],
+                "description": "Examples: 1 SMS per calendar day; 3 emails in a rolling 7 days; 5 messages per "
+                "calendar week on all channels; at least 12 hours between two messages.",
+            },
+        ),
+    ]
+
+    @admin.display(description="Channel", ordering="channel")
+    def channel_display(self, obj):
+        return obj.get_channel_display() if obj.channel else "All channels"
+
+    @admin.display(description="Category", ordering="category")
+    def category_display(self, obj):
+        return obj.get_category_display() if obj.category else "All marketing"
+
+    @admin.display(description="Limit")
+    def limit_display(self, obj):
+        if obj.window == FrequencyRule.Window.MIN_GAP:
+            return f"At least {obj.gap_hours} h apart"
+        count = "the customer's own choice" if obj.limit_source == FrequencyRule.LimitSource.CUSTOMER else obj.limit
+        if obj.window == FrequencyRule.Window.ROLLING_DAYS:
+            return f"{count} in {obj.days} days (rolling)"
+        per = "calendar day" if obj.window == FrequencyRule.Window.CALENDAR_DAY else "calendar week"
+        return f"{count} per {per}"
 
 
 @admin.register(AuditEvent)

@@ -92,6 +92,12 @@ class Customer(models.Model):
     time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
     time_zone_source = models.CharField(max_length=16, choices=TimeZoneSource.choices, default=TimeZoneSource.DEFAULT)
     birthday = models.DateField(null=True, blank=True)
+    max_messages_per_week = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The customer's own limit on marketing messages per week (all channels); empty: no own limit.",
+    )
     home_store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=16, choices=Source.choices)
     source_store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -1,5 +1,6 @@
 from campaigns.models.audit import AuditEvent
 from campaigns.models.campaigns import Campaign
+from campaigns.models.caps import FrequencyCounter, FrequencyRule
 from campaigns.models.deliveries import Delivery, OutboxMessage
 from campaigns.models.devices import CustomerPushDevice
 from campaigns.models.messages import Message, Variant
@@ -12,6 +13,8 @@ __all__ = [
     "Campaign",
     "CustomerPushDevice",
     "Delivery",
+    "FrequencyCounter",
+    "FrequencyRule",
     "Message",
     "OutboxMessage",
     "QuietHoursRule",

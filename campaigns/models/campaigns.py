@@ -6,6 +6,11 @@ from django.db import models
 from customers.models import Channel
 
 
+def capped_action_default(category: str) -> str:
+    """Promotional messages are skipped when capped (stale tomorrow); loyalty and event ones wait."""
+    return "skip" if category == "promotional" else "defer"
+
+
 class Campaign(models.Model):
     class Goal(models.TextChoices):
         AWARENESS = "awareness", "Awareness"
@@ -43,6 +48,11 @@ class Campaign(models.Model):
         SENT = "sent", "Sent"
         CANCELLED = "cancelled", "Cancelled"
 
+    class WhenCapped(models.TextChoices):
+        BY_CATEGORY = "", "As the category suggests (skip promotional, defer loyalty and event)"
+        SKIP = "skip", "Skip the message"
+        DEFER = "defer", "Defer it to the next free slot"
+
     MARKETING_CATEGORIES = frozenset({Category.PROMOTIONAL, Category.LOYALTY, Category.EVENT})
     EDITABLE_STATUSES = frozenset({Status.DRAFT, Status.SCHEDULED})
 
@@ -57,6 +67,14 @@ class Campaign(models.Model):
         choices=Category.choices,
         default=Category.PROMOTIONAL,
         help_text="Frequency caps apply to promotional, loyalty and event campaigns, not transactional ones.",
+    )
+    when_capped = models.CharField(
+        "when a frequency cap is reached",
+        max_length=8,
+        choices=WhenCapped.choices,
+        blank=True,
+        default=WhenCapped.BY_CATEGORY,
+        help_text="What happens to a message a frequency cap holds back; the reason is recorded either way.",
     )
     message = models.ForeignKey("campaigns.Message", on_delete=models.PROTECT, related_name="campaigns")
     include_segments = models.ManyToManyField("campaigns.Segment", related_name="included_in", blank=True)
@@ -106,6 +124,11 @@ class Campaign(models.Model):
     @property
     def is_marketing(self) -> bool:
         return self.category in self.MARKETING_CATEGORIES
+
+    @property
+    def capped_action(self) -> str:
+        """``"skip"`` or ``"defer"``: the campaign's own choice, else the default for its category."""
+        return self.when_capped or capped_action_default(self.category)
 
     @property
     def is_editable(self) -> bool:
