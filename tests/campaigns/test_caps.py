@@ -261,7 +261,7 @@ def test_statements_per_chunk_are_bounded_whatever_its_size(db, size, django_ass
 
 
 def _seed_defaults():
-    migration = importlib.import_module("campaigns.migrations.0005_frequency_rules_default")
+    migration = importlib.import_module("campaigns.migrations.0008_frequency_rules_default")
     migration.add_default_rules(django_apps, None)
 
 
