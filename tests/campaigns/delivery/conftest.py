@@ -56,6 +56,22 @@ def audience():
 
 
 @pytest.fixture(autouse=True)
+def _send_policies(request):
+    """Quiet hours and frequency caps (seeded by migrations) would make these tests depend on the hour
+    they run at and on each other; tests of the engine's policies opt in with ``send_policies``."""
+    if request.node.get_closest_marker("send_policies") is not None:
+        return
+    uses_db = {"db", "transactional_db"} & set(request.fixturenames)
+    if not uses_db and request.node.get_closest_marker("django_db") is None:
+        return
+    request.getfixturevalue("_django_db_helper")  # the database as the test asked for it
+    from campaigns.models import FrequencyRule, QuietHoursRule
+
+    QuietHoursRule.objects.all().delete()
+    FrequencyRule.objects.all().delete()
+
+
+@pytest.fixture(autouse=True)
 def _suppressed(request):
     if "audience" in request.fixturenames:
         suppress(request.getfixturevalue("audience")["suppressed"])
