@@ -42,6 +42,7 @@ from campaigns.services.campaigns import (
 from campaigns.services.messages import message_save, variant_delete, variant_save, variant_test_send
 from campaigns.services.segments import segment_save, segment_static_load
 from campaigns.validation import variant_check
+from customers.forms import PLAIN_DECIMAL_OVERRIDES
 from customers.models import Channel
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -420,6 +421,7 @@ class ChannelListFilter(admin.SimpleListFilter):
 @admin.register(Campaign)
 class CampaignAdmin(_RefusalShown, admin.ModelAdmin):
     form = CampaignForm
+    formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     list_display = ["name", "status", "goal", "category", "channels", "scheduled_at", "updated_at"]
     list_filter = ["status", "goal", ChannelListFilter, "category"]
     search_fields = ["name"]

@@ -73,6 +73,8 @@ from django.utils import timezone
 
 from customers.models import Channel, ConsentState, ConsentStatus, Customer, Purchase, Source, Store
 
+_PLAIN_NUMBER = re.compile(r"\d+(\.\d+)?")
+
 MAX_DEPTH = 6
 MAX_RULES = 200
 PROFILE_FIELDS = ("first_name", "last_name", "email", "phone", "locale", "time_zone")
@@ -334,6 +336,9 @@ def _purchase(rule: dict, now: datetime, where: str) -> Q:
         )
         value = raw
     else:
+        if isinstance(raw, str) and not _PLAIN_NUMBER.fullmatch(raw.strip()):
+            # Typed text reads as plain digits only: "1e3" is refused, never read as 1000.
+            raise RuleError(f"{where}: write the amount in plain digits, such as 1000 or 49.90.")
         try:
             value = Decimal(str(raw))
         except (InvalidOperation, ValueError) as exc:

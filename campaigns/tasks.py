@@ -34,3 +34,13 @@ def deliveries_sweep_task() -> None:
     from campaigns.delivery.sweeper import deliveries_sweep
 
     deliveries_sweep()
+
+
+@shared_task(name="campaigns.frequency_counters_prune", ignore_result=True)
+def frequency_counters_prune_task() -> None:
+    """Delete frequency-cap counters too old to count in any window (beat, daily)."""
+    from django.utils import timezone
+
+    from campaigns.delivery.caps import caps_counters_prune
+
+    caps_counters_prune(now=timezone.now())

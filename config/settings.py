@@ -199,11 +199,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.deliveries_sweep",
         "schedule": 60.0,
     },
+    "frequency-counters-prune": {
+        "task": "campaigns.frequency_counters_prune",
+        "schedule": 24 * 3600.0,
+    },
 }
 # Sending has its own queue, so a large campaign never delays the minutely dispatch and sweep.
 CELERY_TASK_ROUTES = {
     "campaigns.campaigns_dispatch_due": {"queue": "dispatch"},
     "campaigns.deliveries_sweep": {"queue": "dispatch"},
+    "campaigns.frequency_counters_prune": {"queue": "dispatch"},
     "campaigns.delivery_chunk_send": {"queue": "sending"},
 }
 

@@ -333,3 +333,15 @@ def test_staff_test_numbers_are_kept_in_the_admin_and_sms_tests_go_only_there(cl
     refused = client.post(url, {"phone": "+1 415 555 0161"}, follow=True)
     assert any("is not a staff test number" in m for m in _messages(refused))
     assert not AuditEvent.objects.filter(action="test_sent").exists()
+
+
+def test_the_kpi_target_is_read_in_plain_digits_only():
+    from django.contrib import admin
+    from django.core.exceptions import ValidationError
+
+    from campaigns.models import Campaign
+
+    field = admin.site._registry[Campaign].formfield_for_dbfield(Campaign._meta.get_field("kpi_target"), request=None)
+    with pytest.raises(ValidationError, match="plain digits"):
+        field.clean("1e1")
+    assert str(field.clean("25")) == "25"

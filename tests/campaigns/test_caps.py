@@ -285,3 +285,12 @@ def test_old_counters_are_pruned_but_gap_heads_kept(rules):
     caps_reserve(items=[_request(2, customer)], now=NOW)
     assert caps_counters_prune(now=NOW) == 1
     assert FrequencyCounter.objects.count() == 2
+
+
+def test_the_daily_prune_runs_from_beat_on_the_dispatch_queue(settings, db):
+    from campaigns.tasks import frequency_counters_prune_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["frequency-counters-prune"]
+    assert entry["task"] == frequency_counters_prune_task.name
+    assert settings.CELERY_TASK_ROUTES[entry["task"]] == {"queue": "dispatch"}
+    frequency_counters_prune_task()  # runs against an empty table without error

@@ -287,3 +287,14 @@ def test_segment_save_records_creation_and_only_the_changed_fields():
     assert changed.changes == {"description": "Nobody bought lately"}
     segment_save(segment=segment, actor=user)
     assert AuditEvent.objects.filter(subject_type="segment", subject_id=segment.pk).count() == 2
+
+
+@pytest.mark.parametrize("typed", ["1e3", "1E+3", "NaN", "Infinity", "1,000", " 12.5.0"])
+def test_a_spend_amount_typed_in_any_notation_but_plain_digits_is_refused(typed):
+    rule = {"type": "purchase", "metric": "spend", "op": "gte", "value": typed}
+    with pytest.raises(RuleError, match="plain digits"):
+        rules_validate(rule)
+
+
+def test_a_spend_amount_in_plain_digits_is_read(db):
+    rules_validate({"type": "purchase", "metric": "spend", "op": "gte", "value": "49.90"})
