@@ -271,8 +271,10 @@ _PROVIDERS = {
     "sms": bool(TWILIO_ACCOUNT_SID),
     "push": bool(FCM_CREDENTIALS_FILE or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")),
 }
+# Benchmarks: these channels build real payloads and count them instead of sending (campaigns/channels/null.py).
+TANDEM_NULL_CHANNELS = env_list("TANDEM_NULL_CHANNELS")
 DELIVERY_OUTBOX_CHANNELS = env_list("TANDEM_OUTBOX_CHANNELS") if "TANDEM_OUTBOX_CHANNELS" in os.environ else [
-    channel for channel, configured in _PROVIDERS.items() if not configured
+    channel for channel, configured in _PROVIDERS.items() if not configured and channel not in TANDEM_NULL_CHANNELS
 ]
 
 # --- Product ---------------------------------------------------------------------------------

@@ -110,7 +110,11 @@ class Pacer:
             if grant.wait > self.max_wait or elapsed + grant.wait > self.budget:
                 self._defer(channel, group[position:], costs[position:], limit, elapsed + grant.wait)
                 return
-            clock.sleep(grant.wait)
+            # Sleep until a whole bucket's worth (or the rest of the chunk) is there, not just the next
+            # token: a batch per wake-up, not a round trip per message.
+            target = min(sum(costs[position:]), limit.burst)
+            full = grant.wait + max(target - costs[position], 0) / limit.rate
+            clock.sleep(min(full, self.max_wait, self.budget - elapsed))
 
     def _defer(self, channel, rest, costs, limit, first_in: float) -> None:
         # Each row is due when its tokens should be there at this rate, so the rows come back spread out

@@ -29,6 +29,9 @@ KEY_PREFIX = "tandem:delivery-rate:"
 # Buckets untouched this long are forgotten (they refill to full anyway after burst / rate seconds).
 _IDLE_TTL_SECONDS = 3600
 
+# Epoch seconds as doubles are exact to about 1e-7 s: a token short by less than this counts as there.
+_EPSILON = 0.001
+
 # KEYS[1] bucket; ARGV: rate, burst, want, least, ttl seconds, now (optional: Redis's clock otherwise).
 # Grants min(want, whole tokens) when at least ``least`` are there (and the bucket is not blocked), and
 # returns {granted, seconds until ``least`` more are there}; numbers travel as strings (Lua -> Redis
@@ -49,9 +52,9 @@ if now > ts then
   ts = now
 end
 local granted = 0
-if now >= blocked and tokens >= least then
-  granted = math.min(want, math.floor(tokens))
-  tokens = tokens - granted
+if now >= blocked and tokens + 0.001 >= least then
+  granted = math.min(want, math.floor(tokens + 0.001))
+  tokens = math.max(tokens - granted, 0)
 end
 local wait = 0
 if granted < want then
@@ -172,9 +175,9 @@ class CacheBuckets:
             if now > ts:
                 tokens, ts = min(limit.burst, tokens + (now - ts) * limit.rate), now
             granted = 0
-            if now >= blocked and tokens >= least:
-                granted = min(want, math.floor(tokens))
-                tokens -= granted
+            if now >= blocked and tokens + _EPSILON >= least:
+                granted = min(want, math.floor(tokens + _EPSILON))
+                tokens = max(tokens - granted, 0.0)
             wait = max(blocked - now, (least - tokens) / limit.rate, 0.0) if granted < want else 0.0
             self.cache.set(KEY_PREFIX + key, (tokens, ts, blocked), timeout=_IDLE_TTL_SECONDS)
         return Grant(granted=granted, wait=wait)
