@@ -10,6 +10,7 @@ blocks its bucket for every worker until its Retry-After has passed.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -33,6 +34,11 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
+
+logger = logging.getLogger(__name__)
+
+# With the limiter's store unreachable, a chunk's unsent rows come back this much later.
+_OUTAGE_RETRY_SECONDS = 60
 
 clock = Clock()  # tests put a fake clock here
 _random = random.Random()  # noqa: S311 (jitter, not a secret)
@@ -94,9 +100,17 @@ class Pacer:
         costs = [min(cost_of(item[-1]) if cost_of else 1, limit.burst) for item in group]
         position = 0
         while position < len(group):
-            grant = self.buckets.acquire(
-                key, limit, sum(costs[position:]), least=costs[position], now=clock.bucket_time()
-            )
+            try:
+                grant = self.buckets.acquire(
+                    key, limit, sum(costs[position:]), least=costs[position], now=clock.bucket_time()
+                )
+            except Exception:  # the limiter's store is down: sending blind could break the provider's limit
+                logger.warning(
+                    "rate limiter unavailable for %s: queueing %d again", key, len(group) - position, exc_info=True
+                )
+                elapsed = clock.monotonic() - self.started
+                self._defer(channel, group[position:], costs[position:], limit, elapsed + _OUTAGE_RETRY_SECONDS)
+                return
             end, used = position, 0
             while end < len(group) and used + costs[end] <= grant.granted:
                 used += costs[end]

@@ -90,10 +90,13 @@ def _send(campaign, ids, now):
     return delivery_chunk_send(cause_type="campaign", cause_id=campaign.pk, first_id=ids[0], last_id=ids[1], now=now)
 
 
-def test_a_chunk_sends_the_burst_then_waits_in_the_task_for_the_rest(limited, clock):
+def test_a_chunk_sends_the_burst_then_waits_in_the_task_for_the_rest(limited, clock, django_assert_max_num_queries):
     campaign, ids, batches, _key = limited
 
-    result = _send(campaign, ids, timezone.now())
+    # The chunk's usual statements plus one "handed over" mark per batch (and the stub's own check per
+    # batch): nothing per message.
+    with django_assert_max_num_queries(22 + 4 + 4):
+        result = _send(campaign, ids, timezone.now())
 
     assert [len(batch) for batch in batches] == [5, 5, 5, 5]
     assert clock.slept == [pytest.approx(1.0)] * 3  # a bucket's worth each time, not a round trip per message
@@ -248,3 +251,25 @@ def test_retry_delays_use_full_jitter_up_to_a_cap_and_honour_retry_after(setting
     monkeypatch.setattr(pacing._random, "uniform", lambda low, high: low)
     assert pacing.retry_delay(attempt=4) == 0
     assert pacing.retry_delay(attempt=4, retry_after=10**9) == 86_400
+
+
+def test_with_the_limiter_unreachable_nothing_is_sent_blind_and_everything_comes_back_later(
+    limited, clock, monkeypatch
+):
+    import redis
+
+    class Down:
+        def acquire(self, *args, **kwargs):
+            raise redis.exceptions.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(pacing, "buckets", lambda: Down())
+    campaign, ids, batches, _key = limited
+    now = timezone.now()
+
+    result = _send(campaign, ids, now)
+
+    assert batches == []
+    assert result.statuses == {"queued": 20}
+    rows = Delivery.objects.all()
+    assert {(row.attempts, row.handed_at, row.error) for row in rows} == {(0, None, RATE_LIMITED)}
+    assert min(row.not_before for row in rows) >= now + timedelta(seconds=60)
