@@ -179,6 +179,7 @@ def test_a_429_with_retry_after_requeues_not_before_it_and_blocks_the_provider_f
     assert {row.status for row in rows} == {S.QUEUED}
     assert all(row.not_before >= now + timedelta(seconds=120) for row in rows)
     assert {row.attempts for row in rows} == {1}
+    assert {row.handed_at for row in rows} == {None}  # refused, so a worker lost on the retry sends it again
     after = buckets().acquire("email:postmark", Limit(rate=50, burst=50), 10, now=clock.t + 60)
     assert (after.granted, after.wait) == (0, pytest.approx(60))  # another worker is held back too
 
