@@ -19,7 +19,16 @@ class ChannelError(CampaignError):
 
 
 class TransientChannelError(ChannelError):
-    """Worth retrying later (timeouts, 5xx, rate limits)."""
+    """Worth retrying later (timeouts, 5xx, rate limits).
+
+    ``retry_after``: seconds the provider asked us to wait (its Retry-After), when it said; ``throttled``:
+    the provider refused for our sending rate (HTTP 429), which slows every worker sending through it.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, throttled: bool = False):
+        self.retry_after = retry_after
+        self.throttled = throttled
+        super().__init__(message)
 
 
 class PermanentChannelError(ChannelError):

@@ -5,6 +5,7 @@ Production fails fast (``ImproperlyConfigured``) when a value it needs is missin
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -276,8 +277,18 @@ _PROVIDERS = {
     "sms": bool(TWILIO_ACCOUNT_SID),
     "push": bool(FCM_CREDENTIALS_FILE or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")),
 }
+# Provider rate limits shared by every worker, over the defaults in campaigns/delivery/conf.py, as JSON:
+# {"email:postmark": {"rate": 200, "burst": 200}, "twilio:+14155550100": {"rate": 10}}.
+try:
+    DELIVERY_RATE_LIMITS = json.loads(os.environ.get("TANDEM_RATE_LIMITS", "") or "{}")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TANDEM_RATE_LIMITS is not valid JSON: {exc}") from exc
+if not isinstance(DELIVERY_RATE_LIMITS, dict):
+    raise ImproperlyConfigured("TANDEM_RATE_LIMITS must be a JSON object of provider -> {rate, burst}.")
+# Benchmarks: these channels build real payloads and count them instead of sending (campaigns/channels/null.py).
+TANDEM_NULL_CHANNELS = env_list("TANDEM_NULL_CHANNELS")
 DELIVERY_OUTBOX_CHANNELS = env_list("TANDEM_OUTBOX_CHANNELS") if "TANDEM_OUTBOX_CHANNELS" in os.environ else [
-    channel for channel, configured in _PROVIDERS.items() if not configured
+    channel for channel, configured in _PROVIDERS.items() if not configured and channel not in TANDEM_NULL_CHANNELS
 ]
 
 # --- Product ---------------------------------------------------------------------------------

@@ -56,7 +56,8 @@ class HttpStub:
     def add(self, method: str, url_pattern: str, status: int = 200, body: object = None, *, answer=None) -> None:
         """Answer ``method`` on URLs matching ``url_pattern`` with ``status`` and a JSON (or bytes) body.
 
-        ``answer(seen) -> (status, body)`` decides per request instead. The last matching route wins.
+        ``answer(seen) -> (status, body)`` (or ``(status, body, headers)``) decides per request instead. The last
+        matching route wins.
         """
         self.routes.append(Route(method.upper(), re.compile(url_pattern), answer or (lambda seen: (status, body))))
 
@@ -68,11 +69,12 @@ class HttpStub:
         self.seen.append(seen)
         for route in reversed(self.routes):
             if route.method == method and route.pattern.search(url):
-                status, payload = route.answer(seen)
+                status, payload, *extra = route.answer(seen)  # (status, body[, extra response headers])
+                headers = extra[0] if extra else {}
                 if isinstance(payload, bytes | str):
-                    return status, _as_bytes(payload), {"Content-Type": "text/plain"}
+                    return status, _as_bytes(payload), {"Content-Type": "text/plain", **headers}
                 content = b"" if payload is None else json.dumps(payload).encode()
-                return status, content, {"Content-Type": "application/json"}
+                return status, content, {"Content-Type": "application/json", **headers}
         raise AssertionError(f"Unexpected HTTP request: {method} {url}")
 
     def requests_send(self, adapter, request, **kwargs):

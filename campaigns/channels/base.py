@@ -10,6 +10,8 @@ what can be shared (one ESP connection, one Twilio client, FCM batches), so a me
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 
@@ -33,3 +35,29 @@ class ChannelBackend(Protocol):
 
     def send_many(self, payloads: list[Any]) -> list[SendResult | Exception]:
         """Each payload's ``SendResult`` or channel error, in order; a refusal of one does not stop the rest."""
+
+    # Optional, for the shared provider rate limit (campaigns/delivery/ratelimit.py); without them a
+    # backend is not limited. The key names the provider's bucket (``email:postmark``, ``twilio:<sender>``,
+    # ``fcm``), or is ``None``; the cost is the tokens one payload takes (segments, devices), default 1.
+    #
+    # def rate_limit_key(self, payload: Any) -> str | None: ...
+    # def rate_cost(self, payload: Any) -> int: ...
+
+
+def retry_after_seconds(headers) -> float | None:
+    """A response's Retry-After in seconds (delta-seconds or an HTTP date), ``None`` when absent or unreadable."""
+    value = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
+    if not value:
+        return None
+    value = str(value).strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils.module_loading import import_string
 
-from campaigns.channels.base import SendResult
+from campaigns.channels.base import SendResult, retry_after_seconds
 from campaigns.exceptions import ChannelNotConfiguredError, PermanentChannelError, TransientChannelError
 
 # ESPs (anymail's ``esp_name``) that accept one tag per message.
@@ -52,12 +52,28 @@ def marketing_esp_extra(*, esp: str) -> dict:
     return {}
 
 
+def email_rate_key(connection=None) -> str | None:
+    """The mail backend's rate-limit bucket: ``email:<ESP>``, ``email:smtp``, or ``None`` (mail stays here)."""
+    from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
+    from django.utils.text import slugify
+
+    esp = esp_name(connection)
+    if esp:
+        return f"email:{slugify(esp)}"
+    backend = type(connection) if connection is not None else import_string(settings.EMAIL_BACKEND)
+    return "email:smtp" if issubclass(backend, SmtpBackend) else None
+
+
 class EmailChannel:
     channel = "email"
 
     def __init__(self, *, connection=None):
         self.connection = connection
         self.esp = esp_name(connection)
+        self._rate_key = email_rate_key(connection)
+
+    def rate_limit_key(self, payload) -> str | None:
+        return self._rate_key
 
     def recipient_address(self, customer) -> str | None:
         return customer.email or None
@@ -106,7 +122,9 @@ class EmailChannel:
         except AnymailAPIError as exc:
             status = _status_code(exc)
             if status is None or status >= 500 or status in (408, 429):
-                raise TransientChannelError(str(exc)) from exc
+                raise TransientChannelError(
+                    str(exc), retry_after=_retry_after(exc), throttled=status == 429
+                ) from exc
             raise PermanentChannelError(str(exc)) from exc
         except AnymailConfigurationError as exc:
             raise ChannelNotConfiguredError(str(exc)) from exc
@@ -153,3 +171,10 @@ def _status_code(exc) -> int | None:
     if isinstance(response, dict):
         return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return None
+
+
+def _retry_after(exc) -> float | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # boto3 (Amazon SES): the parsed error carries the HTTP headers
+        return retry_after_seconds(response.get("ResponseMetadata", {}).get("HTTPHeaders"))
+    return retry_after_seconds(getattr(response, "headers", None))

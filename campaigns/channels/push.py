@@ -135,6 +135,12 @@ class PushChannel:
         devices = [link.device for link in links]
         return devices or None
 
+    def rate_limit_key(self, payload: PushPayload) -> str:
+        return "fcm"  # FCM's quota is per project
+
+    def rate_cost(self, payload: PushPayload) -> int:
+        return max(len(payload.messages), 1)  # one FCM message per device
+
     def build_payload(self, *, rendered, to, metadata: dict, links: dict) -> PushPayload:
         """One FCM message per device in ``to`` (a device or a list of them); no I/O."""
         devices = list(to) if isinstance(to, list | tuple) else [to]
@@ -202,9 +208,25 @@ class PushChannel:
             return SendResult(provider_id=sent[0], detail=detail)
         kinds = {kind for kind, _ in failures.values()}
         message = "; ".join(message for _, message in failures.values())
-        for kind in (ChannelNotConfiguredError, TransientChannelError):
-            if kind in kinds:
-                return kind(message)
+        if ChannelNotConfiguredError in kinds:
+            return ChannelNotConfiguredError(message)
+        if TransientChannelError in kinds:
+            return _transient(message, [answer.exception for answer in answers if not answer.success])
         if detail["deactivated"] and len(detail["deactivated"]) == len(payload.device_ids):
             return PermanentChannelError("No device is registered any more: " + message)
         return PermanentChannelError(message)
+
+
+def _transient(message: str, errors: list) -> TransientChannelError:
+    """A transient error carrying FCM's longest Retry-After, throttled when FCM said RESOURCE_EXHAUSTED (429)."""
+    from firebase_admin import exceptions
+
+    from campaigns.channels.base import retry_after_seconds
+
+    waits = [retry_after_seconds(getattr(getattr(error, "http_response", None), "headers", None)) for error in errors]
+    waits = [wait for wait in waits if wait is not None]
+    return TransientChannelError(
+        message,
+        retry_after=max(waits) if waits else None,
+        throttled=any(isinstance(error, exceptions.ResourceExhaustedError) for error in errors),
+    )

@@ -18,6 +18,10 @@ def channel_get(name: str, **options) -> ChannelBackend:
         factory = _factories[name]
     except KeyError:
         raise LookupError(f"No channel backend for {name!r}.") from None
+    from campaigns.channels.null import NullChannel, null_channels
+
+    if name in null_channels():  # benchmarks: the real payloads, counted instead of sent
+        return NullChannel(factory(**options))
     return factory(**options)
 
 

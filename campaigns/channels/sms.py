@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from campaigns.channels.base import SendResult
+from campaigns.channels.base import SendResult, retry_after_seconds
 from campaigns.exceptions import ChannelNotConfiguredError, PermanentChannelError, TransientChannelError
 
 CARRIER_OPT_OUT = 21610
@@ -20,7 +20,23 @@ def twilio_client():
 
     if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN):
         raise ChannelNotConfiguredError("SMS is not configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
-    return Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
+    return Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=_http_client())
+
+
+def _http_client():
+    """Twilio's HTTP client, keeping the last response's headers (its exceptions carry none: Retry-After)."""
+    from twilio.http.http_client import TwilioHttpClient
+
+    class HeadersKeepingHttpClient(TwilioHttpClient):
+        last_headers = None
+
+        def request(self, *args, **kwargs):
+            self.last_headers = None
+            response = super().request(*args, **kwargs)
+            self.last_headers = response.headers
+            return response
+
+    return HeadersKeepingHttpClient()
 
 
 class SmsChannel:
@@ -37,6 +53,16 @@ class SmsChannel:
 
     def recipient_address(self, customer) -> str | None:
         return customer.phone or None
+
+    def rate_limit_key(self, payload: dict) -> str:
+        """Twilio limits each sender (a number, a short code, a Messaging Service's pool)."""
+        return "twilio:" + (payload.get("messaging_service_sid") or payload.get("from_") or "")
+
+    def rate_cost(self, payload: dict) -> int:
+        """Twilio counts segments against a sender's rate, not messages."""
+        from campaigns.sms import sms_count
+
+        return max(sms_count(payload["body"]).segments, 1)
 
     def build_payload(self, *, rendered, to: str, metadata: dict, links: dict) -> dict:
         payload = {"to": to, "body": rendered.body}
@@ -64,7 +90,10 @@ class SmsChannel:
             if exc.code == CARRIER_OPT_OUT:
                 raise PermanentChannelError(str(exc.msg), opted_out=True) from exc
             if exc.status == 429 or exc.status >= 500:
-                raise TransientChannelError(str(exc.msg)) from exc
+                headers = getattr(getattr(client, "http_client", None), "last_headers", None)
+                raise TransientChannelError(
+                    str(exc.msg), retry_after=retry_after_seconds(headers), throttled=exc.status == 429
+                ) from exc
             raise PermanentChannelError(str(exc.msg)) from exc
         except (TwilioException, OSError) as exc:
             raise TransientChannelError(str(exc)) from exc

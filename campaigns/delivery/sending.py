@@ -21,6 +21,7 @@ from django.utils import timezone
 from campaigns.audience import checks_for
 from campaigns.delivery.caps import CapRequest, caps_release, caps_reserve
 from campaigns.delivery.conf import conf
+from campaigns.delivery.pacing import Pacer, retry_delay
 from campaigns.delivery.quiet_hours import quiet_hours_check, recipient_zones
 from campaigns.models import Campaign, CustomerPushDevice, Delivery, OutboxMessage, Variant
 from customers.models import Channel, Customer
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 Status = Delivery.Status
 Reason = Delivery.Reason
+
+# The error text of a row queued again because its provider's rate limit had no room for it yet.
+RATE_LIMITED = "waiting for the provider's rate limit"
 
 # Per cause type: SQL that is true while the cause may send (its parameters follow), read inside the
 # claim itself so a pause or cancel committed before the claim is always honoured.
@@ -59,6 +63,8 @@ class Outcome:
     address: str = ""
     provider_message_id: str = ""
     not_before: datetime | None = None
+    # Queued again before reaching any provider: the claim's attempt is given back.
+    uncount: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +113,7 @@ def deliveries_claim(
     return sorted((Claimed(*row) for row in rows), key=lambda row: row.id)
 
 
-_OUTCOME_FIELDS = ("id", "status", "reason", "error", "address", "provider_message_id", "not_before")
+_OUTCOME_FIELDS = ("id", "status", "reason", "error", "address", "provider_message_id", "not_before", "uncount")
 
 
 def _outcomes_source(outcomes: list[Outcome]) -> tuple[str, str]:
@@ -130,13 +136,14 @@ def _outcomes_source(outcomes: list[Outcome]) -> tuple[str, str]:
                 if item.not_before
                 else None
             ),
+            "uncount": item.uncount,
         }
         for item in outcomes
     ]
     if connection.vendor == "postgresql":
         source = (
             "jsonb_to_recordset(%s::jsonb) AS v(id bigint, status text, reason text, error text, address text, "
-            "provider_message_id text, not_before timestamptz)"
+            "provider_message_id text, not_before timestamptz, uncount boolean)"
         )
     else:
         columns = ", ".join(f"json_extract(value, '$.{name}') AS {name}" for name in _OUTCOME_FIELDS)
@@ -158,10 +165,14 @@ def deliveries_record(*, outcomes: list[Outcome], now: datetime, outbox: list[Ou
     statement = (
         f"UPDATE {table} SET status = v.status, reason = v.reason, error = v.error, address = v.address, "  # noqa: S608
         "provider_message_id = v.provider_message_id, not_before = v.not_before, lease_until = NULL, updated_at = %s, "
+        # A row queued again is not at its provider (a retry sends it again), and one that never reached
+        # a provider gives back the attempt its claim counted.
+        f"handed_at = CASE WHEN v.status = %s THEN NULL ELSE {table}.handed_at END, "
+        f"attempts = {table}.attempts - CASE WHEN v.uncount THEN 1 ELSE 0 END, "
         f"sent_at = CASE WHEN v.status = %s THEN %s ELSE {table}.sent_at END "
         f"FROM {source} WHERE {table}.id = v.id AND {table}.status = %s"
     )
-    params = [adapt(now), Status.SENT, adapt(now), payload, Status.SENDING]
+    params = [adapt(now), Status.QUEUED, Status.SENT, adapt(now), payload, Status.SENDING]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement, params)
         updated = cursor.rowcount
@@ -246,11 +257,17 @@ def deliveries_mark_handed(*, ids: list[int], now: datetime) -> None:
         Delivery.objects.filter(pk__in=ids, status=Status.SENDING).update(handed_at=now)
 
 
-def _retry_or_fail(row: Claimed, error: str, now: datetime, address: str) -> Outcome:
+def _retry_or_fail(
+    row: Claimed, error: str, now: datetime, address: str, *, retry_after: float | None = None
+) -> Outcome:
+    """Queue a transiently failed row again after a jittered backoff (or the provider's Retry-After), or fail it.
+
+    Fails it once it has been claimed ``DELIVERY_MAX_ATTEMPTS`` times.
+    """
     if row.attempts >= conf("DELIVERY_MAX_ATTEMPTS"):
         return Outcome(row.id, Status.FAILED, Reason.PROVIDER_UNAVAILABLE, error, address)
-    backoff = conf("DELIVERY_RETRY_BASE_SECONDS") * 2 ** (row.attempts - 1)
-    return Outcome(row.id, Status.QUEUED, "", error, address, not_before=now + timedelta(seconds=backoff))
+    delay = retry_delay(attempt=row.attempts, retry_after=retry_after)
+    return Outcome(row.id, Status.QUEUED, "", error, address, not_before=now + timedelta(seconds=delay))
 
 
 def _outbox_message(row: Claimed, rendered, *, to: str, cause_type: str, cause_id: int, links: dict) -> OutboxMessage:
@@ -365,20 +382,32 @@ def delivery_chunk_send(
             continue
         pending.setdefault(row.channel, []).append((row, customer, address, payload))
 
-    deliveries_mark_handed(ids=[row.id for items in pending.values() for row, *_ in items], now=now)
+    # Each batch is what the provider's shared rate limit grants now; what does not fit is queued again.
+    pacer = Pacer(now=now)
     for channel, items in pending.items():
-        results = _send_many(backends[channel], [payload for *_, payload in items], channel)
-        for (row, customer, address, _payload), result in zip(items, results, strict=True):
-            if isinstance(result, TransientChannelError):
-                outcomes.append(_retry_or_fail(row, str(result), now, address))
-            elif isinstance(result, PermanentChannelError):
-                outcomes.append(Outcome(row.id, Status.FAILED, Reason.PROVIDER_REFUSED, str(result), address))
-                if result.opted_out:
-                    opted_out.append((customer, row, address))
-            elif isinstance(result, Exception):  # the provider may or may not have it: never resend
-                outcomes.append(Outcome(row.id, Status.UNKNOWN, "", f"{type(result).__name__}: {result}", address))
-            else:
-                outcomes.append(Outcome(row.id, Status.SENT, address=address, provider_message_id=result.provider_id))
+        for batch in pacer.batches(channel, backends[channel], items):
+            deliveries_mark_handed(ids=[row.id for row, *_ in batch], now=now)
+            results = _send_many(backends[channel], [payload for *_, payload in batch], channel)
+            pacer.slow_down(backends[channel], batch, results)
+            for (row, customer, address, _payload), result in zip(batch, results, strict=True):
+                if isinstance(result, TransientChannelError):
+                    outcomes.append(_retry_or_fail(row, str(result), now, address, retry_after=result.retry_after))
+                elif isinstance(result, PermanentChannelError):
+                    outcomes.append(Outcome(row.id, Status.FAILED, Reason.PROVIDER_REFUSED, str(result), address))
+                    if result.opted_out:
+                        opted_out.append((customer, row, address))
+                elif isinstance(result, Exception):  # the provider may or may not have it: never resend
+                    outcomes.append(
+                        Outcome(row.id, Status.UNKNOWN, "", f"{type(result).__name__}: {result}", address)
+                    )
+                else:
+                    outcomes.append(
+                        Outcome(row.id, Status.SENT, address=address, provider_message_id=result.provider_id)
+                    )
+        outcomes.extend(
+            Outcome(row.id, Status.QUEUED, "", RATE_LIMITED, address, not_before=due, uncount=True)
+            for (row, _customer, address, _payload), due in pacer.deferred(channel)
+        )
 
     deliveries_record(outcomes=outcomes, now=timezone.now(), outbox=outbox)
     unsent = [item.id for item in outcomes if item.status not in (Status.SENT, Status.UNKNOWN)]
@@ -405,7 +434,9 @@ def _gate(*, claimed: list[Claimed], customers: dict[int, Customer], checks, cau
         if skip is not None:
             reason, effect = skip
             if effect == "defer":
-                held[row.id] = Outcome(row.id, Status.QUEUED, reason, not_before=now + timedelta(minutes=15))
+                held[row.id] = Outcome(
+                    row.id, Status.QUEUED, reason, not_before=now + timedelta(minutes=15), uncount=True
+                )
             else:
                 held[row.id] = Outcome(row.id, Status.SKIPPED, reason)
     category = getattr(cause, "category", Campaign.Category.PROMOTIONAL)
@@ -421,7 +452,7 @@ def _gate(*, claimed: list[Claimed], customers: dict[int, Customer], checks, cau
     )
     for row in open_rows:
         if quiet[row.id] is not None:
-            held[row.id] = Outcome(row.id, Status.QUEUED, Reason.QUIET_HOURS, not_before=quiet[row.id])
+            held[row.id] = Outcome(row.id, Status.QUEUED, Reason.QUIET_HOURS, not_before=quiet[row.id], uncount=True)
     open_rows = [row for row in open_rows if row.id not in held]
     decisions = caps_reserve(
         items=[
@@ -443,7 +474,9 @@ def _gate(*, claimed: list[Claimed], customers: dict[int, Customer], checks, cau
         if decision.allowed:
             reservations[row.id] = decision.reservations
         elif decision.action == "defer":
-            held[row.id] = Outcome(row.id, Status.QUEUED, Reason.FREQUENCY_CAP, not_before=decision.retry_at)
+            held[row.id] = Outcome(
+                row.id, Status.QUEUED, Reason.FREQUENCY_CAP, not_before=decision.retry_at, uncount=True
+            )
         else:
             held[row.id] = Outcome(row.id, Status.SKIPPED, Reason.FREQUENCY_CAP, error=decision.rule)
     return held, reservations

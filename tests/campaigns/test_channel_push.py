@@ -192,3 +192,18 @@ def test_push_test_send_goes_to_every_active_device_of_the_user(fcm):
     assert sorted(message["token"] for message in messages) == ["staff-1", "staff-2"]
     assert {message["notification"]["title"] for message in messages} == {"Hi Ann"}
     assert {message["data"]["test_send"] for message in messages} == {"1"}
+
+
+def test_fcm_quota_exhaustion_carries_its_retry_after_and_is_marked_throttled(fcm):
+    customer = CustomerFactory()
+    phone, tablet = device(customer, "busy-1"), device(customer, "busy-2")
+    for token, wait in (("busy-1", "20"), ("busy-2", "45")):
+        fcm.answers[token] = (429, fcm_error(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"), {"Retry-After": wait})
+    backend = channel_get("push")
+    payload = backend.build_payload(rendered=RENDERED, to=[phone, tablet], metadata={}, links={})
+
+    [outcome] = backend.send_many([payload])
+
+    assert isinstance(outcome, TransientChannelError)
+    assert (outcome.retry_after, outcome.throttled) == (45.0, True)
+    assert (backend.rate_limit_key(payload), backend.rate_cost(payload)) == ("fcm", 2)

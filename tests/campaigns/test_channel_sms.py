@@ -108,3 +108,38 @@ def test_several_texts_go_through_one_client_and_each_gets_its_outcome(twilio):
     assert [type(outcome).__name__ for outcome in outcomes] == ["SendResult", "PermanentChannelError", "SendResult"]
     assert outcomes[1].opted_out is True
     assert len(twilio.seen) == 3
+
+
+def test_a_429_carries_twilios_retry_after_and_is_marked_throttled(twilio):
+    twilio.add(
+        "POST",
+        MESSAGES_URL,
+        answer=lambda seen: (429, {"code": 20429, "message": "Too many", "status": 429}, {"Retry-After": "30"}),
+    )
+    backend = channel_get("sms")
+
+    with pytest.raises(TransientChannelError) as caught:
+        backend.send(build(backend))
+
+    assert (caught.value.retry_after, caught.value.throttled) == (30.0, True)
+
+
+def test_a_5xx_is_transient_but_not_throttled(twilio):
+    twilio.add("POST", MESSAGES_URL, 503, {"code": 20503, "message": "unavailable", "status": 503})
+    backend = channel_get("sms")
+
+    with pytest.raises(TransientChannelError) as caught:
+        backend.send(build(backend))
+
+    assert (caught.value.retry_after, caught.value.throttled) == (None, False)
+
+
+def test_a_sender_has_its_own_rate_bucket_and_a_text_costs_its_segments(twilio, settings):
+    backend = channel_get("sms")
+    long_body = "Tandem Stores: " + "spring sale on now, " * 12
+
+    assert backend.rate_limit_key(build(backend)) == "twilio:+14155550100"
+    assert backend.rate_cost(build(backend)) == 1
+    assert backend.rate_cost(build(backend, long_body)) == sms_count(long_body).segments > 1
+    settings.TWILIO_MESSAGING_SERVICE_SID = "MG" + "1" * 32
+    assert backend.rate_limit_key(build(backend)) == "twilio:MG" + "1" * 32

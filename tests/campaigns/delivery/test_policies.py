@@ -43,6 +43,7 @@ def test_an_sms_in_the_recipients_quiet_hours_waits_for_eight_local_and_email_go
     held = _row(campaign, new_yorker, "sms")
     assert (held.status, held.reason) == (S.QUEUED, R.QUIET_HOURS)
     assert held.not_before == datetime(2026, 7, 15, 12, 0, tzinfo=UTC)  # 08:00 EDT
+    assert held.attempts == 0  # waiting for the morning costs no attempt
     assert _row(campaign, new_yorker, "email").status == S.SENT
     assert _row(campaign, californian, "sms").status == S.SENT
     assert not OutboxMessage.objects.filter(channel="sms", to=new_yorker.phone).exists()
