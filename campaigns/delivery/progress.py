@@ -20,6 +20,7 @@ from campaigns.models import Campaign, Delivery
 from customers.exceptions import InvalidContact
 from customers.models import Customer
 from customers.normalization import normalize_email, normalize_phone
+from customers.selectors import customer_profile_ids
 
 Status = Delivery.Status
 CAMPAIGN = Delivery.Cause.CAMPAIGN
@@ -210,9 +211,9 @@ def _audience_reasons(campaign: Campaign, customer: Customer, now: datetime) -> 
         return ["Their profile was erased."]
     if customer.merged_into_id:
         return [f"This profile was merged into customer #{customer.merged_into_id}; look that profile up instead."]
-    if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED) or (
-        campaign.status == Campaign.Status.CANCELLED and campaign.started_at is None
-    ):
+    # Deliveries are written at launch, which sets started_at (a campaign paused or cancelled before it never had).
+    not_started = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED, Campaign.Status.PAUSED, Campaign.Status.CANCELLED)
+    if campaign.status in not_started and campaign.started_at is None:
         prefix = ["The campaign has not started sending: deliveries are written when it launches. As of now:"]
     else:
         prefix = []
@@ -271,8 +272,10 @@ def campaign_why(*, campaign: Campaign, customer: Customer, now: datetime | None
     have none, why they were not in its audience. Reads only; a bounded number of queries.
     """
     now = now or timezone.now()
-    rows = Delivery.objects.filter(cause_type=CAMPAIGN, cause_id=campaign.pk, customer_id=customer.pk).order_by(
-        "channel"
+    # Profiles merged into this one keep the deliveries they had before the merge.
+    profile_ids = customer_profile_ids(customer)
+    rows = Delivery.objects.filter(cause_type=CAMPAIGN, cause_id=campaign.pk, customer_id__in=profile_ids).order_by(
+        "channel", "id"
     )
     deliveries = [
         DeliveryAnswer(

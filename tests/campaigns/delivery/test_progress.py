@@ -212,3 +212,15 @@ def test_a_customers_deliveries_appear_on_their_timeline(launched):
         f"SMS from campaign “{campaign.name}”: sent",
     ]
     assert {entry.details["Address"] for entry in entries} == {bob.email, bob.phone}
+
+
+def test_why_for_a_survivor_includes_the_deliveries_of_profiles_merged_into_it(launched):
+    campaign, _ = launched
+    ann = Customer.objects.get(first_name="Ann")
+    survivor = CustomerFactory()
+    Customer.objects.filter(pk=ann.pk).update(merged_into=survivor)
+
+    answer = campaign_why(campaign=campaign, customer=survivor)
+
+    assert [(row.channel, row.status) for row in answer.deliveries] == [("email", S.QUEUED)]
+    assert answer.deliveries[0].explanation == "Waiting to be sent."
