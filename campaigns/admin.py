@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from campaigns.audience import campaign_forecast, segment_counts
+from campaigns.delivery.campaign_admin import CampaignOperateAdminMixin
 from campaigns.exceptions import CampaignError, ChannelError
 from campaigns.models import (
     AuditEvent,
@@ -419,10 +420,12 @@ class ChannelListFilter(admin.SimpleListFilter):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(_RefusalShown, admin.ModelAdmin):
+class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
     form = CampaignForm
     formfield_overrides = PLAIN_DECIMAL_OVERRIDES
-    list_display = ["name", "status", "goal", "category", "channels", "scheduled_at", "updated_at"]
+    list_display = [
+        "name", "status", "goal", "category", "channels", "scheduled_at", "delivery_progress_column", "updated_at"
+    ]
     list_filter = ["status", "goal", ChannelListFilter, "category"]
     search_fields = ["name"]
     filter_horizontal = ["include_segments", "exclude_segments"]

@@ -18,3 +18,7 @@ class CampaignsConfig(AppConfig):
         segment_resolver_register(customer_in_segment_named)
 
         from campaigns.delivery import admin as delivery_admin  # noqa: F401 (registers its admin pages)
+        from campaigns.delivery.progress import delivery_timeline_entries
+        from customers.timeline_sources import timeline_source_register
+
+        timeline_source_register("campaigns.deliveries", delivery_timeline_entries)

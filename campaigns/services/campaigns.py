@@ -239,7 +239,8 @@ def campaign_status_change(*, campaign: Campaign, to: str, actor, at: datetime |
     """A move staff asked for: schedule a draft for ``at``, or pause, resume, cancel, unschedule.
 
     Locks the campaign row and checks the move there against ``STAFF_MOVES`` (the engine's own moves,
-    such as marking a campaign sent, are refused). Raises ``TransitionError`` or ``CampaignError``
+    such as marking a campaign sent, are refused). Cancelling also cancels its queued deliveries.
+    Raises ``TransitionError`` or ``CampaignError``
     (``NotReadyError`` when scheduling an incomplete draft); nothing changes then.
     """
     if to not in Status.values:
@@ -253,6 +254,11 @@ def campaign_status_change(*, campaign: Campaign, to: str, actor, at: datetime |
         result = campaign_schedule(campaign=locked, at=at, actor=actor)
     else:
         result = campaign_transition(campaign=locked, to=to, actor=actor)
+    if to == Status.CANCELLED:
+        from campaigns.delivery.operations import campaign_deliveries_cancel
+
+        # Queued rows go at once (the claim already refuses them); the progress panel shows it now.
+        campaign_deliveries_cancel(campaign_id=result.pk)
     campaign.status, campaign.scheduled_at = result.status, result.scheduled_at
     campaign.started_at, campaign.finished_at = result.started_at, result.finished_at
     return result

@@ -1,12 +1,15 @@
-"""The campaign studio demo seed: segments, personas and draft campaigns that are ready to schedule."""
+"""The campaign studio demo seed: segments, personas, draft campaigns ready to schedule, one scheduled broadcast."""
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
-from campaigns.audience import segment_counts
+from campaigns.audience import campaign_forecast, segment_counts
+from campaigns.delivery.launch import campaigns_dispatch_due
 from campaigns.models import AuditEvent, Campaign, Message, Segment, Variant
 from campaigns.services.campaigns import campaign_problems
 from campaigns.validation import variant_check
@@ -58,7 +61,9 @@ def test_seed_builds_valid_drafts_and_a_second_run_changes_nothing():
         segment.full_clean()  # rules compile; personas carry a description
         assert segment_counts(segment)["total"] > 0, segment.name
 
-    campaigns = list(Campaign.objects.select_related("offer", "shared_code").order_by("name"))
+    campaigns = list(
+        Campaign.objects.exclude(name="Welcome demo broadcast").select_related("offer", "shared_code").order_by("name")
+    )
     assert len(campaigns) == 2
     assert all(c.status == Campaign.Status.DRAFT for c in campaigns)
     for campaign in campaigns:
@@ -76,7 +81,7 @@ def test_seed_builds_valid_drafts_and_a_second_run_changes_nothing():
     for variant in Variant.objects.filter(channel="sms"):
         assert "Reply STOP to opt out" in variant.sms_body
     # Created through the services: every campaign and variant has its audit trail.
-    assert AuditEvent.objects.filter(subject_type="campaign", action="created").count() == 2
+    assert AuditEvent.objects.filter(subject_type="campaign", action="created").count() == 3
     assert AuditEvent.objects.filter(subject_type="variant").count() == Variant.objects.count()
 
 
@@ -92,3 +97,42 @@ def test_campaign_admin_renders_for_the_demo_marketing_login(client):
     segment = Segment.objects.get(name="Miami customers")
     assert client.get(reverse("admin:campaigns_segment_change", args=[segment.pk])).status_code == 200
     assert client.get(reverse("admin:loyalty_loyaltyaccount_changelist")).status_code == 200
+
+
+def test_seed_schedules_exactly_one_broadcast_a_minute_ahead_that_reaches_people():
+    before = timezone.now()
+    output = _seed("demo_seed", "loyalty_demo_seed", "campaigns_demo_seed")
+
+    scheduled = list(Campaign.objects.filter(status=Campaign.Status.SCHEDULED))
+    assert [c.name for c in scheduled] == ["Welcome demo broadcast"]
+    broadcast = scheduled[0]
+    assert before + timedelta(seconds=50) <= broadcast.scheduled_at <= timezone.now() + timedelta(minutes=1)
+    assert campaign_problems(broadcast) == []
+    assert campaign_forecast(broadcast).messages_total > 0
+    assert f"/admin/campaigns/campaign/{broadcast.pk}/change/" in output
+    assert AuditEvent.objects.filter(subject_type="campaign", subject_id=broadcast.pk, action="status_changed").exists()
+
+
+def test_rerunning_the_seed_reschedules_an_overdue_broadcast_and_never_adds_another():
+    _seed("demo_seed", "loyalty_demo_seed", "campaigns_demo_seed")
+    Campaign.objects.filter(name="Welcome demo broadcast").update(scheduled_at=timezone.now() - timedelta(hours=1))
+
+    _seed("campaigns_demo_seed")
+
+    broadcast = Campaign.objects.get(name="Welcome demo broadcast")
+    assert broadcast.status == Campaign.Status.SCHEDULED
+    assert broadcast.scheduled_at > timezone.now()
+    assert Campaign.objects.count() == 3
+
+
+def test_a_broadcast_that_has_sent_is_left_alone_by_a_rerun():
+    _seed("demo_seed", "loyalty_demo_seed", "campaigns_demo_seed")
+    broadcast = Campaign.objects.get(name="Welcome demo broadcast")
+    launched = campaigns_dispatch_due(now=broadcast.scheduled_at + timedelta(seconds=1))
+    assert launched == [broadcast.pk]
+    before = _state()
+
+    _seed("campaigns_demo_seed")
+
+    assert _state() == before
+    assert Campaign.objects.get(pk=broadcast.pk).status == Campaign.Status.SENDING

@@ -1,23 +1,29 @@
-"""Load the campaign studio demo: segments, personas, and two draft campaigns ready to schedule.
+"""Load the campaign studio demo: segments, personas, two draft campaigns ready to schedule, and one
+broadcast scheduled a minute ahead, so a newcomer watches it send into the outbox.
 
 Runs after ``demo_seed`` and ``loyalty_demo_seed`` and is idempotent: segments, messages and
 campaigns are looked up by name and created only when missing. Variants are stored through
 ``variant_save`` (validation and audit trail) and campaigns recorded with ``campaign_record_changes``,
-as the admin does; both campaigns stay drafts, so nothing is ever sent by the demo.
+as the admin does. The two studio campaigns stay drafts. The broadcast is created once and scheduled
+through ``campaign_status_change``; a later run schedules it again (a minute ahead) only if it has not
+started sending and its time has passed, so re-running the demo never piles up campaigns or sends twice.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from campaigns import events
 from campaigns.audience import segment_counts
 from campaigns.models import Campaign, Message, Segment, Variant
-from campaigns.services.campaigns import campaign_problems, campaign_record_changes
+from campaigns.services.campaigns import campaign_problems, campaign_record_changes, campaign_status_change
 from campaigns.services.messages import variant_save
-from customers.models import Store
+from customers.models import Source, Store
 from loyalty.models import CouponCode, Offer, Tier
 
 PROGRAMME = "Tandem Rewards"
@@ -30,7 +36,11 @@ MIAMI = "Miami customers"
 PERSONA_REGULARS = "Loyal regulars"
 PERSONA_ONLINE = "Online first"
 
+EVERYONE = "Everyone (demo broadcast)"
+
 WIN_BACK = "We miss you at the store"
+BROADCAST = "Welcome demo broadcast"
+BROADCAST_DELAY = timedelta(minutes=1)
 WELCOME_MIAMI = "Welcome to Lincoln Road: 10% off"
 
 # The default column of each message, per channel; persona columns below override a few cells.
@@ -91,10 +101,27 @@ WELCOME_VARIANTS = {
         "sms_body": "{{ brand_name }}: 10% off at Lincoln Road with code {{ coupon_code }}. Reply STOP to opt out",
     },
 }
+BROADCAST_VARIANTS = {
+    "email": {
+        "subject": "{{ first_name }}, welcome to {{ brand_name }}",
+        "preheader": "What is new at {{ store_name }} this week",
+        "html_body": (
+            "<h1>Hi {{ first_name }},</h1>"
+            "<p>Thank you for shopping with us. This week at {{ store_name }}: new arrivals, and our team "
+            "is there to help you choose.</p><p>{{ store_address }}</p>"
+        ),
+    },
+    "sms": {
+        "sms_body": "{{ brand_name }}: hi {{ first_name }}, new arrivals at {{ store_name }}. Reply STOP to opt out"
+    },
+}
 
 
 class Command(BaseCommand):
-    help = "Load demo segments, personas and two draft campaigns (one with an offer); idempotent."
+    help = (
+        "Load demo segments, personas, two draft campaigns (one with an offer) and a broadcast scheduled a "
+        "minute ahead; idempotent."
+    )
 
     def handle(self, *args, **options) -> None:
         marketing = get_user_model().objects.filter(username="marketing").first()
@@ -144,7 +171,36 @@ class Command(BaseCommand):
                 include=[MIAMI],
                 exclude=[GOLD],
             )
-        self._summary(segments, [win_back, welcome])
+            broadcast = self._campaign(
+                marketing,
+                name=BROADCAST,
+                segments=segments,
+                variants=BROADCAST_VARIANTS,
+                persona_variants={},
+                fields={
+                    "goal": Campaign.Goal.ENGAGEMENT,
+                    "kpi": Campaign.Kpi.STORE_VISITS,
+                    "category": Campaign.Category.PROMOTIONAL,
+                    "channels": "email,sms",
+                    "mode": Campaign.Mode.PREFERRED,
+                },
+                include=[EVERYONE],
+                exclude=[],
+            )
+            self._schedule(marketing, broadcast)
+        self._summary(segments, [win_back, welcome, broadcast])
+
+    def _schedule(self, actor, campaign: Campaign) -> None:
+        """Schedule the broadcast a minute ahead unless it is already due later or has started sending."""
+        now = timezone.now()
+        if campaign.status == Campaign.Status.SCHEDULED and campaign.scheduled_at > now:
+            return
+        if campaign.status == Campaign.Status.SCHEDULED:  # its time passed with no worker running to launch it
+            campaign_status_change(campaign=campaign, to=Campaign.Status.DRAFT, actor=actor)
+        if campaign.status == Campaign.Status.DRAFT:
+            campaign_status_change(
+                campaign=campaign, to=Campaign.Status.SCHEDULED, at=now + BROADCAST_DELAY, actor=actor
+            )
 
     # --- segments and personas ------------------------------------------------------------------
     def _segments(self, actor, *, miami: Store, gold: Tier) -> dict[str, Segment]:
@@ -171,6 +227,12 @@ class Command(BaseCommand):
                 MIAMI,
                 "Customers whose home store is Miami Lincoln Road.",
                 {"match": "all", "rules": [{"type": "store", "op": "in", "values": [miami.pk]}]},
+                False,
+            ),
+            (
+                EVERYONE,
+                "Every customer, whatever brought them in; the demo broadcast goes to them.",
+                {"match": "all", "rules": [{"type": "source", "op": "in", "values": list(Source.values)}]},
                 False,
             ),
             (
@@ -236,6 +298,14 @@ class Command(BaseCommand):
                 f"  {'persona' if segment.is_persona else 'segment'} {segment.name}: {segment_counts(segment)['total']}"
             )
         for campaign in campaigns:
+            if campaign.status != Campaign.Status.DRAFT:
+                when = f" for {timezone.localtime(campaign.scheduled_at):%H:%M:%S %Z}" if campaign.scheduled_at else ""
+                write(
+                    f"  {campaign.get_status_display().lower()} campaign {campaign.name!r}{when}: watch it send at "
+                    f"/admin/campaigns/campaign/{campaign.pk}/change/ (or `manage.py campaign watch {campaign.pk}`), "
+                    "then see the messages in /admin/campaigns/outboxmessage/"
+                )
+                continue
             write(
                 f"  draft campaign {campaign.name!r}: {campaign.message.variants.count()} variants, "
                 f"channels {campaign.channels}" + (f", offer code {campaign.shared_code}" if campaign.offer_id else "")
