@@ -74,7 +74,9 @@ def deliveries_claim(
 ) -> list[Claimed]:
     """Claim the due queued rows of one cause in ``[first_id, last_id]``: ONE UPDATE … RETURNING.
 
-    Sets them ``sending`` with a lease and counts the attempt. Rows already claimed, not yet due, or of
+    Sets them ``sending`` with a lease and counts the attempt; clears the handed-over mark of an earlier
+    attempt (a transient error), so a retry lost before its own provider call is sent again, not left
+    unknown. Rows already claimed, not yet due, or of
     a cause that is paused or cancelled are left alone; run concurrently, each row goes to one caller.
     Commits on its own (autocommit, or the caller's transaction).
     """
@@ -82,7 +84,8 @@ def deliveries_claim(
     adapt = connection.ops.adapt_datetimefield_value
     lease = now + timedelta(seconds=conf("DELIVERY_LEASE_SECONDS"))
     statement = (
-        f"UPDATE {_table()} SET status = %s, attempts = attempts + 1, lease_until = %s, updated_at = %s "  # noqa: S608
+        f"UPDATE {_table()} SET status = %s, attempts = attempts + 1, lease_until = %s, updated_at = %s, "  # noqa: S608
+        "handed_at = NULL "
         "WHERE id BETWEEN %s AND %s AND cause_type = %s AND cause_id = %s AND status = %s "
         f"AND (not_before IS NULL OR not_before <= %s) AND {active_sql} "
         "RETURNING id, customer_id, channel, variant_id, coupon_code_id, attempts"
