@@ -148,8 +148,8 @@ def _outcomes_source(outcomes: list[Outcome]) -> tuple[str, str]:
 def deliveries_record(*, outcomes: list[Outcome], now: datetime, outbox: list[OutboxMessage] = ()) -> int:
     """Write the outcomes of claimed rows in ONE ``UPDATE … FROM`` a JSON row set, with their outbox rows.
 
-    Only rows still ``sending`` change (the sweeper may have resolved a row whose lease ran out), so
-    recording twice changes nothing. Returns the number of rows updated.
+    Only rows still ``sending`` change (the sweeper may have resolved a row whose lease ran out), and only
+    they get their outbox message, so recording twice changes nothing. Returns the number of rows updated.
     """
     if not outcomes:
         return 0
@@ -160,15 +160,17 @@ def deliveries_record(*, outcomes: list[Outcome], now: datetime, outbox: list[Ou
         f"UPDATE {table} SET status = v.status, reason = v.reason, error = v.error, address = v.address, "  # noqa: S608
         "provider_message_id = v.provider_message_id, not_before = v.not_before, lease_until = NULL, updated_at = %s, "
         f"sent_at = CASE WHEN v.status = %s THEN %s ELSE {table}.sent_at END "
-        f"FROM {source} WHERE {table}.id = v.id AND {table}.status = %s"
+        f"FROM {source} WHERE {table}.id = v.id AND {table}.status = %s RETURNING {table}.id"
     )
     params = [adapt(now), Status.SENT, adapt(now), payload, Status.SENDING]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement, params)
-        updated = cursor.rowcount
+        updated = {row[0] for row in cursor.fetchall()}
+        # A row the sweeper took back meanwhile (its lease ran out) gets no outbox message from this chunk.
+        outbox = [message for message in outbox if message.delivery_id in updated]
         if outbox:
             OutboxMessage.objects.bulk_create(outbox, ignore_conflicts=True)
-    return updated
+    return len(updated)
 
 
 def _customers_with_checks(customer_ids: set[int], channels: set[str], campaign, now: datetime) -> dict[int, Customer]:

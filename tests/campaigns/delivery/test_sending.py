@@ -328,3 +328,23 @@ def test_a_retry_lost_before_its_provider_call_is_sent_again_not_left_unknown(au
 
     assert (swept.requeued, swept.lease_expired) == (len(claimed), 0)
     assert set(Delivery.objects.values_list("status", flat=True)) == {S.QUEUED}
+
+
+def test_a_chunk_that_outlived_its_lease_writes_no_outbox_message_for_rows_taken_back(audience, monkeypatch):
+    from campaigns.delivery import sending
+    from campaigns.delivery.sweeper import deliveries_sweep
+
+    campaign, ids = _launched()
+    mark = sending.deliveries_mark_handed
+
+    def stalled(*, ids, now):  # the chunk stalls past its lease; meanwhile its rows are taken back ...
+        deliveries_sweep(now=now + timedelta(hours=1))
+        campaign_transition(campaign=Campaign.objects.get(pk=campaign.pk), to=Campaign.Status.CANCELLED, actor=None)
+        deliveries_sweep(now=now + timedelta(hours=1))
+        mark(ids=ids, now=now)
+
+    monkeypatch.setattr(sending, "deliveries_mark_handed", stalled)
+    _send(campaign, ids)  # ... and the chunk resumes
+
+    assert set(Delivery.objects.values_list("status", flat=True)) == {S.CANCELLED}
+    assert not OutboxMessage.objects.exists()  # the outbox is written only with an outcome that was recorded
