@@ -335,15 +335,15 @@ def test_a_chunk_that_outlived_its_lease_writes_no_outbox_message_for_rows_taken
     from campaigns.delivery.sweeper import deliveries_sweep
 
     campaign, ids = _launched()
-    mark = sending.deliveries_mark_handed
+    record = sending.deliveries_record
 
-    def stalled(*, ids, now):  # the chunk stalls past its lease; meanwhile its rows are taken back ...
+    def stalled(*, now, **kwargs):  # the chunk stalls past its lease; meanwhile its rows are taken back ...
         deliveries_sweep(now=now + timedelta(hours=1))
         campaign_transition(campaign=Campaign.objects.get(pk=campaign.pk), to=Campaign.Status.CANCELLED, actor=None)
         deliveries_sweep(now=now + timedelta(hours=1))
-        mark(ids=ids, now=now)
+        return record(now=now, **kwargs)
 
-    monkeypatch.setattr(sending, "deliveries_mark_handed", stalled)
+    monkeypatch.setattr(sending, "deliveries_record", stalled)
     _send(campaign, ids)  # ... and the chunk resumes
 
     assert set(Delivery.objects.values_list("status", flat=True)) == {S.CANCELLED}
