@@ -140,12 +140,13 @@ def _cache_redis_url(url: str) -> str:
     return f"{base}/{((int(db) if db.isdigit() else 0) + offset) % 16}" if base.startswith("redis") else url
 
 
+# The broker may live elsewhere (e.g. RabbitMQ: amqp://…); caches and rate limits stay on REDIS_URL.
+_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("BROKER_URL") or REDIS_URL
+
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_redis_url(REDIS_URL)}
     }
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
     # Shared by every process of the embedded demo (rate limits must not live in one process).
     CACHES = {
@@ -154,6 +155,11 @@ else:
             "LOCATION": str(VAR_DIR / "cache" / _TEST_WORKER),
         }
     }
+if _BROKER_URL:
+    CELERY_BROKER_URL = _BROKER_URL
+    # Redis hands an unacknowledged task to another worker after this; above DELIVERY_LEASE_SECONDS.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+else:
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)

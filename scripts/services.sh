@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the local PostgreSQL and Redis answer; start them, or install them where missing.
+# Make sure the local PostgreSQL and Redis (and RabbitMQ, for the broker tests) answer; start them, or
+# install them where missing.
 # Prints the DATABASE_URL / REDIS_URL exports for what is available. Needs root to install.
 set -u
 
@@ -37,6 +38,18 @@ if ! redis_up; then
   if have redis-server; then
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >&2 || true
     for _ in $(seq 1 20); do redis_up && break; sleep 0.5; done
+  fi
+fi
+
+rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! rabbitmq_up; then
+  if ! have rabbitmq-server && [ "${TANDEM_INSTALL_SERVICES:-1}" = 1 ]; then
+    echo "installing RabbitMQ…" >&2
+    as_root apt-get update -qq >&2 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >&2
+  fi
+  if have rabbitmq-server; then
+    as_root rabbitmq-server -detached >&2 || true
+    for _ in $(seq 1 60); do rabbitmq_up && break; sleep 0.5; done
   fi
 fi
 

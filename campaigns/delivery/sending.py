@@ -82,7 +82,9 @@ def deliveries_claim(
 ) -> list[Claimed]:
     """Claim the due queued rows of one cause in ``[first_id, last_id]``: ONE UPDATE … RETURNING.
 
-    Sets them ``sending`` with a lease and counts the attempt. Rows already claimed, not yet due, or of
+    Sets them ``sending`` with a lease and counts the attempt; clears the handed-over mark of an earlier
+    attempt (a transient error), so a retry lost before its own provider call is sent again, not left
+    unknown. Rows already claimed, not yet due, or of
     a cause that is paused or cancelled are left alone; run concurrently, each row goes to one caller.
     Commits on its own (autocommit, or the caller's transaction).
     """
@@ -90,7 +92,8 @@ def deliveries_claim(
     adapt = connection.ops.adapt_datetimefield_value
     lease = now + timedelta(seconds=conf("DELIVERY_LEASE_SECONDS"))
     statement = (
-        f"UPDATE {_table()} SET status = %s, attempts = attempts + 1, lease_until = %s, updated_at = %s "  # noqa: S608
+        f"UPDATE {_table()} SET status = %s, attempts = attempts + 1, lease_until = %s, updated_at = %s, "  # noqa: S608
+        "handed_at = NULL "
         "WHERE id BETWEEN %s AND %s AND cause_type = %s AND cause_id = %s AND status = %s "
         f"AND (not_before IS NULL OR not_before <= %s) AND {active_sql} "
         "RETURNING id, customer_id, channel, variant_id, coupon_code_id, attempts"
@@ -154,8 +157,8 @@ def _outcomes_source(outcomes: list[Outcome]) -> tuple[str, str]:
 def deliveries_record(*, outcomes: list[Outcome], now: datetime, outbox: list[OutboxMessage] = ()) -> int:
     """Write the outcomes of claimed rows in ONE ``UPDATE … FROM`` a JSON row set, with their outbox rows.
 
-    Only rows still ``sending`` change (the sweeper may have resolved a row whose lease ran out), so
-    recording twice changes nothing. Returns the number of rows updated.
+    Only rows still ``sending`` change (the sweeper may have resolved a row whose lease ran out), and only
+    they get their outbox message, so recording twice changes nothing. Returns the number of rows updated.
     """
     if not outcomes:
         return 0
@@ -170,15 +173,17 @@ def deliveries_record(*, outcomes: list[Outcome], now: datetime, outbox: list[Ou
         f"handed_at = CASE WHEN v.status = %s THEN NULL ELSE {table}.handed_at END, "
         f"attempts = {table}.attempts - CASE WHEN v.uncount THEN 1 ELSE 0 END, "
         f"sent_at = CASE WHEN v.status = %s THEN %s ELSE {table}.sent_at END "
-        f"FROM {source} WHERE {table}.id = v.id AND {table}.status = %s"
+        f"FROM {source} WHERE {table}.id = v.id AND {table}.status = %s RETURNING {table}.id"
     )
     params = [adapt(now), Status.QUEUED, Status.SENT, adapt(now), payload, Status.SENDING]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement, params)
-        updated = cursor.rowcount
+        updated = {row[0] for row in cursor.fetchall()}
+        # A row the sweeper took back meanwhile (its lease ran out) gets no outbox message from this chunk.
+        outbox = [message for message in outbox if message.delivery_id in updated]
         if outbox:
             OutboxMessage.objects.bulk_create(outbox, ignore_conflicts=True)
-    return updated
+    return len(updated)
 
 
 def _customers_with_checks(customer_ids: set[int], channels: set[str], campaign, now: datetime) -> dict[int, Customer]:

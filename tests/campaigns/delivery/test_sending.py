@@ -312,3 +312,41 @@ def test_a_carrier_opt_out_withdraws_sms_consent_and_suppresses_the_number(audie
     assert entry.source_reference == f"delivery:{row.pk}"
     suppression = Suppression.objects.get(channel="sms", address_hmac=address_hmac("sms", both.phone))
     assert suppression.reason == "carrier_opt_out"
+
+
+def test_a_retry_lost_before_its_provider_call_is_sent_again_not_left_unknown(audience, provider):
+    from campaigns.delivery.sweeper import deliveries_sweep
+
+    provider("transient")
+    campaign, ids = _launched(channels="email")
+    _send(campaign, ids)  # handed over, refused for now: queued again with a backoff
+    retry_at = Delivery.objects.get(customer_id=audience["email_only"].pk).not_before
+    # The retry is claimed, then its worker dies before this attempt reaches the provider.
+    claimed = deliveries_claim(
+        cause_type="campaign", cause_id=campaign.pk, first_id=ids[0], last_id=ids[1], now=retry_at
+    )
+
+    swept = deliveries_sweep(now=retry_at + timedelta(hours=1))
+
+    assert (swept.requeued, swept.lease_expired) == (len(claimed), 0)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {S.QUEUED}
+
+
+def test_a_chunk_that_outlived_its_lease_writes_no_outbox_message_for_rows_taken_back(audience, monkeypatch):
+    from campaigns.delivery import sending
+    from campaigns.delivery.sweeper import deliveries_sweep
+
+    campaign, ids = _launched()
+    record = sending.deliveries_record
+
+    def stalled(*, now, **kwargs):  # the chunk stalls past its lease; meanwhile its rows are taken back ...
+        deliveries_sweep(now=now + timedelta(hours=1))
+        campaign_transition(campaign=Campaign.objects.get(pk=campaign.pk), to=Campaign.Status.CANCELLED, actor=None)
+        deliveries_sweep(now=now + timedelta(hours=1))
+        return record(now=now, **kwargs)
+
+    monkeypatch.setattr(sending, "deliveries_record", stalled)
+    _send(campaign, ids)  # ... and the chunk resumes
+
+    assert set(Delivery.objects.values_list("status", flat=True)) == {S.CANCELLED}
+    assert not OutboxMessage.objects.exists()  # the outbox is written only with an outcome that was recorded
