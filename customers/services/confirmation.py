@@ -49,7 +49,6 @@ def consent_confirmation_send(*, confirmation_id: int) -> bool:
         return False
     # Withdrawn (or granted again) before the mail left: a withdrawn person gets no mail, and a newer
     # grant has a confirmation of its own.
-
     state = ConsentState.objects.filter(customer=customer, channel=Channel.EMAIL).first()
     if not confirmation_is_current(confirmation, state):
         ConsentConfirmation.objects.filter(pk=confirmation_id).update(
