@@ -23,6 +23,7 @@ from campaigns.delivery.caps import CapRequest, caps_release, caps_reserve
 from campaigns.delivery.conf import conf
 from campaigns.delivery.pacing import Pacer, retry_delay
 from campaigns.delivery.quiet_hours import quiet_hours_check, recipient_zones
+from campaigns.links import message_links
 from campaigns.models import Campaign, CustomerPushDevice, Delivery, OutboxMessage, Variant
 from customers.models import Channel, Customer
 
@@ -335,7 +336,6 @@ def delivery_chunk_send(
     codes = _coupon_codes({row.coupon_code_id for row in claimed if row.coupon_code_id})
     devices = _push_devices({row.customer_id for row in claimed if row.channel == Channel.PUSH})
     outbox_channels = set(conf("DELIVERY_OUTBOX_CHANNELS"))
-    message_links = _links_maker()
     backends: dict[str, object] = {}
     compiled: dict[int, object] = {}
     outcomes: list[Outcome] = []
@@ -531,27 +531,6 @@ def _carrier_opt_out(*, customer: Customer, row: Claimed, address: str) -> None:
         )
         if row.channel in (Channel.EMAIL, Channel.SMS):
             suppression_add(channel=row.channel, address=address, reason=Suppression.Reason.CARRIER_OPT_OUT)
-
-
-def _links_maker():
-    """``campaigns.links.message_links`` with the URL resolved once per chunk instead of twice per message."""
-    from django.conf import settings
-    from django.urls import reverse
-
-    from campaigns.links import unsubscribe_token
-
-    marker = "tandem-token-marker"
-    template = f"{settings.PUBLIC_BASE_URL}{reverse('campaigns:unsubscribe', args=[marker])}"
-
-    def message_links(*, customer, channel: str, source: str) -> dict[str, str]:
-        one = unsubscribe_token(customer=customer, channel=channel, source=source)
-        everything = unsubscribe_token(customer=customer, channel="all", source=source)
-        return {
-            "unsubscribe_url": template.replace(marker, one),
-            "preferences_url": template.replace(marker, everything),
-        }
-
-    return message_links
 
 
 def _coupon_codes(code_ids: set[int]) -> dict[int, str]:
