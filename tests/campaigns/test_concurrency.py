@@ -1,40 +1,13 @@
-"""Campaign edits race the start of sending on PostgreSQL: threads with their own connections."""
-
-import threading
+"""Campaign edits race the start of sending on PostgreSQL: separate processes, released together."""
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from campaigns.exceptions import CampaignError
 from campaigns.models import AuditEvent, Campaign
 from campaigns.services.campaigns import campaign_save, campaign_transition
+from tests.concurrency import errors, race
 from tests.factories.campaigns import CampaignFactory, EmailVariantFactory, SegmentFactory
-
-
-def _race(attempts):
-    barrier = threading.Barrier(len(attempts))
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def worker(attempt):
-        try:
-            barrier.wait()
-            outcome = attempt()
-        except CampaignError:
-            outcome = "refused"
-        except Exception as exc:
-            outcome = f"error: {exc!r}"
-        finally:
-            connections.close_all()
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=worker, args=(attempt,)) for attempt in attempts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 @pytest.mark.postgres
@@ -49,7 +22,10 @@ def test_no_edit_lands_after_the_campaign_started_sending(transactional_db):
         def attempt():
             copy = Campaign.objects.get(pk=campaign.pk)  # read before the lock, like the admin form
             copy.name = f"Edit {i}"
-            campaign_save(campaign=copy, actor=None)
+            try:
+                campaign_save(campaign=copy, actor=None)
+            except CampaignError:
+                return "refused"
             return "saved"
 
         return attempt
@@ -58,8 +34,9 @@ def test_no_edit_lands_after_the_campaign_started_sending(transactional_db):
         campaign_transition(campaign=Campaign.objects.get(pk=campaign.pk), to=Campaign.Status.SENDING, actor=None)
         return "started"
 
-    results = _race([*(edit(i) for i in range(12)), start])
-    assert not [r for r in results if r.startswith("error")], results
+    outcomes = race(*(edit(i) for i in range(12)), start)
+    assert all(o.ok for o in outcomes), errors(outcomes)
+    results = [o.value for o in outcomes]
     assert results.count("started") == 1
     trail = list(AuditEvent.objects.filter(campaign=campaign).order_by("id").values_list("action", flat=True))
     started_at = trail.index("status_changed")
