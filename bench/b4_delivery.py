@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=1000)
     parser.add_argument("--reuse", action="store_true", help="keep the fixture if it has that many customers")
     args = parser.parse_args()
-    from bench.b1_segment_count import FIXTURE_SQL, _setup_django
+    from bench.b1_segment_count import _setup_django, fixture_build
 
     _setup_django()
     from django.conf import settings
@@ -36,13 +36,8 @@ def main() -> None:
     from campaigns.delivery import launch
     from campaigns.delivery.sending import delivery_chunk_send
     from campaigns.models import Campaign, Delivery, Message, OutboxMessage, Segment, Variant
-    from customers.models import Customer
 
-    started = time.perf_counter()
-    if not (args.reuse and Customer.objects.count() == args.customers):
-        with connection.cursor() as cursor:
-            cursor.execute(FIXTURE_SQL.replace("%(n)s", str(int(args.customers))))
-    print(f"fixture: {args.customers:,} customers in {time.perf_counter() - started:.1f} s")
+    fixture_build(customers=args.customers, reuse=args.reuse)
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE campaigns_delivery, campaigns_outboxmessage")
     Campaign.objects.filter(name__startswith="B4").delete()
