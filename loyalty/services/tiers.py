@@ -72,16 +72,16 @@ def tier_upgrade_if_qualified(*, account: LoyaltyAccount, now: datetime | None =
             LoyaltyAccount.objects.filter(pk=account.pk).update(tier_grace_until=None)
             account.tier_grace_until = None
         return None
+    return _tier_move(account=account, to=best, reason=TierChange.Reason.UPGRADE, value=value, now=now)
+
+
+def _tier_move(*, account: LoyaltyAccount, to: Tier | None, reason: str, value, now: datetime) -> TierChange:
+    """Record the move in the tier history and put the (locked) account in its new tier."""
     change = TierChange.objects.create(
-        account=account,
-        from_tier=account.tier,
-        to_tier=best,
-        reason=TierChange.Reason.UPGRADE,
-        qualifying_value=value,
-        occurred_at=now,
+        account=account, from_tier=account.tier, to_tier=to, reason=reason, qualifying_value=value, occurred_at=now
     )
-    LoyaltyAccount.objects.filter(pk=account.pk).update(tier=best, tier_since=now, tier_grace_until=None)
-    account.tier, account.tier_since, account.tier_grace_until = best, now, None
+    LoyaltyAccount.objects.filter(pk=account.pk).update(tier=to, tier_since=now, tier_grace_until=None)
+    account.tier, account.tier_since, account.tier_grace_until = to, now, None
     return change
 
 
@@ -113,16 +113,7 @@ def _tier_review_account_locked(*, account: LoyaltyAccount, now: datetime) -> Ti
         locked.tier_grace_until = grace
     if locked.tier_grace_until > now:
         return None
-    change = TierChange.objects.create(
-        account=locked,
-        from_tier=locked.tier,
-        to_tier=deserved,
-        reason=TierChange.Reason.DOWNGRADE,
-        qualifying_value=value,
-        occurred_at=now,
-    )
-    LoyaltyAccount.objects.filter(pk=locked.pk).update(tier=deserved, tier_since=now, tier_grace_until=None)
-    return change
+    return _tier_move(account=locked, to=deserved, reason=TierChange.Reason.DOWNGRADE, value=value, now=now)
 
 
 def tiers_review_due(*, now: datetime | None = None, after_id: int = 0, limit: int = 1000) -> tuple[int, int]:
