@@ -5,6 +5,7 @@ import importlib
 
 import pytest
 from django.apps import apps as django_apps
+from django.utils import timezone
 
 from campaigns.delivery.caps import REASON, CapRequest, caps_counters_prune, caps_release, caps_reserve
 from campaigns.models import Campaign, FrequencyCounter, FrequencyRule
@@ -287,10 +288,16 @@ def test_old_counters_are_pruned_but_gap_heads_kept(rules):
     assert FrequencyCounter.objects.count() == 2
 
 
-def test_the_daily_prune_runs_from_beat_on_the_dispatch_queue(settings, db):
+def test_the_daily_prune_runs_from_beat_on_the_dispatch_queue(settings, rules):
     from campaigns.tasks import frequency_counters_prune_task
+
+    rules(window=FrequencyRule.Window.CALENDAR_DAY, limit=1)
+    caps_reserve(items=[_request(1, CustomerFactory())], now=timezone.now() - datetime.timedelta(days=60))
+    assert FrequencyCounter.objects.exists()
 
     entry = settings.CELERY_BEAT_SCHEDULE["frequency-counters-prune"]
     assert entry["task"] == frequency_counters_prune_task.name
     assert settings.CELERY_TASK_ROUTES[entry["task"]] == {"queue": "dispatch"}
-    frequency_counters_prune_task()  # runs against an empty table without error
+    frequency_counters_prune_task()
+
+    assert not FrequencyCounter.objects.exists()  # a 60-day-old day counter counts in no window
