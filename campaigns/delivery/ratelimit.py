@@ -35,7 +35,8 @@ _EPSILON = 0.001
 # KEYS[1] bucket; ARGV: rate, burst, want, least, ttl seconds, now (optional: Redis's clock otherwise).
 # Grants min(want, whole tokens) when at least ``least`` are there (and the bucket is not blocked), and
 # returns {granted, seconds until ``least`` more are there}; numbers travel as strings (Lua -> Redis
-# integers would truncate the fractions).
+# integers would truncate the fractions) written with 17 digits: Lua's tostring keeps 14, which rounds an
+# epoch timestamp to 0.1 ms and lets the refill drift past the rate over thousands of calls.
 _ACQUIRE_LUA = """
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
 local want, least, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -54,13 +55,14 @@ end
 local granted = 0
 if now >= blocked and tokens + 0.001 >= least then
   granted = math.min(want, math.floor(tokens + 0.001))
-  tokens = math.max(tokens - granted, 0)
+  tokens = tokens - granted
 end
 local wait = 0
 if granted < want then
   wait = math.max(blocked - now, (least - tokens) / rate, 0)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts), 'blocked', tostring(blocked))
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', ts),
+  'blocked', string.format('%.17g', blocked))
 redis.call('EXPIRE', KEYS[1], ttl)
 return {granted, tostring(wait)}
 """
@@ -74,9 +76,10 @@ if not now then
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 local blocked = math.max(tonumber(redis.call('HGET', KEYS[1], 'blocked')) or 0, now + seconds)
-redis.call('HSET', KEYS[1], 'tokens', '0', 'ts', tostring(now), 'blocked', tostring(blocked))
+redis.call('HSET', KEYS[1], 'tokens', '0', 'ts', string.format('%.17g', now),
+  'blocked', string.format('%.17g', blocked))
 redis.call('EXPIRE', KEYS[1], math.max(ttl, math.ceil(seconds)))
-return tostring(blocked)
+return string.format('%.17g', blocked)
 """
 
 
@@ -177,7 +180,7 @@ class CacheBuckets:
             granted = 0
             if now >= blocked and tokens + _EPSILON >= least:
                 granted = min(want, math.floor(tokens + _EPSILON))
-                tokens = max(tokens - granted, 0.0)
+                tokens -= granted  # a grant of a token short by < _EPSILON is repaid, not forgiven
             wait = max(blocked - now, (least - tokens) / limit.rate, 0.0) if granted < want else 0.0
             self.cache.set(KEY_PREFIX + key, (tokens, ts, blocked), timeout=_IDLE_TTL_SECONDS)
         return Grant(granted=granted, wait=wait)

@@ -61,7 +61,7 @@ def _send_policies(request):
     they run at and on each other; tests of the engine's policies opt in with ``send_policies``."""
     if request.node.get_closest_marker("send_policies") is not None:
         return
-    uses_db = {"db", "transactional_db"} & set(request.fixturenames)
+    uses_db = {"db", "transactional_db"} & set(request.node.fixturenames)  # asked by the test itself
     if not uses_db and request.node.get_closest_marker("django_db") is None:
         return
     request.getfixturevalue("_django_db_helper")  # the database as the test asked for it

@@ -109,7 +109,8 @@ def test_processes_sharing_a_bucket_never_get_more_than_rate_times_time_plus_bur
     elapsed = time.time() - started  # covers every grant, so the bound below is never too tight
 
     assert all(process.exitcode == 0 for process in processes)
-    assert sum(totals) <= 50 * elapsed + 10
+    # + 1: the last grant may take a token short by less than the store's epsilon (repaid by the next)
+    assert sum(totals) <= 50 * elapsed + 10 + 1
     assert sum(totals) >= 10  # the burst at least went out
 
 
