@@ -258,6 +258,9 @@ TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
 # The sender when there is no Messaging Service (the service wins when both are set).
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+# Texts ask Twilio for status callbacks at PUBLIC_BASE_URL/webhooks/twilio/status/<delivery id>/; on by
+# default once a public URL is configured (Twilio cannot reach the local default).
+TWILIO_STATUS_CALLBACKS = env_bool("TWILIO_STATUS_CALLBACKS", "PUBLIC_BASE_URL" in os.environ)
 # Marketing mail leaves on the ESP's bulk stream so it never shares reputation with transactional mail:
 # Postmark's broadcast message stream, and the SES configuration set for marketing (none when empty).
 MARKETING_POSTMARK_STREAM = os.environ.get("TANDEM_POSTMARK_BROADCAST_STREAM", "broadcast")
@@ -312,7 +315,21 @@ TANDEM = {
     "SMS_MAX_SEGMENTS": int(os.environ.get("TANDEM_SMS_MAX_SEGMENTS", "4")),
     "PUSH_TITLE_MAX_CHARS": int(os.environ.get("TANDEM_PUSH_TITLE_MAX_CHARS", "65")),
     "PUSH_BODY_MAX_CHARS": int(os.environ.get("TANDEM_PUSH_BODY_MAX_CHARS", "240")),
+    # What a HELP reply says (compliance.md: programme, contact, frequency, rates, how to opt out).
+    "SMS_HELP_CONTACT": os.environ.get("TANDEM_SMS_HELP_CONTACT", "help@tandem.example"),
+    "SMS_FREQUENCY": os.environ.get("TANDEM_SMS_FREQUENCY", "up to 4 msgs/month"),
 }
+# A sending campaign pauses itself past these rates per channel, once MIN_SENDS were sent
+# (campaigns/feedback/health.py). Settings may tighten the Gmail/Yahoo complaint ceiling, not loosen it.
+SENDER_HEALTH = {
+    "MAX_COMPLAINT_RATE": float(os.environ.get("TANDEM_MAX_COMPLAINT_RATE", "0.003")),
+    "MAX_HARD_BOUNCE_RATE": float(os.environ.get("TANDEM_MAX_HARD_BOUNCE_RATE", "0.05")),
+    "MIN_SENDS": int(os.environ.get("TANDEM_SENDER_HEALTH_MIN_SENDS", "200")),
+}
+if not 0 < SENDER_HEALTH["MAX_COMPLAINT_RATE"] <= 0.003:
+    raise ImproperlyConfigured("TANDEM_MAX_COMPLAINT_RATE must be above 0 and at most 0.003 (0.3 %).")
+if not 0 < SENDER_HEALTH["MAX_HARD_BOUNCE_RATE"] < 1:
+    raise ImproperlyConfigured("TANDEM_MAX_HARD_BOUNCE_RATE must be a fraction between 0 and 1.")
 
 # --- Security --------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -13,4 +13,5 @@ urlpatterns = [
     path("till/", include("customers.urls_till")),
     path("c/", include("customers.urls_public")),
     path("m/", include("campaigns.urls")),
+    path("webhooks/", include("campaigns.feedback.urls")),
 ]

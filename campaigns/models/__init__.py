@@ -3,6 +3,7 @@ from campaigns.models.campaigns import Campaign
 from campaigns.models.caps import FrequencyCounter, FrequencyRule
 from campaigns.models.deliveries import Delivery, OutboxMessage
 from campaigns.models.devices import CustomerPushDevice
+from campaigns.models.feedback import DeliveryEvent, FeedbackCount, SmsOptOutReview
 from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.segments import Segment, SegmentMember
@@ -13,6 +14,8 @@ __all__ = [
     "Campaign",
     "CustomerPushDevice",
     "Delivery",
+    "DeliveryEvent",
+    "FeedbackCount",
     "FrequencyCounter",
     "FrequencyRule",
     "Message",
@@ -20,6 +23,7 @@ __all__ = [
     "QuietHoursRule",
     "Segment",
     "SegmentMember",
+    "SmsOptOutReview",
     "StaffTestRecipient",
     "Variant",
 ]

@@ -89,6 +89,13 @@ class Delivery(models.Model):
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
+    # What the provider reported after the send (webhooks). The status only moves forward in
+    # ``campaigns.feedback.status`` rank order, whatever order the callbacks arrive in.
+    provider_status = models.CharField(max_length=16, blank=True, default="", db_default="")
+    provider_status_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True, help_text="First open reported.")
+    clicked_at = models.DateTimeField(null=True, blank=True, help_text="First click reported.")
+    complained_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"
