@@ -10,6 +10,15 @@ from campaigns.exceptions import ChannelNotConfiguredError, PermanentChannelErro
 CARRIER_OPT_OUT = 21610
 
 
+def status_callback_url(delivery_id) -> str | None:
+    """Where Twilio reports the text's progress: our public URL with the delivery id, when enabled."""
+    if not settings.TWILIO_STATUS_CALLBACKS or delivery_id is None:
+        return None
+    from django.urls import reverse
+
+    return settings.PUBLIC_BASE_URL + reverse("feedback:twilio-status", args=[int(delivery_id)])
+
+
 def twilio_client():
     """A client for the configured account; ``ChannelNotConfiguredError`` when credentials are missing.
 
@@ -71,8 +80,9 @@ class SmsChannel:
             payload["messaging_service_sid"] = settings.TWILIO_MESSAGING_SERVICE_SID
         elif settings.TWILIO_FROM_NUMBER:
             payload["from_"] = settings.TWILIO_FROM_NUMBER
-        if metadata.get("status_callback"):
-            payload["status_callback"] = metadata["status_callback"]
+        callback = metadata.get("status_callback") or status_callback_url(metadata.get("delivery_id"))
+        if callback:
+            payload["status_callback"] = callback
         return payload
 
     def send(self, payload: dict) -> SendResult:
