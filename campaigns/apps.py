@@ -23,3 +23,10 @@ class CampaignsConfig(AppConfig):
         from customers.timeline_sources import timeline_source_register
 
         timeline_source_register("campaigns.deliveries", delivery_timeline_entries)
+
+        # ESP tracking events (bounces, complaints, opens) arrive through anymail's webhook views.
+        from anymail.signals import tracking
+
+        from campaigns.feedback.email import email_tracking_received
+
+        tracking.connect(email_tracking_received, dispatch_uid="campaigns.email_tracking")

@@ -14,4 +14,5 @@ urlpatterns = [
     path("c/", include("customers.urls_public")),
     path("m/", include("campaigns.urls")),
     path("webhooks/", include("campaigns.feedback.urls")),
+    path("anymail/", include("campaigns.feedback.urls_anymail")),
 ]
