@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from campaigns.delivery.progress import campaign_progress, campaign_why, campaigns_progress, customers_matching
+from campaigns.feedback.selectors import campaign_pause_reason, campaign_sender_health, sender_health_limits
 from campaigns.models import Campaign
 
 # Statuses in which deliveries exist and the panel is worth showing.
@@ -95,5 +96,8 @@ class CampaignOperateAdminMixin:
                 progress_statuses=[(status, progress.statuses.get(status, 0)) for status in order],
                 progress_live=obj.status in LIVE,
                 progress_url=reverse("admin:campaigns_campaign_progress", args=[obj.pk]),
+                sender_health=campaign_sender_health(campaign=obj, sent=progress.sent_by_channel),
+                pause_reason=campaign_pause_reason(campaign=obj),
+                health_limits=sender_health_limits(),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)

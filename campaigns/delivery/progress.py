@@ -66,6 +66,7 @@ class Progress:
     skipped_by_reason: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
     failed_by_reason: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
     sent_last_minute: int = 0
+    sent_by_channel: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def done(self) -> int:
@@ -100,7 +101,7 @@ def campaign_progress(*, campaign: Campaign, now: datetime | None = None) -> Pro
     rows = (
         Delivery.objects.filter(cause_type=CAMPAIGN, cause_id=campaign.pk)
         .order_by()
-        .values("status", "reason")
+        .values("status", "reason", "channel")
         .annotate(
             count=Count("id"),
             recent=Count("id", filter=Q(status=Status.SENT, sent_at__gt=now - RATE_WINDOW)),
@@ -116,6 +117,8 @@ def campaign_progress(*, campaign: Campaign, now: datetime | None = None) -> Pro
         progress.statuses[row["status"]] = progress.statuses.get(row["status"], 0) + row["count"] - row["waiting"]
         progress.statuses[Status.DEFERRED] += row["waiting"]
         progress.sent_last_minute += row["recent"]
+        if row["status"] == Status.SENT:
+            progress.sent_by_channel[row["channel"]] = progress.sent_by_channel.get(row["channel"], 0) + row["count"]
         if row["status"] == Status.SKIPPED:
             skipped[row["reason"]] = skipped.get(row["reason"], 0) + row["count"]
         elif row["status"] == Status.FAILED:
