@@ -30,3 +30,8 @@ class CampaignsConfig(AppConfig):
         from campaigns.feedback.email import email_tracking_received
 
         tracking.connect(email_tracking_received, dispatch_uid="campaigns.email_tracking")
+
+        from campaigns.feedback.sms import sms_replies_erase
+        from customers.erase_hooks import profile_erase_hook_register
+
+        profile_erase_hook_register("campaigns.sms_replies", sms_replies_erase)

@@ -345,3 +345,8 @@ def sms_status_record(
             count = feedback_count_add(ref=ref, kind=Kind.BOUNCED)
             sender_health_check(ref=ref, kind=Kind.BOUNCED, count=count)
     return StatusResult(stored=True, moved=moved)
+
+
+def sms_replies_erase(*, customer, user) -> None:
+    """Erasure hook: blank the number and text of the person's replies listed for review (the decision stays)."""
+    SmsOptOutReview.objects.filter(customer=customer).update(from_number="", body="")

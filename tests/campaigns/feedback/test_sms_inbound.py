@@ -283,3 +283,32 @@ def test_keywords_are_single_words(body, keyword):
 def test_opt_out_phrases(body, clear):
     found = opt_out_phrase(body)
     assert (found[1] if found else None) == clear
+
+
+def test_erasing_the_person_blanks_their_listed_replies(client, texter):
+    from customers.services import customer_erase
+
+    reply(client, "please stop texting me")
+
+    customer_erase(customer=texter, user=None)
+
+    review = SmsOptOutReview.objects.get()
+    assert (review.body, review.from_number, review.status) == ("", "", "withdrawn")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_stop_delivered_twice_at_once_is_acted_on_once(twilio_settings):
+    from campaigns.feedback.sms import sms_inbound_receive
+    from tests.concurrency import race
+
+    customer = granted(CustomerFactory(phone=PHONE), "sms")
+
+    def stop():
+        return sms_inbound_receive(message_sid=sid(5), from_number=PHONE, body="STOP").duplicate
+
+    outcomes = race(stop, stop, stop)
+
+    assert [outcome.error for outcome in outcomes] == [None, None, None]
+    assert sorted(outcome.value for outcome in outcomes) == [False, True, True]
+    assert ConsentEvidence.objects.filter(customer=customer, action="withdraw").count() == 1

@@ -146,3 +146,27 @@ def test_forged_callbacks_are_refused_and_change_nothing(client, texted):
 def test_a_callback_takes_a_bounded_number_of_queries(client, texted, django_assert_max_num_queries):
     with django_assert_max_num_queries(20):
         callback(client, texted.pk, "undelivered", "30005")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_callbacks_leave_the_furthest_status(twilio_settings):
+    from campaigns.feedback.sms import sms_status_record
+    from tests.concurrency import race
+
+    customer = granted(CustomerFactory(phone=PHONE), "sms")
+    campaign = sending_campaign(channels="sms")
+    launch_and_send(campaign)
+    delivery = Delivery.objects.get(customer_id=customer.pk)
+    Delivery.objects.filter(pk=delivery.pk).update(provider_message_id=MESSAGE_SID)
+
+    def report(status):
+        return lambda: sms_status_record(delivery_id=delivery.pk, message_sid=MESSAGE_SID, status=status).moved
+
+    outcomes = race(*(report(status) for status in ("delivered", "sent", "queued", "delivered", "sent")))
+
+    assert [outcome.error for outcome in outcomes] == [None] * 5
+    delivery.refresh_from_db()
+    assert delivery.provider_status == "delivered"
+    assert DeliveryEvent.objects.filter(delivery_id=delivery.pk).count() == 3
+    assert FeedbackCount.objects.get(channel="sms", kind="delivered").count == 1
