@@ -8,8 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0008_frequency_rules_default'),
-        ('customers', '0005_customer_max_messages_per_week'),
+        ('campaigns', '0013_delivery_reason_local_time'),
+        ('customers', '0006_preference_centre'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
