@@ -54,7 +54,7 @@ def main() -> None:
     sms_body = "Tandem Stores: hi {{ first_name }}, 20% off. Reply STOP to opt out"  # brand and opt-out: compliant
     Variant.objects.create(message=message, channel="sms", sms_body=sms_body)
     campaign = Campaign.objects.create(
-        name="B4", goal="engagement", kpi="click_rate", message=message, channels="email,sms", status="scheduled"
+        name="B4", goal="engagement", kpi="click_rate", message=message, channels=["email", "sms"], status="scheduled"
     )
     campaign.include_segments.set([Segment.objects.create(name="B4 everyone", rules={})])
 

@@ -8,6 +8,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.checks import InlineModelAdminChecks
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -353,7 +355,7 @@ class ChannelOrderWidget(forms.MultiWidget):
         super().__init__([forms.Select(choices=choices) for _ in Channel.values], attrs)
 
     def decompress(self, value):
-        items = [item.strip() for item in (value or "").split(",") if item.strip()]
+        items = list(value) if isinstance(value, (list, tuple)) else []
         return (items + [""] * len(Channel.values))[: len(Channel.values)]
 
 
@@ -368,7 +370,13 @@ class ChannelOrderField(forms.MultiValueField):
 
     def compress(self, data_list):
         # The model's clean refuses an empty list and a channel named twice, with a message.
-        return ",".join(item for item in data_list if item)
+        return [item for item in data_list or [] if item]
+
+    def has_changed(self, initial, data):
+        if self.disabled:
+            return False
+        before = [item for item in (initial or []) if item]
+        return before != self.compress(data if isinstance(data, list) else self.widget.decompress(data))
 
 
 class CampaignForm(forms.ModelForm):
@@ -415,7 +423,9 @@ class ChannelListFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() in Channel.values:
-            return queryset.filter(channels__contains=self.value())
+            # JSON containment is PostgreSQL-only; the list's text holds each name in quotes on both.
+            text = Cast("channels", output_field=TextField())
+            return queryset.annotate(channels_text=text).filter(channels_text__contains=f'"{self.value()}"')
         return queryset
 
 
@@ -424,7 +434,8 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
     form = CampaignForm
     formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     list_display = [
-        "name", "status", "goal", "category", "channels", "scheduled_at", "delivery_progress_column", "updated_at"
+        "name", "status", "goal", "category", "channels_display", "scheduled_at", "delivery_progress_column",
+        "updated_at",
     ]
     list_filter = ["status", "goal", ChannelListFilter, "category"]
     search_fields = ["name"]
@@ -439,6 +450,10 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
         ("Message", {"fields": ["message"]}),
     ]
     raw_id_fields = ["shared_code"]
+
+    @admin.display(description="Channels")
+    def channels_display(self, obj):
+        return ", ".join(Channel(item).label if item in Channel.values else item for item in obj.channel_list)
 
     @admin.display(description="Status")
     def status_display(self, obj):

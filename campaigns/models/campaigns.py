@@ -11,6 +11,24 @@ def capped_action_default(category: str) -> str:
     return "skip" if category == "promotional" else "defer"
 
 
+def default_channels() -> list[str]:
+    return [Channel.EMAIL.value]
+
+
+def channel_order_problem(value) -> str | None:
+    """Why ``value`` is not an ordered list of channels (known, each once, at least one), or None."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return "Give the channels as a list of names, e.g. email, sms."
+    unknown = [item for item in value if item not in Channel.values]
+    if unknown:
+        return f"Unknown channel {unknown[0]!r}; use email, sms, push."
+    if not value:
+        return "Choose at least one channel."
+    if len(set(value)) != len(value):
+        return "Name each channel once."
+    return None
+
+
 class Campaign(models.Model):
     class Goal(models.TextChoices):
         AWARENESS = "awareness", "Awareness"
@@ -79,10 +97,11 @@ class Campaign(models.Model):
     message = models.ForeignKey("campaigns.Message", on_delete=models.PROTECT, related_name="campaigns")
     include_segments = models.ManyToManyField("campaigns.Segment", related_name="included_in", blank=True)
     exclude_segments = models.ManyToManyField("campaigns.Segment", related_name="excluded_from", blank=True)
-    channels = models.CharField(
-        max_length=32,
-        default="email",
-        help_text="Comma-separated, in order of preference: email, sms, push.",
+    # A JSON list keeps the order of preference in the campaign's own row: launching, sending and the
+    # forecast read it with the campaign, with no join, on PostgreSQL and SQLite alike.
+    channels = models.JSONField(
+        default=default_channels,
+        help_text='Channel names in order of preference, e.g. ["email", "sms"].',
     )
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ALL)
     offer = models.ForeignKey(
@@ -119,7 +138,8 @@ class Campaign(models.Model):
 
     @property
     def channel_list(self) -> list[str]:
-        return [item.strip() for item in self.channels.split(",") if item.strip()]
+        """The channels in order of preference (a copy: changing it leaves the campaign as it is)."""
+        return list(self.channels or [])
 
     @property
     def is_marketing(self) -> bool:
@@ -137,14 +157,9 @@ class Campaign(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        channels = self.channel_list
-        unknown = [item for item in channels if item not in Channel.values]
-        if unknown:
-            raise ValidationError({"channels": f"Unknown channel {unknown[0]!r}; use email, sms, push."})
-        if not channels:
-            raise ValidationError({"channels": "Choose at least one channel."})
-        if len(set(channels)) != len(channels):
-            raise ValidationError({"channels": "Name each channel once."})
+        problem = channel_order_problem(self.channels)
+        if problem:
+            raise ValidationError({"channels": problem})
         if self.offer_id is None and self.shared_code_id is not None:
             raise ValidationError({"shared_code": "Choose the offer first."})
         if self.offer_id is not None and self.coupon_mode == self.CouponMode.SHARED:

@@ -64,6 +64,7 @@ def _display(value) -> object:
 def campaign_snapshot(campaign: Campaign) -> dict:
     """The audited fields as plain values (segments included, for an existing campaign)."""
     data = {field: _display(getattr(campaign, field, None)) for field in _TRACKED_FIELDS}
+    data["channels"] = campaign.channel_list  # the order is the point: not sorted like other lists
     if campaign.pk:
         data["include_segments"] = _display(campaign.include_segments.all())
         data["exclude_segments"] = _display(campaign.exclude_segments.all())
@@ -215,7 +216,7 @@ def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
         kpi_target=campaign.kpi_target,
         category=campaign.category,
         message=copy_message,
-        channels=campaign.channels,
+        channels=campaign.channel_list,
         mode=campaign.mode,
         offer=campaign.offer,
         coupon_mode=campaign.coupon_mode,
