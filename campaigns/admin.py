@@ -460,6 +460,8 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
         if obj is None or obj.pk is None:
             return "Draft"
         when = f" for {obj.scheduled_at:%Y-%m-%d %H:%M %Z}" if obj.scheduled_at else ""
+        if obj.local_send_at is not None:
+            when = f" for {obj.local_send_at:%Y-%m-%d %H:%M} in each recipient's zone"
         return f"{obj.get_status_display()}{when}"
 
     def get_readonly_fields(self, request, obj=None):
@@ -505,14 +507,22 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
         campaign = get_object_or_404(Campaign, pk=campaign_id)
         if request.method != "POST" or not self.has_change_permission(request, campaign):
             raise PermissionDenied
-        try:
-            at = parse_datetime(request.POST.get("at", "").strip())
-        except ValueError:
-            at = None
+        timing = request.POST.get("timing", Campaign.Timing.AT)
+        at = _posted_datetime(request.POST.get("at", ""))
         if at is not None and timezone.is_naive(at):
             at = timezone.make_aware(at)
+        local_at = _posted_datetime(request.POST.get("local_at", ""))
+        if local_at is not None and timezone.is_aware(local_at):
+            local_at = None  # a wall time carries no zone; the service asks for one again
         try:
-            campaign_status_change(campaign=campaign, to=request.POST.get("to", ""), at=at, actor=request.user)
+            campaign_status_change(
+                campaign=campaign,
+                to=request.POST.get("to", ""),
+                at=at,
+                actor=request.user,
+                timing=timing,
+                local_at=local_at,
+            )
         except CampaignError as exc:
             messages.error(request, str(exc))
         else:
@@ -532,11 +542,19 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
                 next_statuses=_next_statuses(obj),
                 grid=_variant_grid(obj),
                 placeholders=PLACEHOLDERS,
+                timings=Campaign.Timing.choices,
             )
         else:
             context.update(placeholders=PLACEHOLDERS)
         context["persona_warning"] = persona_warning()
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _posted_datetime(value: str):
+    try:
+        return parse_datetime(value.strip())
+    except ValueError:
+        return None
 
 
 def _variant_grid(campaign: Campaign) -> dict:

@@ -13,11 +13,20 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from campaigns.audience import audience_q, reachable_q, variant_choice
 from campaigns.delivery.conf import conf
+from campaigns.delivery.local_time import (
+    ANYWHERE,
+    active_store_zones,
+    default_schedule_zone,
+    release_for_keys,
+    release_table_sql,
+    zone_key_sql,
+    zone_keys,
+)
 from campaigns.models import Campaign, Delivery
 from customers.models import Customer
 
@@ -73,13 +82,34 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
     table = connection.ops.quote_name(Delivery._meta.db_table)
     coupon = campaign.shared_code_id if campaign.coupon_mode == Campaign.CouponMode.SHARED else None
     lease = now + timedelta(seconds=conf("DELIVERY_REDRIVE_AFTER_SECONDS"))
+    source = f"({' UNION ALL '.join(parts)}) launch"
+    not_before, reason, select_params = "NULL", "''", []
+    if campaign.local_send_at is not None:
+        # Each row waits for the wall time in its recipient's zone: a join on a small table of release
+        # instants, one per zone key (see campaigns.delivery.local_time), never a lookup per row.
+        releases = _local_releases(campaign)
+        release_sql, release_params = release_table_sql(releases)
+        customers = connection.ops.quote_name("customers_customer")
+        stores = connection.ops.quote_name("customers_store")
+        source += (
+            f" JOIN {customers} c ON c.id = launch.customer_id LEFT JOIN {stores} s ON s.id = c.home_store_id"
+            f" LEFT JOIN ({release_sql}) release ON release.zone_key = {zone_key_sql('c', 's')}"
+        )
+        # A key that appeared after the keys were read (a profile saved meanwhile) waits for the latest
+        # instant anyone without a zone would: never early.
+        fallback = "CAST(%s AS timestamp with time zone)" if connection.vendor == "postgresql" else "%s"
+        not_before = f"COALESCE(release.release_at, {fallback})"
+        reason = f"CASE WHEN {not_before} > %s THEN %s ELSE '' END"
+        anywhere = adapt(releases[ANYWHERE])
+        select_params = [anywhere, adapt(now), Delivery.Reason.LOCAL_TIME, anywhere]
+        params = [*params, *release_params]
     # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
     statement = (
         f"INSERT INTO {table} ({_COLUMNS}) "  # noqa: S608 (table and generated parts only)
-        "SELECT %s, %s, launch.customer_id, launch.channel, %s, launch.variant_id, %s, %s, '', '', '', '', 0, "
-        f"NULL, %s, %s, %s, NULL FROM ({' UNION ALL '.join(parts)}) launch WHERE true ON CONFLICT DO NOTHING"
+        f"SELECT %s, %s, launch.customer_id, launch.channel, %s, launch.variant_id, %s, %s, {reason}, '', '', '', 0, "
+        f"{not_before}, %s, %s, %s, NULL FROM {source} WHERE true ON CONFLICT DO NOTHING"
     )
-    head = [CAMPAIGN, campaign.pk, campaign.message_id, coupon, Delivery.Status.QUEUED]
+    head = [CAMPAIGN, campaign.pk, campaign.message_id, coupon, Delivery.Status.QUEUED, *select_params]
     tail = [adapt(lease), adapt(now), adapt(now)]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -91,10 +121,26 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
         return max(cursor.rowcount, 0)
 
 
-def queued_ranges(*, cause_type: str, cause_id: int) -> list[tuple[int, int]]:
-    """Id ranges covering the cause's queued rows, ``DELIVERY_CHUNK_SIZE`` ids each; one query."""
+def _local_releases(campaign: Campaign) -> dict[str, datetime]:
+    """Each zone key's release instant for a local-timing campaign: one grouped query, then Python."""
+    return release_for_keys(
+        wall=campaign.local_send_at,
+        keys=zone_keys(),
+        anywhere=active_store_zones(),
+        schedule_zone=campaign.schedule_zone or default_schedule_zone(),
+    )
+
+
+def queued_ranges(*, cause_type: str, cause_id: int, due_by: datetime | None = None) -> list[tuple[int, int]]:
+    """Id ranges covering the cause's queued rows, ``DELIVERY_CHUNK_SIZE`` ids each; one query.
+
+    With ``due_by``, only rows due by then (rows waiting for a later ``not_before`` are left to the
+    sweeper, which publishes them when their time comes).
+    """
     size = conf("DELIVERY_CHUNK_SIZE")
     queued = Delivery.objects.filter(cause_type=cause_type, cause_id=cause_id, status=Delivery.Status.QUEUED)
+    if due_by is not None:
+        queued = queued.filter(Q(not_before__isnull=True) | Q(not_before__lte=due_by))
     low_high = queued.aggregate(low=Min("id"), high=Max("id"))
     low, high = low_high["low"], low_high["high"]
     if low is None:
@@ -131,7 +177,7 @@ def campaign_launch(*, campaign: Campaign, now: datetime | None = None) -> Launc
     if locked.status != Campaign.Status.SENDING:
         locked = campaign_transition(campaign=locked, to=Campaign.Status.SENDING, actor=None, note="launched")
     created = deliveries_insert_for_campaign(campaign=locked, now=now)
-    ranges = queued_ranges(cause_type=CAMPAIGN, cause_id=locked.pk)
+    ranges = queued_ranges(cause_type=CAMPAIGN, cause_id=locked.pk, due_by=now)
     chunks_enqueue(cause_type=CAMPAIGN, cause_id=locked.pk, ranges=ranges)
     logger.info("campaign %s launched: %s deliveries created, %s chunks", locked.pk, created, len(ranges))
     if not ranges:

@@ -66,6 +66,11 @@ class Campaign(models.Model):
         SENT = "sent", "Sent"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Timing(models.TextChoices):
+        NOW = "now", "Now"
+        AT = "at", "At a time"
+        LOCAL = "local", "At a local time in each recipient's zone"
+
     class WhenCapped(models.TextChoices):
         BY_CATEGORY = "", "As the category suggests (skip promotional, defer loyalty and event)"
         SKIP = "skip", "Skip the message"
@@ -118,6 +123,13 @@ class Campaign(models.Model):
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, editable=False)
     scheduled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    timing = models.CharField(max_length=8, choices=Timing.choices, default=Timing.AT, editable=False)
+    # For local timing: the wall time every recipient gets it at, in their own zone; scheduled_at is
+    # then the first instant any zone reaches it (the launch), each delivery waiting for its own.
+    local_send_date = models.DateField(null=True, blank=True, editable=False)
+    local_send_time = models.TimeField(null=True, blank=True, editable=False)
+    # The zone the schedule was typed in; local timing falls back to it when nothing else is known.
+    schedule_zone = models.CharField(max_length=64, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True, editable=False)
     duplicated_from = models.ForeignKey(
@@ -140,6 +152,15 @@ class Campaign(models.Model):
     def channel_list(self) -> list[str]:
         """The channels in order of preference (a copy: changing it leaves the campaign as it is)."""
         return list(self.channels or [])
+
+    @property
+    def local_send_at(self):
+        """The naive wall time of a local-timing schedule, else None."""
+        import datetime as dt
+
+        if self.timing != self.Timing.LOCAL or self.local_send_date is None or self.local_send_time is None:
+            return None
+        return dt.datetime.combine(self.local_send_date, self.local_send_time)
 
     @property
     def is_marketing(self) -> bool:

@@ -43,6 +43,7 @@ class Delivery(models.Model):
         CANCELLED = "cancelled", "Campaign cancelled"
         MERGED = "merged", "Profile merged into another"
         ERASED = "erased", "Profile erased"
+        LOCAL_TIME = "local_time", "Waiting for the local send time"
 
     PENDING_STATUSES = (Status.QUEUED, Status.SENDING)
 
