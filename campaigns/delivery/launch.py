@@ -121,6 +121,60 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
         return max(cursor.rowcount, 0)
 
 
+def deliveries_allot_unique_codes(*, campaign: Campaign, now: datetime) -> int:
+    """Give each of the campaign's deliveries still without one an unused unique code of its offer.
+
+    Set-based, in the launch's transaction: the deliveries and the offer's free codes are each numbered
+    with ``row_number()`` and joined, in one UPDATE; loyalty then marks those codes issued to the
+    recipients in one more (``loyalty.services.coupons``). When the offer has too few free codes, the
+    missing ones are generated first, so the launch never stops halfway for want of codes. Holds an
+    advisory lock per offer so two launches never draw the same code. Idempotent: rows that carry a
+    code keep it, so launching again adds no code. Returns the number of codes allotted.
+    """
+    from loyalty.services.coupons import (
+        coupon_codes_issue,
+        coupon_codes_top_up,
+        coupon_codes_unissued,
+        offer_codes_allotment_lock,
+    )
+
+    if campaign.offer_id is None or campaign.coupon_mode != Campaign.CouponMode.UNIQUE:
+        return 0
+    waiting = Delivery.objects.filter(
+        cause_type=CAMPAIGN, cause_id=campaign.pk, coupon_code__isnull=True, status=Delivery.Status.QUEUED
+    )
+    needed = waiting.count()
+    if not needed:
+        return 0
+    offer = campaign.offer
+    reference = f"{CAMPAIGN}:{campaign.pk}"
+    offer_codes_allotment_lock(offer)
+    coupon_codes_top_up(offer=offer, needed=needed, reference=reference)
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    deliveries_sql, deliveries_params = waiting.values("id").query.sql_with_params()
+    codes_sql, codes_params = coupon_codes_unissued(offer).order_by().values("id").query.sql_with_params()
+    statement = (
+        f"UPDATE {table} SET coupon_code_id = pair.code_id, updated_at = %s FROM ("  # noqa: S608 (generated SQL)
+        "SELECT wanting.id AS delivery_id, free.id AS code_id FROM "
+        f"(SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM ({deliveries_sql}) d) wanting JOIN "
+        f"(SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM ({codes_sql}) c) free ON free.n = wanting.n"
+        f") pair WHERE {table}.id = pair.delivery_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [connection.ops.adapt_datetimefield_value(now), *deliveries_params, *codes_params])
+        allotted = max(cursor.rowcount, 0)
+    holders = Delivery.objects.filter(cause_type=CAMPAIGN, cause_id=campaign.pk, coupon_code__isnull=False)
+    holders_sql, holders_params = holders.values("coupon_code_id", "customer_id").query.sql_with_params()
+    coupon_codes_issue(
+        offer=offer,
+        holders_sql=f"SELECT h.coupon_code_id AS code_id, h.customer_id AS customer_id FROM ({holders_sql}) h",  # noqa: S608
+        params=list(holders_params),
+        reference=reference,
+        now=now,
+    )
+    return allotted
+
+
 def _local_releases(campaign: Campaign) -> dict[str, datetime]:
     """Each zone key's release instant for a local-timing campaign: one grouped query, then Python."""
     return release_for_keys(
@@ -173,10 +227,11 @@ def campaign_launch(*, campaign: Campaign, now: datetime | None = None) -> Launc
     from campaigns.services.campaigns import campaign_transition
 
     now = now or timezone.now()
-    locked = Campaign.objects.select_for_update().select_related("message").get(pk=campaign.pk)
+    locked = Campaign.objects.select_for_update(of=("self",)).select_related("message", "offer").get(pk=campaign.pk)
     if locked.status != Campaign.Status.SENDING:
         locked = campaign_transition(campaign=locked, to=Campaign.Status.SENDING, actor=None, note="launched")
     created = deliveries_insert_for_campaign(campaign=locked, now=now)
+    deliveries_allot_unique_codes(campaign=locked, now=now)
     ranges = queued_ranges(cause_type=CAMPAIGN, cause_id=locked.pk, due_by=now)
     chunks_enqueue(cause_type=CAMPAIGN, cause_id=locked.pk, ranges=ranges)
     logger.info("campaign %s launched: %s deliveries created, %s chunks", locked.pk, created, len(ranges))

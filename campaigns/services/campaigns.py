@@ -14,7 +14,6 @@ from campaigns import events
 from campaigns.composer import variant_compiled
 from campaigns.exceptions import CampaignError, NotReadyError, TransitionError
 from campaigns.models import Campaign, Message, Segment, Variant
-from campaigns.personalisation import unique_codes_available
 from campaigns.rendering import RenderError, TemplateProblem
 
 Status = Campaign.Status
@@ -126,8 +125,7 @@ def _offer_problems(campaign: Campaign, variants) -> list[str]:
     problems = []
     if not offer.is_active or offer.valid_until <= timezone.now():
         problems.append(f"The offer {offer} is inactive or has ended.")
-    if campaign.coupon_mode == Campaign.CouponMode.UNIQUE and unique_codes_available(offer) == 0:
-        problems.append(f"The offer {offer} has no unissued codes left; generate codes first.")
+    # Unique codes need no check here: launching generates whatever the offer lacks (see the forecast).
     if not uses_code:
         problems.append("The campaign has an offer but no variant shows {{ coupon_code }}.")
     return problems
