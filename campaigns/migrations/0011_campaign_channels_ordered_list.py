@@ -36,7 +36,7 @@ def list_to_text(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("campaigns", "0008_frequency_rules_default")]
+    dependencies = [("campaigns", "0010_customer_web_push_device")]
 
     operations = [
         migrations.AddField(
