@@ -332,6 +332,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # twilio logs every request's headers and body at INFO: the phone number and text of every SMS,
+    # and a large share of the CPU of a send. Its warnings and errors still show.
+    "loggers": {"twilio.http_client": {"level": os.environ.get("TWILIO_LOG_LEVEL", "WARNING")}},
 }
 
 if os.environ.get("TANDEM_TESTING"):
