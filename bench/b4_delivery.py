@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("outbox", "null", "providers"), default="null")
     parser.add_argument("--processes", type=int, default=1, help="send from this many forked processes")
     parser.add_argument("--profile", help="write a cProfile of the send (one process) to this file")
+    parser.add_argument("--launch-only", action="store_true", help="B1: stop after the launch")
     parser.add_argument("--chunk", type=int, default=1000)
     parser.add_argument("--reuse", action="store_true", help="keep the fixture if it has that many customers")
     args = parser.parse_args()
@@ -84,6 +85,8 @@ def main() -> None:
         f"{len(published)} chunks, peak RSS {rss:.0f} MB"
     )
 
+    if args.launch_only:
+        return
     if args.backend == "null":
         # The counting null channels (TANDEM_NULL_CHANNELS): the real channels build every payload.
         settings.DELIVERY_OUTBOX_CHANNELS = []
