@@ -224,7 +224,11 @@ def preference_page_context(*, link, customer: Customer, now: datetime | None = 
     ]
     categories.sort(key=lambda item: not item["this_message"])  # the kind this message was comes first
     can_text = bool(customer.phone) and sms != ConsentStatus.GRANTED
+    vapid_public_key = getattr(settings, "WEBPUSH_VAPID_PUBLIC_KEY", "")
+    push_disclosure = disclosure_current(channel=Channel.PUSH, locale=customer.locale) if vapid_public_key else None
     return {
+        "vapid_public_key": vapid_public_key,
+        "push_disclosure": push_disclosure,
         "brand": settings.TANDEM["BRAND_NAME"],
         "customer": customer,
         "email_status": email,

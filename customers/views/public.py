@@ -92,5 +92,5 @@ def preferences_view(request, token: str):
                 notice = _NOTICES[applied]
             customer.refresh_from_db()
         context = preference_page_context(link=link, customer=customer)
-        context.update(notice=notice, error=error)
+        context.update(notice=notice, error=error, token=token)
         return render(request, "public/preferences.html", context, status=status)
