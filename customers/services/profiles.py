@@ -25,6 +25,7 @@ from customers.models import (
     ConsentStatus,
     Customer,
     MergeProposal,
+    PreferenceEvidence,
     Purchase,
     Source,
     Store,
@@ -384,6 +385,7 @@ def customer_erase(*, customer: Customer, user) -> Customer:
     if customer.phone:
         suppression_add(channel=Channel.SMS, address=customer.phone, reason=Suppression.Reason.ERASURE, user=user)
     ConsentEvidence.objects.filter(customer=customer).update(ip_address=None, user_agent="", address="", url="")
+    PreferenceEvidence.objects.filter(customer=customer).update(ip_address=None, user_agent="", url="")
     customer.email = None
     customer.phone = None
     customer.first_name = ""
