@@ -116,6 +116,10 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
             # The hash joins of a large audience want memory; JIT compiles longer than this query runs.
             cursor.execute("SET LOCAL work_mem = '256MB'")
             cursor.execute("SET LOCAL jit = off")
+            # An audience is a population, not a lookup: the planner's per-row guess for the consent EXISTS
+            # picks an index nested loop per customer, 3.5x slower at 1 M customers (4.9 s against 1.4 s for
+            # the email part) than the merge or hash join it takes without nested loops.
+            cursor.execute("SET LOCAL enable_nestloop = off")
         # Parameters follow their placeholders: the head literals, the audience parts, then the tail.
         cursor.execute(statement, [*head, *tail, *params])
         return max(cursor.rowcount, 0)

@@ -2,7 +2,7 @@ from campaigns.models.audit import AuditEvent
 from campaigns.models.campaigns import Campaign
 from campaigns.models.caps import FrequencyCounter, FrequencyRule
 from campaigns.models.deliveries import Delivery, OutboxMessage
-from campaigns.models.devices import CustomerPushDevice
+from campaigns.models.devices import CustomerPushDevice, CustomerWebPushDevice
 from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.segments import Segment, SegmentMember
@@ -12,6 +12,7 @@ __all__ = [
     "AuditEvent",
     "Campaign",
     "CustomerPushDevice",
+    "CustomerWebPushDevice",
     "Delivery",
     "FrequencyCounter",
     "FrequencyRule",

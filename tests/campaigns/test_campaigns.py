@@ -146,6 +146,8 @@ def test_forecast_counts_reachable_and_removed_by_reason():
         "no_consent": 1,
         "missing_address": 1,
         "suppressed": 1,
+        "paused": 0,
+        "category_left": 0,
     }
     assert sms.reachable == 3
     assert {reason: count for reason, _, count in sms.removed}["no_consent"] == 2
@@ -286,7 +288,14 @@ def _forecast_oracle(people, order, mode):
     """Per channel: (reachable, {reason: count}) read in plain Python."""
     result, sendable = {}, {}
     for channel in order:
-        reasons = {"no_consent": 0, "missing_address": 0, "suppressed": 0, "preferred_elsewhere": 0}
+        reasons = {
+            "no_consent": 0,
+            "missing_address": 0,
+            "suppressed": 0,
+            "paused": 0,
+            "category_left": 0,
+            "preferred_elsewhere": 0,
+        }
         reachable = 0
         for index, p in enumerate(people):
             has_address = {"email": p["email"], "sms": p["phone"], "push": p["device"]}[channel]
