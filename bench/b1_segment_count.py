@@ -134,7 +134,11 @@ def main() -> None:
     segment = Segment.objects.create(name="B1 rich rules", rules=RULES)
     everyone = Segment.objects.create(name="B1 everyone", rules={})
     campaign = Campaign.objects.create(
-        name="B1", goal="engagement", kpi="click_rate", message=Message.objects.create(name="B1"), channels="email,sms"
+        name="B1",
+        goal="engagement",
+        kpi="click_rate",
+        message=Message.objects.create(name="B1"),
+        channels=["email", "sms"],
     )
     campaign.include_segments.set([segment, everyone])
     preferred = Campaign.objects.create(
@@ -142,7 +146,7 @@ def main() -> None:
         goal="engagement",
         kpi="click_rate",
         message=campaign.message,
-        channels="sms,email,push",
+        channels=["sms", "email", "push"],
         mode="preferred",
     )
     preferred.include_segments.set([everyone])

@@ -8,7 +8,10 @@ Reuses B1's fixture (email for everyone, 80 % email consent, a third with phone 
 suppressed). Prints the launch time and SQL statements, then sends every chunk in this one process
 (no broker) through ``--backend``: ``outbox`` (the demo default, one outbox row per message) or ``null``
 (the counting null channels of ``campaigns/channels/null.py``: the real payloads are built, then
-counted in Redis or the shared cache instead of sent). Figures are printed, never asserted.
+counted in Redis or the shared cache instead of sent) or ``providers`` (anymail's Postmark backend and
+twilio's client, each building, signing and parsing its requests for real, with only the HTTP socket
+answered in process by ``bench/http_answer.py``). ``--processes N`` sends the chunks from N forked
+processes at once (a worker process per core, as production runs). Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--backend", choices=("outbox", "null"), default="null")
+    parser.add_argument("--backend", choices=("outbox", "null", "providers"), default="null")
+    parser.add_argument("--processes", type=int, default=1, help="send from this many forked processes")
+    parser.add_argument("--profile", help="write a cProfile of the send (one process) to this file")
+    parser.add_argument("--launch-only", action="store_true", help="B1: stop after the launch")
     parser.add_argument("--chunk", type=int, default=1000)
     parser.add_argument("--reuse", action="store_true", help="keep the fixture if it has that many customers")
     args = parser.parse_args()
@@ -39,7 +45,7 @@ def main() -> None:
 
     fixture_build(customers=args.customers, reuse=args.reuse)
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE campaigns_delivery, campaigns_outboxmessage")
+        cursor.execute("TRUNCATE campaigns_delivery, campaigns_outboxmessage, campaigns_frequencycounter")
     Campaign.objects.filter(name__startswith="B4").delete()
     Message.objects.filter(name="B4").delete()
     Segment.objects.filter(name="B4 everyone").delete()
@@ -54,7 +60,7 @@ def main() -> None:
     sms_body = "Tandem Stores: hi {{ first_name }}, 20% off. Reply STOP to opt out"  # brand and opt-out: compliant
     Variant.objects.create(message=message, channel="sms", sms_body=sms_body)
     campaign = Campaign.objects.create(
-        name="B4", goal="engagement", kpi="click_rate", message=message, channels="email,sms", status="scheduled"
+        name="B4", goal="engagement", kpi="click_rate", message=message, channels=["email", "sms"], status="scheduled"
     )
     campaign.include_segments.set([Segment.objects.create(name="B4 everyone", rules={})])
 
@@ -79,30 +85,74 @@ def main() -> None:
         f"{len(published)} chunks, peak RSS {rss:.0f} MB"
     )
 
+    if args.launch_only:
+        return
     if args.backend == "null":
         # The counting null channels (TANDEM_NULL_CHANNELS): the real channels build every payload.
         settings.DELIVERY_OUTBOX_CHANNELS = []
         settings.TANDEM_NULL_CHANNELS = ["email", "sms", "push"]
         null_counters_reset()
-    counted[0] = 0
+    elif args.backend == "providers":
+        from bench.http_answer import providers_answer_in_process
+
+        providers_answer_in_process(settings)
+
+    def send(ranges) -> tuple[int, float]:
+        counted[0] = 0
+        cpu = time.process_time()
+        with connection.execute_wrapper(count):
+            for first_id, last_id in ranges:
+                delivery_chunk_send(cause_type="campaign", cause_id=campaign.pk, first_id=first_id, last_id=last_id)
+        return counted[0], time.process_time() - cpu
+
     started = time.perf_counter()
-    cpu = time.process_time()
-    with connection.execute_wrapper(count):
-        for first_id, last_id in published:
-            delivery_chunk_send(cause_type="campaign", cause_id=campaign.pk, first_id=first_id, last_id=last_id)
-    statements = counted[0]
+    if args.processes > 1:
+        statements, cpu = _send_forked(send, published, args.processes)
+    elif args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        statements, cpu = profiler.runcall(send, published)
+        profiler.dump_stats(args.profile)
+    else:
+        statements, cpu = send(published)
     seconds = time.perf_counter() - started
-    cpu = time.process_time() - cpu
     sent = Delivery.objects.filter(cause_id=campaign.pk, status="sent").count()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"send ({args.backend}): {sent:,} sent in {seconds:.2f} s = {sent / seconds:,.0f} msgs/s in one process, "
-        f"{cpu * 1e6 / max(sent, 1):.0f} us CPU/msg here, {statements / max(sent, 1):.4f} SQL/msg, "
+        f"send ({args.backend}): {sent:,} sent in {seconds:.2f} s = {sent / seconds:,.0f} msgs/s from "
+        f"{args.processes} process(es), {cpu * 1e6 / max(sent, 1):.0f} us CPU/msg in them, "
+        f"{statements / max(sent, 1):.4f} SQL/msg, {len(published)} chunk tasks, "
         f"outbox rows {OutboxMessage.objects.count():,}, campaign {Campaign.objects.get(pk=campaign.pk).status}, "
-        f"peak RSS {rss:.0f} MB"
+        f"peak RSS {rss:.0f} MB (this process)"
     )
     if args.backend == "null":
         print("counted by the null channels: " + ", ".join(f"{c} {null_sent_count(c):,}" for c in ("email", "sms")))
+
+
+def _send_forked(send, ranges, processes: int) -> tuple[int, float]:
+    """Send ``ranges`` split round-robin over ``processes`` forked children; their statements and CPU summed."""
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()  # each child opens its own connection
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child(share):
+        statements, cpu = send(share)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        results.put((statements, cpu, rss))
+
+    children = [context.Process(target=child, args=(ranges[i::processes],)) for i in range(processes)]
+    for process in children:
+        process.start()
+    reports = [results.get() for _ in children]
+    for process in children:
+        process.join()
+    print("child peak RSS: " + ", ".join(f"{rss:.0f} MB" for _, _, rss in reports))
+    return sum(r[0] for r in reports), sum(r[1] for r in reports)
 
 
 if __name__ == "__main__":

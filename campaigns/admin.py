@@ -8,6 +8,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.checks import InlineModelAdminChecks
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -353,7 +355,7 @@ class ChannelOrderWidget(forms.MultiWidget):
         super().__init__([forms.Select(choices=choices) for _ in Channel.values], attrs)
 
     def decompress(self, value):
-        items = [item.strip() for item in (value or "").split(",") if item.strip()]
+        items = list(value) if isinstance(value, (list, tuple)) else []
         return (items + [""] * len(Channel.values))[: len(Channel.values)]
 
 
@@ -368,7 +370,13 @@ class ChannelOrderField(forms.MultiValueField):
 
     def compress(self, data_list):
         # The model's clean refuses an empty list and a channel named twice, with a message.
-        return ",".join(item for item in data_list if item)
+        return [item for item in data_list or [] if item]
+
+    def has_changed(self, initial, data):
+        if self.disabled:
+            return False
+        before = [item for item in (initial or []) if item]
+        return before != self.compress(data if isinstance(data, list) else self.widget.decompress(data))
 
 
 class CampaignForm(forms.ModelForm):
@@ -415,7 +423,9 @@ class ChannelListFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() in Channel.values:
-            return queryset.filter(channels__contains=self.value())
+            # JSON containment is PostgreSQL-only; the list's text holds each name in quotes on both.
+            text = Cast("channels", output_field=TextField())
+            return queryset.annotate(channels_text=text).filter(channels_text__contains=f'"{self.value()}"')
         return queryset
 
 
@@ -424,7 +434,8 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
     form = CampaignForm
     formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     list_display = [
-        "name", "status", "goal", "category", "channels", "scheduled_at", "delivery_progress_column", "updated_at"
+        "name", "status", "goal", "category", "channels_display", "scheduled_at", "delivery_progress_column",
+        "updated_at",
     ]
     list_filter = ["status", "goal", ChannelListFilter, "category"]
     search_fields = ["name"]
@@ -440,11 +451,17 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
     ]
     raw_id_fields = ["shared_code"]
 
+    @admin.display(description="Channels")
+    def channels_display(self, obj):
+        return ", ".join(Channel(item).label if item in Channel.values else item for item in obj.channel_list)
+
     @admin.display(description="Status")
     def status_display(self, obj):
         if obj is None or obj.pk is None:
             return "Draft"
         when = f" for {obj.scheduled_at:%Y-%m-%d %H:%M %Z}" if obj.scheduled_at else ""
+        if obj.local_send_at is not None:
+            when = f" for {obj.local_send_at:%Y-%m-%d %H:%M} in each recipient's zone"
         return f"{obj.get_status_display()}{when}"
 
     def get_readonly_fields(self, request, obj=None):
@@ -490,14 +507,22 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
         campaign = get_object_or_404(Campaign, pk=campaign_id)
         if request.method != "POST" or not self.has_change_permission(request, campaign):
             raise PermissionDenied
-        try:
-            at = parse_datetime(request.POST.get("at", "").strip())
-        except ValueError:
-            at = None
+        timing = request.POST.get("timing", Campaign.Timing.AT)
+        at = _posted_datetime(request.POST.get("at", ""))
         if at is not None and timezone.is_naive(at):
             at = timezone.make_aware(at)
+        local_at = _posted_datetime(request.POST.get("local_at", ""))
+        if local_at is not None and timezone.is_aware(local_at):
+            local_at = None  # a wall time carries no zone; the service asks for one again
         try:
-            campaign_status_change(campaign=campaign, to=request.POST.get("to", ""), at=at, actor=request.user)
+            campaign_status_change(
+                campaign=campaign,
+                to=request.POST.get("to", ""),
+                at=at,
+                actor=request.user,
+                timing=timing,
+                local_at=local_at,
+            )
         except CampaignError as exc:
             messages.error(request, str(exc))
         else:
@@ -517,11 +542,19 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
                 next_statuses=_next_statuses(obj),
                 grid=_variant_grid(obj),
                 placeholders=PLACEHOLDERS,
+                timings=Campaign.Timing.choices,
             )
         else:
             context.update(placeholders=PLACEHOLDERS)
         context["persona_warning"] = persona_warning()
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _posted_datetime(value: str):
+    try:
+        return parse_datetime(value.strip())
+    except ValueError:
+        return None
 
 
 def _variant_grid(campaign: Campaign) -> dict:

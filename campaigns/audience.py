@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, CustomerPushDevice, Segment, SegmentMember
 from campaigns.segments import consent_granted_q, segment_q
-from customers.models import Channel, Customer, Suppression
+from customers.models import CategoryOptOut, Channel, Customer, Suppression
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +52,27 @@ def suppressed_q(channel: str) -> Q:
     return ~Q(**{column: ""}) & Q(Exists(listed))
 
 
+def _marketing(channel: str, campaign: Campaign | None) -> bool:
+    return campaign is not None and campaign.category in Campaign.MARKETING_CATEGORIES
+
+
+def paused_q(channel: str, campaign: Campaign | None, now: datetime) -> Q:
+    # IS NOT NULL spelled out: as a bare comparison a NULL would read as "excluded" at send time.
+    return Q(messages_paused_until__isnull=False, messages_paused_until__gt=now)
+
+
+def category_left_q(channel: str, campaign: Campaign | None, now: datetime) -> Q:
+    left = CategoryOptOut.objects.filter(customer_id=OuterRef("pk"), category=campaign.category)
+    return Q(Exists(left))
+
+
 CHECKS: list[Check] = [
     Check("no_consent", "No consent", lambda channel, campaign, now: ~Q(consent_granted_q(channel))),
     Check("missing_address", "Missing address", lambda channel, campaign, now: ~address_present_q(channel)),
     Check("suppressed", "Suppressed address", lambda channel, campaign, now: suppressed_q(channel)),
+    # The customer's own choices in the preference centre; marketing only (transactional mail still goes).
+    Check("paused", "Paused by the customer", paused_q, applies=_marketing),
+    Check("category_left", "Left this kind of message", category_left_q, applies=_marketing),
 ]
 PREFERRED_ELSEWHERE = ("preferred_elsewhere", "Reached on an earlier preferred channel")
 

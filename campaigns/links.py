@@ -1,4 +1,8 @@
-"""Links a message carries: one-click unsubscribe (RFC 8058) and the preference page, signed and non-expiring."""
+"""Links a message carries: one-click unsubscribe (RFC 8058, never expires) and the preference centre.
+
+Each is a signed token of its own purpose, so neither works as the other. Both name what carried them
+(``campaign:4 delivery:123``), which the evidence of any change made through them records.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.urls import reverse
 
+from customers.services.preferences import preference_token_make
 from customers.tokens import token_make
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
@@ -19,21 +24,35 @@ def unsubscribe_token(*, customer, channel: str, source: str = "") -> str:
 _URL_MARKER = "tandem-token-marker"
 
 
-@lru_cache(maxsize=8)
-def _unsubscribe_url_template(base_url: str) -> str:
+@lru_cache(maxsize=16)
+def _url_template(base_url: str, name: str) -> str:
     # Resolving the URL costs more than signing the token; a chunk sends thousands of messages.
-    return f"{base_url}{reverse('campaigns:unsubscribe', args=[_URL_MARKER])}"
+    return f"{base_url}{reverse(name, args=[_URL_MARKER])}"
 
 
 def _unsubscribe_url(token: str) -> str:
-    return _unsubscribe_url_template(settings.PUBLIC_BASE_URL).replace(_URL_MARKER, token)
+    return _url_template(settings.PUBLIC_BASE_URL, "campaigns:unsubscribe").replace(_URL_MARKER, token)
 
 
-def message_links(*, customer, channel: str, source: str = "") -> dict[str, str]:
-    """``unsubscribe_url`` (this channel) and ``preferences_url`` (every channel) for one customer."""
-    one = unsubscribe_token(customer=customer, channel=channel, source=source)
-    everything = unsubscribe_token(customer=customer, channel="all", source=source)
-    return {"unsubscribe_url": _unsubscribe_url(one), "preferences_url": _unsubscribe_url(everything)}
+def _preferences_url(token: str) -> str:
+    return _url_template(settings.PUBLIC_BASE_URL, "public:preferences").replace(_URL_MARKER, token)
+
+
+def link_source(*, source: str = "", cause: str = "") -> str:
+    """What carried a link, as evidence records it: ``campaign:4 delivery:123``."""
+    return " ".join(part for part in (cause, source) if part)[:200]
+
+
+def message_links(*, customer, channel: str, source: str = "", cause: str = "", category: str = "") -> dict[str, str]:
+    """``unsubscribe_url`` (one-click, this channel) and ``preferences_url`` (the preference centre).
+
+    ``source`` is the delivery (``delivery:123``), ``cause`` what caused it (``campaign:4``), and
+    ``category`` the campaign's category, which the preference centre offers to leave.
+    """
+    carried_by = link_source(source=source, cause=cause)
+    unsubscribe = unsubscribe_token(customer=customer, channel=channel, source=carried_by)
+    preferences = preference_token_make(customer=customer, source=carried_by, category=category)
+    return {"unsubscribe_url": _unsubscribe_url(unsubscribe), "preferences_url": _preferences_url(preferences)}
 
 
 def preview_links() -> dict[str, str]:

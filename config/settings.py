@@ -306,6 +306,8 @@ TANDEM = {
     "DEFAULT_PHONE_REGION": os.environ.get("TANDEM_DEFAULT_PHONE_REGION", "US"),
     "EMAIL_DOUBLE_OPT_IN": env_bool("TANDEM_EMAIL_DOUBLE_OPT_IN", True),
     "CONFIRMATION_LINK_MAX_AGE_DAYS": int(os.environ.get("TANDEM_CONFIRMATION_LINK_MAX_AGE_DAYS", "7")),
+    # Preference-centre links in messages stop working after this (unsubscribe links never expire).
+    "PREFERENCE_LINK_MAX_AGE_DAYS": int(os.environ.get("TANDEM_PREFERENCE_LINK_MAX_AGE_DAYS", "60")),
     "CAPTURE_RATE_LIMIT_PER_MINUTE": int(os.environ.get("TANDEM_CAPTURE_RATE_LIMIT_PER_MINUTE", "30")),
     "LOGIN_RATE_LIMIT_PER_MINUTE": int(os.environ.get("TANDEM_LOGIN_RATE_LIMIT_PER_MINUTE", "10")),
     # Campaigns: the postal address every marketing email carries (CAN-SPAM), and channel limits.
@@ -349,6 +351,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # twilio logs every request's headers and body at INFO: the phone number and text of every SMS,
+    # and a large share of the CPU of a send. Its warnings and errors still show.
+    "loggers": {"twilio.http_client": {"level": os.environ.get("TWILIO_LOG_LEVEL", "WARNING")}},
 }
 
 if os.environ.get("TANDEM_TESTING"):

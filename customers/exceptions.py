@@ -22,6 +22,10 @@ class InvalidToken(CustomerError):
     """A signed link that is tampered, expired, truncated or meant for another purpose."""
 
 
+class ExpiredToken(InvalidToken):
+    """A genuine link past its validity (an edit link); its page may say so and offer the way forward."""
+
+
 class MergeError(CustomerError):
     """Two profiles that cannot be merged."""
 

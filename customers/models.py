@@ -98,6 +98,12 @@ class Customer(models.Model):
         editable=False,
         help_text="The customer's own limit on marketing messages per week (all channels); empty: no own limit.",
     )
+    messages_paused_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The customer paused marketing messages (all channels) until then.",
+    )
     home_store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=16, choices=Source.choices)
     source_store = models.ForeignKey(Store, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -127,6 +133,65 @@ class Customer(models.Model):
     @property
     def is_active_profile(self) -> bool:
         return self.merged_into_id is None and self.erased_at is None
+
+
+class MarketingCategory(models.TextChoices):
+    """The kinds of marketing a customer can leave one by one (campaigns use the same values)."""
+
+    PROMOTIONAL = "promotional", "Promotions and offers"
+    LOYALTY = "loyalty", "Loyalty programme news"
+    EVENT = "event", "In-store events"
+
+
+class CategoryOptOut(models.Model):
+    """A kind of marketing the customer left; campaigns of that category do not reach them."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="category_opt_outs")
+    category = models.CharField(max_length=16, choices=MarketingCategory.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "category"], name="category_opt_out_unique")]
+
+    def __str__(self) -> str:
+        return f"Left {self.get_category_display().lower()}"
+
+
+class PreferenceEvidence(models.Model):
+    """One append-only line of what a customer changed about their messages besides consent."""
+
+    class Action(models.TextChoices):
+        CATEGORY_LEFT = "category_left", "Left a category"
+        CATEGORY_REJOINED = "category_rejoined", "Rejoined a category"
+        FREQUENCY_SET = "frequency_set", "Weekly limit set"
+        PAUSED = "paused", "Paused messages"
+        RESUMED = "resumed", "Resumed messages"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="preference_evidence")
+    action = models.CharField(max_length=24, choices=Action.choices)
+    value = models.CharField(max_length=64, blank=True, help_text="e.g. the category, the weekly limit, the date.")
+    method = models.CharField(max_length=24, default="preference_centre")
+    occurred_at = models.DateTimeField()
+    url = models.CharField(max_length=500, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    source_reference = models.CharField(max_length=200, blank=True, help_text="e.g. campaign:4 delivery:123")
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["customer", "occurred_at"])]
+        verbose_name_plural = "preference evidence"
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.value}".strip()
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Preference evidence is append-only; record a new entry instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Preference evidence is append-only and cannot be deleted.")
 
 
 class DisclosureText(models.Model):

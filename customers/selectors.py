@@ -202,3 +202,46 @@ def customer_export_data(customer: Customer) -> dict:
             for purchase in Purchase.objects.filter(customer_id__in=ids).select_related("store")
         ],
     }
+
+
+def preference_page_context(*, link, customer: Customer, now: datetime | None = None) -> dict:
+    """What the preference centre shows ``customer``: consent per channel, weekly limit, pause,
+    the kinds of message left, and the disclosures to show for the choices that grant consent."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from customers.models import CategoryOptOut, MarketingCategory
+
+    now = now or timezone.now()
+    statuses = dict(ConsentState.objects.filter(customer=customer).values_list("channel", "status"))
+    left = set(CategoryOptOut.objects.filter(customer=customer).values_list("category", flat=True))
+    paused_until = customer.messages_paused_until
+    email = statuses.get(Channel.EMAIL, ConsentStatus.NONE)
+    sms = statuses.get(Channel.SMS, ConsentStatus.NONE)
+    categories = [
+        {"value": value, "label": label, "left": value in left, "this_message": value == link.category}
+        for value, label in MarketingCategory.choices
+    ]
+    categories.sort(key=lambda item: not item["this_message"])  # the kind this message was comes first
+    can_text = bool(customer.phone) and sms != ConsentStatus.GRANTED
+    vapid_public_key = getattr(settings, "WEBPUSH_VAPID_PUBLIC_KEY", "")
+    push_disclosure = disclosure_current(channel=Channel.PUSH, locale=customer.locale) if vapid_public_key else None
+    return {
+        "vapid_public_key": vapid_public_key,
+        "push_disclosure": push_disclosure,
+        "brand": settings.TANDEM["BRAND_NAME"],
+        "customer": customer,
+        "email_status": email,
+        "sms_status": sms,
+        "email_receiving": email in (ConsentStatus.GRANTED, ConsentStatus.PENDING),
+        "max_messages_per_week": customer.max_messages_per_week,
+        "paused_until": paused_until if paused_until and paused_until > now else None,
+        "categories": categories,
+        "phone_ending": customer.phone[-2:] if customer.phone else "",
+        "sms_disclosure": disclosure_current(channel=Channel.SMS, locale=customer.locale) if can_text else None,
+        "email_disclosure": (
+            disclosure_current(channel=Channel.EMAIL, locale=customer.locale)
+            if email in (ConsentStatus.NONE, ConsentStatus.WITHDRAWN)
+            else None
+        ),
+    }

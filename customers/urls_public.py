@@ -5,5 +5,6 @@ from customers.views import public
 app_name = "public"
 
 urlpatterns = [
+    path("p/<str:token>/", public.preferences_view, name="preferences"),
     path("confirm/<str:token>/", public.consent_confirm_view, name="consent-confirm"),
 ]

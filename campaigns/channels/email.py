@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils.module_loading import import_string
 
-from campaigns.channels.base import SendResult, retry_after_seconds
+from campaigns.channels.base import SendResult, retry_after_seconds, session_environment_resolve
 from campaigns.exceptions import ChannelNotConfiguredError, PermanentChannelError, TransientChannelError
 
 # ESPs (anymail's ``esp_name``) that accept one tag per message.
@@ -142,6 +142,7 @@ class EmailChannel:
         try:
             connection = self._connection()
             opened = connection.open()
+            session_environment_resolve(getattr(connection, "session", None), getattr(connection, "api_url", ""))
         except Exception as exc:
             from anymail.exceptions import AnymailConfigurationError
 

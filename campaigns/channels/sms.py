@@ -45,7 +45,11 @@ def _http_client():
             self.last_headers = response.headers
             return response
 
-    return HeadersKeepingHttpClient()
+    from campaigns.channels.base import session_environment_resolve
+
+    client = HeadersKeepingHttpClient()
+    session_environment_resolve(client.session, "https://api.twilio.com/")
+    return client
 
 
 class SmsChannel:

@@ -46,6 +46,7 @@ REASON_TEXT = {
     Delivery.Reason.CANCELLED: "The campaign was cancelled before it was sent.",
     Delivery.Reason.MERGED: "Their profile was merged into another one.",
     Delivery.Reason.ERASED: "Their profile was erased.",
+    Delivery.Reason.LOCAL_TIME: "The campaign sends at a local time; it waits for that time in their zone.",
 }
 STATUS_TEXT = {
     Status.QUEUED: "Waiting to be sent.",
@@ -67,6 +68,8 @@ class Progress:
     failed_by_reason: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
     sent_last_minute: int = 0
     sent_by_channel: dict[str, int] = dataclasses.field(default_factory=dict)
+    # Of the deferred rows: those of a local-time campaign waiting for the send time in their zone.
+    waiting_local_time: int = 0
 
     @property
     def done(self) -> int:
@@ -86,6 +89,7 @@ class Progress:
             "done": self.done,
             "percent": self.percent,
             "sent_last_minute": self.sent_last_minute,
+            "waiting_local_time": self.waiting_local_time,
         }
 
 
@@ -116,6 +120,8 @@ def campaign_progress(*, campaign: Campaign, now: datetime | None = None) -> Pro
         progress.total += row["count"]
         progress.statuses[row["status"]] = progress.statuses.get(row["status"], 0) + row["count"] - row["waiting"]
         progress.statuses[Status.DEFERRED] += row["waiting"]
+        if row["reason"] == Delivery.Reason.LOCAL_TIME:
+            progress.waiting_local_time += row["waiting"]
         progress.sent_last_minute += row["recent"]
         if row["status"] == Status.SENT:
             progress.sent_by_channel[row["channel"]] = progress.sent_by_channel.get(row["channel"], 0) + row["count"]

@@ -363,7 +363,13 @@ def delivery_chunk_send(
         try:
             if variant.pk not in compiled:
                 compiled[variant.pk] = variant_compiled(variant)
-            links = message_links(customer=customer, channel=row.channel, source=source)
+            links = message_links(
+                customer=customer,
+                channel=row.channel,
+                source=source,
+                cause=f"{cause_type}:{cause_id}",
+                category=getattr(cause, "category", ""),
+            )
             extra = {**loyalty.get(customer.pk, {}), "coupon_code": codes.get(row.coupon_code_id, "")}
             rendered = compiled[variant.pk].render(placeholder_context(customer=customer, links=links, extra=extra))
         except Exception as exc:  # a template that passed its checks but cannot render this customer

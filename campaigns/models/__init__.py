@@ -2,7 +2,7 @@ from campaigns.models.audit import AuditEvent
 from campaigns.models.campaigns import Campaign
 from campaigns.models.caps import FrequencyCounter, FrequencyRule
 from campaigns.models.deliveries import Delivery, OutboxMessage
-from campaigns.models.devices import CustomerPushDevice
+from campaigns.models.devices import CustomerPushDevice, CustomerWebPushDevice
 from campaigns.models.feedback import DeliveryEvent, FeedbackCount, SmsOptOutReview
 from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
@@ -13,6 +13,7 @@ __all__ = [
     "AuditEvent",
     "Campaign",
     "CustomerPushDevice",
+    "CustomerWebPushDevice",
     "Delivery",
     "DeliveryEvent",
     "FeedbackCount",

@@ -11,6 +11,24 @@ def capped_action_default(category: str) -> str:
     return "skip" if category == "promotional" else "defer"
 
 
+def default_channels() -> list[str]:
+    return [Channel.EMAIL.value]
+
+
+def channel_order_problem(value) -> str | None:
+    """Why ``value`` is not an ordered list of channels (known, each once, at least one), or None."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return "Give the channels as a list of names, e.g. email, sms."
+    unknown = [item for item in value if item not in Channel.values]
+    if unknown:
+        return f"Unknown channel {unknown[0]!r}; use email, sms, push."
+    if not value:
+        return "Choose at least one channel."
+    if len(set(value)) != len(value):
+        return "Name each channel once."
+    return None
+
+
 class Campaign(models.Model):
     class Goal(models.TextChoices):
         AWARENESS = "awareness", "Awareness"
@@ -48,6 +66,11 @@ class Campaign(models.Model):
         SENT = "sent", "Sent"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Timing(models.TextChoices):
+        NOW = "now", "Now"
+        AT = "at", "At a time"
+        LOCAL = "local", "At a local time in each recipient's zone"
+
     class WhenCapped(models.TextChoices):
         BY_CATEGORY = "", "As the category suggests (skip promotional, defer loyalty and event)"
         SKIP = "skip", "Skip the message"
@@ -79,10 +102,11 @@ class Campaign(models.Model):
     message = models.ForeignKey("campaigns.Message", on_delete=models.PROTECT, related_name="campaigns")
     include_segments = models.ManyToManyField("campaigns.Segment", related_name="included_in", blank=True)
     exclude_segments = models.ManyToManyField("campaigns.Segment", related_name="excluded_from", blank=True)
-    channels = models.CharField(
-        max_length=32,
-        default="email",
-        help_text="Comma-separated, in order of preference: email, sms, push.",
+    # A JSON list keeps the order of preference in the campaign's own row: launching, sending and the
+    # forecast read it with the campaign, with no join, on PostgreSQL and SQLite alike.
+    channels = models.JSONField(
+        default=default_channels,
+        help_text='Channel names in order of preference, e.g. ["email", "sms"].',
     )
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ALL)
     offer = models.ForeignKey(
@@ -99,6 +123,13 @@ class Campaign(models.Model):
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, editable=False)
     scheduled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    timing = models.CharField(max_length=8, choices=Timing.choices, default=Timing.AT, editable=False)
+    # For local timing: the wall time every recipient gets it at, in their own zone; scheduled_at is
+    # then the first instant any zone reaches it (the launch), each delivery waiting for its own.
+    local_send_date = models.DateField(null=True, blank=True, editable=False)
+    local_send_time = models.TimeField(null=True, blank=True, editable=False)
+    # The zone the schedule was typed in; local timing falls back to it when nothing else is known.
+    schedule_zone = models.CharField(max_length=64, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True, editable=False)
     duplicated_from = models.ForeignKey(
@@ -119,7 +150,17 @@ class Campaign(models.Model):
 
     @property
     def channel_list(self) -> list[str]:
-        return [item.strip() for item in self.channels.split(",") if item.strip()]
+        """The channels in order of preference (a copy: changing it leaves the campaign as it is)."""
+        return list(self.channels or [])
+
+    @property
+    def local_send_at(self):
+        """The naive wall time of a local-timing schedule, else None."""
+        import datetime as dt
+
+        if self.timing != self.Timing.LOCAL or self.local_send_date is None or self.local_send_time is None:
+            return None
+        return dt.datetime.combine(self.local_send_date, self.local_send_time)
 
     @property
     def is_marketing(self) -> bool:
@@ -137,14 +178,9 @@ class Campaign(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        channels = self.channel_list
-        unknown = [item for item in channels if item not in Channel.values]
-        if unknown:
-            raise ValidationError({"channels": f"Unknown channel {unknown[0]!r}; use email, sms, push."})
-        if not channels:
-            raise ValidationError({"channels": "Choose at least one channel."})
-        if len(set(channels)) != len(channels):
-            raise ValidationError({"channels": "Name each channel once."})
+        problem = channel_order_problem(self.channels)
+        if problem:
+            raise ValidationError({"channels": problem})
         if self.offer_id is None and self.shared_code_id is not None:
             raise ValidationError({"shared_code": "Choose the offer first."})
         if self.offer_id is not None and self.coupon_mode == self.CouponMode.SHARED:

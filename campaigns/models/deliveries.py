@@ -43,6 +43,9 @@ class Delivery(models.Model):
         CANCELLED = "cancelled", "Campaign cancelled"
         MERGED = "merged", "Profile merged into another"
         ERASED = "erased", "Profile erased"
+        PAUSED = "paused", "Paused by the customer"
+        CATEGORY_LEFT = "category_left", "Customer left this kind of message"
+        LOCAL_TIME = "local_time", "Waiting for the local send time"
 
     PENDING_STATUSES = (Status.QUEUED, Status.SENDING)
 

@@ -14,10 +14,10 @@ from campaigns import events
 from campaigns.composer import variant_compiled
 from campaigns.exceptions import CampaignError, NotReadyError, TransitionError
 from campaigns.models import Campaign, Message, Segment, Variant
-from campaigns.personalisation import unique_codes_available
 from campaigns.rendering import RenderError, TemplateProblem
 
 Status = Campaign.Status
+Timing = Campaign.Timing
 
 # Every move the status may make; anything else is refused.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -64,6 +64,7 @@ def _display(value) -> object:
 def campaign_snapshot(campaign: Campaign) -> dict:
     """The audited fields as plain values (segments included, for an existing campaign)."""
     data = {field: _display(getattr(campaign, field, None)) for field in _TRACKED_FIELDS}
+    data["channels"] = campaign.channel_list  # the order is the point: not sorted like other lists
     if campaign.pk:
         data["include_segments"] = _display(campaign.include_segments.all())
         data["exclude_segments"] = _display(campaign.exclude_segments.all())
@@ -124,8 +125,7 @@ def _offer_problems(campaign: Campaign, variants) -> list[str]:
     problems = []
     if not offer.is_active or offer.valid_until <= timezone.now():
         problems.append(f"The offer {offer} is inactive or has ended.")
-    if campaign.coupon_mode == Campaign.CouponMode.UNIQUE and unique_codes_available(offer) == 0:
-        problems.append(f"The offer {offer} has no unissued codes left; generate codes first.")
+    # Unique codes need no check here: launching generates whatever the offer lacks (see the forecast).
     if not uses_code:
         problems.append("The campaign has an offer but no variant shows {{ coupon_code }}.")
     return problems
@@ -160,8 +160,8 @@ def campaign_transition(*, campaign: Campaign, to: str, actor, note: str = "") -
         locked.finished_at = now
         fields.append("finished_at")
     if to == Status.DRAFT:
-        locked.scheduled_at = None
-        fields.append("scheduled_at")
+        locked.scheduled_at = locked.local_send_date = locked.local_send_time = None
+        fields.extend(["scheduled_at", "local_send_date", "local_send_time"])
     locked.save(update_fields=fields)
     events.campaign_status_changed_event(campaign=locked, actor=actor, old=old, new=to, note=note)
     campaign.status, campaign.started_at, campaign.finished_at = locked.status, locked.started_at, locked.finished_at
@@ -169,30 +169,75 @@ def campaign_transition(*, campaign: Campaign, to: str, actor, note: str = "") -
     return locked
 
 
-@transaction.atomic
-def campaign_schedule(*, campaign: Campaign, at: datetime | None, actor) -> Campaign:
-    """Schedule a draft for ``at`` (aware, in the future) after checking it is complete.
+def _schedule_times(*, timing: str, at: datetime | None, local_at: datetime | None, now: datetime):
+    """``(scheduled_at, local wall time or None)`` for a timing choice; raises ``CampaignError``."""
+    from campaigns.delivery.local_time import earliest_release
 
-    Locks the campaign row before checking, so a concurrent change cannot slip between the check and
-    the move. Raises ``NotReadyError`` listing every problem, ``TransitionError``, or ``CampaignError``
-    for a missing or past time; changes nothing then.
-    """
+    if timing == Timing.NOW:
+        return now, None
+    if timing == Timing.LOCAL:
+        if local_at is None:
+            raise CampaignError("Give the local send time, e.g. 2030-12-05 10:00 (in each customer's zone).")
+        if timezone.is_aware(local_at):
+            raise CampaignError("A local send time is a wall-clock time: give it without a time zone.")
+        local_at = local_at.replace(second=0, microsecond=0)
+        first = earliest_release(local_at)
+        if first <= now:
+            raise CampaignError(
+                f"{local_at:%Y-%m-%d %H:%M} has already come in some zones (the first reaches it at "
+                f"{first:%Y-%m-%d %H:%M} UTC); choose a later local time."
+            )
+        return first, local_at
+    if timing != Timing.AT:
+        raise CampaignError("Choose when to send: now, at a time, or at a local time in each customer's zone.")
     if at is None:
         raise CampaignError("Give the send time, e.g. 2030-01-31 09:00.")
     if timezone.is_naive(at):
         raise CampaignError("Give the send time with its time zone.")
-    if at <= timezone.now():
+    if at <= now:
         raise CampaignError("The send time must be in the future.")
+    return at, None
+
+
+@transaction.atomic
+def campaign_schedule(
+    *,
+    campaign: Campaign,
+    at: datetime | None,
+    actor,
+    timing: str = Campaign.Timing.AT,
+    local_at: datetime | None = None,
+) -> Campaign:
+    """Schedule a draft after checking it is complete: now, ``at`` (aware, in the future), or at the wall
+    time ``local_at`` (naive) in each recipient's zone.
+
+    A local-time campaign is launched at the first instant any zone reaches ``local_at`` (UTC+14); its
+    deliveries then each wait for ``local_at`` in their recipient's zone (``campaigns.delivery.local_time``).
+    Locks the campaign row before checking, so a concurrent change cannot slip between the check and
+    the move. Raises ``NotReadyError`` listing every problem, ``TransitionError``, or ``CampaignError``
+    for a missing or past time; changes nothing then.
+    """
+    now = timezone.now()
+    scheduled_at, wall = _schedule_times(timing=timing, at=at, local_at=local_at, now=now)
     locked = _locked(campaign)
     if Status.SCHEDULED not in TRANSITIONS[locked.status]:
         raise TransitionError(f"A {locked.get_status_display().lower()} campaign cannot be scheduled.")
     problems = campaign_problems(locked)
     if problems:
         raise NotReadyError(problems)
-    locked = campaign_transition(campaign=campaign, to=Status.SCHEDULED, actor=actor, note=f"for {at.isoformat()}")
-    locked.scheduled_at = at
-    locked.save(update_fields=["scheduled_at", "updated_at"])
-    campaign.scheduled_at = at
+    note = f"at {wall:%Y-%m-%d %H:%M} in each recipient's zone" if wall else f"for {scheduled_at.isoformat()}"
+    locked = campaign_transition(campaign=campaign, to=Status.SCHEDULED, actor=actor, note=note)
+    locked.scheduled_at = scheduled_at
+    locked.timing = timing
+    locked.local_send_date = wall.date() if wall else None
+    locked.local_send_time = wall.time() if wall else None
+    locked.schedule_zone = timezone.get_current_timezone_name()
+    locked.save(
+        update_fields=["scheduled_at", "timing", "local_send_date", "local_send_time", "schedule_zone", "updated_at"]
+    )
+    campaign.scheduled_at, campaign.timing = scheduled_at, timing
+    campaign.local_send_date, campaign.local_send_time = locked.local_send_date, locked.local_send_time
+    campaign.schedule_zone = locked.schedule_zone
     return locked
 
 
@@ -215,7 +260,7 @@ def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
         kpi_target=campaign.kpi_target,
         category=campaign.category,
         message=copy_message,
-        channels=campaign.channels,
+        channels=campaign.channel_list,
         mode=campaign.mode,
         offer=campaign.offer,
         coupon_mode=campaign.coupon_mode,
@@ -235,8 +280,17 @@ def campaign_staff_moves(campaign: Campaign) -> list[str]:
 
 
 @transaction.atomic
-def campaign_status_change(*, campaign: Campaign, to: str, actor, at: datetime | None = None) -> Campaign:
-    """A move staff asked for: schedule a draft for ``at``, or pause, resume, cancel, unschedule.
+def campaign_status_change(
+    *,
+    campaign: Campaign,
+    to: str,
+    actor,
+    at: datetime | None = None,
+    timing: str = Campaign.Timing.AT,
+    local_at: datetime | None = None,
+) -> Campaign:
+    """A move staff asked for: schedule a draft (``campaign_schedule``'s timing choices), or pause,
+    resume, cancel, unschedule.
 
     Locks the campaign row and checks the move there against ``STAFF_MOVES`` (the engine's own moves,
     such as marking a campaign sent, are refused). Cancelling also cancels its queued deliveries.
@@ -251,7 +305,7 @@ def campaign_status_change(*, campaign: Campaign, to: str, actor, at: datetime |
             f"A {locked.get_status_display().lower()} campaign cannot become {Status(to).label.lower()} by hand."
         )
     if to == Status.SCHEDULED and locked.status == Status.DRAFT:
-        result = campaign_schedule(campaign=locked, at=at, actor=actor)
+        result = campaign_schedule(campaign=locked, at=at, actor=actor, timing=timing, local_at=local_at)
     else:
         result = campaign_transition(campaign=locked, to=to, actor=actor)
     if to == Status.CANCELLED:

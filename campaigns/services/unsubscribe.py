@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from django.db import transaction
-
 from campaigns.links import UNSUBSCRIBE_PURPOSE
 from customers.exceptions import InvalidToken
 from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer
-from customers.services.consent import Evidence, consent_withdraw
+from customers.services.consent import Evidence
+from customers.services.preferences import customer_marketing_leave
 from customers.tokens import token_read
 
 
@@ -40,13 +39,13 @@ def unsubscribe_link_read(*, token: str) -> UnsubscribeLink:
     return UnsubscribeLink(customer=customer, channels=channels, source_reference=str(payload.get("s", ""))[:200])
 
 
-@transaction.atomic
 def unsubscribe_apply(
     *, link: UnsubscribeLink, url: str = "", ip_address: str | None = None, user_agent: str = ""
 ) -> list[ConsentEvidence]:
     """Withdraw every consent the link names, all or none, with one-click evidence.
 
-    Idempotent: a repeated request appends evidence again but the consent stays withdrawn. Locks
+    Goes through ``customer_marketing_leave``, the preference centre's "leave all email". Idempotent:
+    a repeated request appends evidence again but the consent stays withdrawn. Locks
     each consent state row through ``consent_withdraw``. Raises ``InvalidToken`` for a preview link.
     """
     if link.preview or link.customer is None:
@@ -58,4 +57,4 @@ def unsubscribe_apply(
         user_agent=user_agent[:500],
         source_reference=link.source_reference,
     )
-    return [consent_withdraw(customer=link.customer, channel=item, evidence=evidence) for item in link.channels]
+    return customer_marketing_leave(customer=link.customer, channels=link.channels, evidence=evidence)

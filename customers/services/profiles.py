@@ -25,6 +25,7 @@ from customers.models import (
     ConsentStatus,
     Customer,
     MergeProposal,
+    PreferenceEvidence,
     Purchase,
     Source,
     Store,
@@ -278,7 +279,8 @@ def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
     Purchases move to the survivor; the other profile's consent ledger stays on it (append-only) and
     is shown in the survivor's timeline through ``merged_into``. For each channel the survivor ends
     with the most restrictive of the two explicit states (a channel never asked on one side takes the
-    other side's state). Missing contact details and names are filled from the other profile.
+    other side's state). Missing contact details and names are filled from the other profile. The
+    person's own limits hold on the survivor: the lower weekly limit, the later pause, every category left.
     Locks both profiles in primary-key order, then (through the loyalty hook) their accounts, as in
     ``customers.lock_objects``; a lock conflict is retried. Raises ``MergeError`` for a profile merged
     or erased, which is also what the second of two concurrent merges of the same pair gets.
@@ -311,6 +313,7 @@ def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
     survivor.birthday = survivor.birthday or other.birthday
     survivor.home_store = survivor.home_store or other.home_store
     survivor.attributes = {**(other.attributes or {}), **(survivor.attributes or {})}
+    _own_limits_merge(survivor, other)
     customer_refresh_derived(survivor)
     survivor.save()
 
@@ -353,6 +356,20 @@ def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
     return survivor
 
 
+def _own_limits_merge(survivor: Customer, other: Customer) -> None:
+    """The person's own choices on either profile keep holding: the lower weekly limit, the later pause,
+    and every category left (rows are added; the other profile's stay as its history)."""
+    from customers.models import CategoryOptOut
+
+    limits = [n for n in (survivor.max_messages_per_week, other.max_messages_per_week) if n is not None]
+    survivor.max_messages_per_week = min(limits) if limits else None
+    pauses = [t for t in (survivor.messages_paused_until, other.messages_paused_until) if t is not None]
+    survivor.messages_paused_until = max(pauses) if pauses else None
+    left = set(CategoryOptOut.objects.filter(customer=other).values_list("category", flat=True))
+    left -= set(CategoryOptOut.objects.filter(customer=survivor).values_list("category", flat=True))
+    CategoryOptOut.objects.bulk_create(CategoryOptOut(customer=survivor, category=c) for c in sorted(left))
+
+
 def merge_proposal_dismiss(*, proposal: MergeProposal, user) -> None:
     """Mark a proposal as not the same person; nothing else changes."""
     if proposal.status != MergeProposal.Status.OPEN:
@@ -384,6 +401,7 @@ def customer_erase(*, customer: Customer, user) -> Customer:
     if customer.phone:
         suppression_add(channel=Channel.SMS, address=customer.phone, reason=Suppression.Reason.ERASURE, user=user)
     ConsentEvidence.objects.filter(customer=customer).update(ip_address=None, user_agent="", address="", url="")
+    PreferenceEvidence.objects.filter(customer=customer).update(ip_address=None, user_agent="", url="")
     customer.email = None
     customer.phone = None
     customer.first_name = ""

@@ -345,3 +345,48 @@ def test_the_kpi_target_is_read_in_plain_digits_only():
     with pytest.raises(ValidationError, match="plain digits"):
         field.clean("1e1")
     assert str(field.clean("25")) == "25"
+
+
+def test_the_channel_picker_stores_the_order_chosen_and_shows_it_again(client, marketer):
+    data = _campaign_form(SegmentFactory(), channels_0="sms", channels_1="email", channels_2="")
+    response = client.post(reverse("admin:campaigns_campaign_add"), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    campaign = Campaign.objects.get(name="Spring sale")
+    assert campaign.channels == ["sms", "email"]
+
+    page = client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode()
+    first = page[page.index('name="channels_0"') :].split("</select>")[0]
+    second = page[page.index('name="channels_1"') :].split("</select>")[0]
+    assert '<option value="sms" selected>' in first
+    assert '<option value="email" selected>' in second
+
+
+def test_reordering_channels_is_audited_in_order(client, marketer, campaign):
+    data = _campaign_form(campaign.include_segments.get(), channels_0="push", channels_1="email", channels_2="sms")
+    data.update(name=campaign.name, message=campaign.message.pk, **{"variants-TOTAL_FORMS": "0"})
+    response = client.post(reverse("admin:campaigns_campaign_change", args=[campaign.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    campaign.refresh_from_db()
+    assert campaign.channel_list == ["push", "email", "sms"]
+    changed = AuditEvent.objects.get(campaign=campaign, action="changed")
+    assert changed.changes["channels"] == [["email", "sms", "push"], ["push", "email", "sms"]]
+
+
+def test_the_channel_picker_refuses_a_channel_twice_or_none_and_saves_nothing(client, marketer):
+    twice = _campaign_form(SegmentFactory(), channels_0="email", channels_1="email", channels_2="")
+    response = client.post(reverse("admin:campaigns_campaign_add"), twice)
+    assert response.status_code == 200
+    assert "Name each channel once" in response.content.decode()
+    none = _campaign_form(SegmentFactory(), channels_0="", channels_1="", channels_2="")
+    response = client.post(reverse("admin:campaigns_campaign_add"), none)
+    assert response.status_code == 200
+    assert not Campaign.objects.exists()
+
+
+def test_the_campaign_list_filters_and_shows_channels_in_order(client, marketer):
+    sms_first = CampaignFactory(name="Texts first", channels="sms,email")
+    CampaignFactory(name="Mail only", channels="email")
+    page = client.get(reverse("admin:campaigns_campaign_changelist"), {"channel": "sms"}).content.decode()
+    assert sms_first.name in page
+    assert "Mail only" not in page
+    assert "SMS, Email" in page

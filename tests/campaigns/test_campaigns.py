@@ -146,6 +146,8 @@ def test_forecast_counts_reachable_and_removed_by_reason():
         "no_consent": 1,
         "missing_address": 1,
         "suppressed": 1,
+        "paused": 0,
+        "category_left": 0,
     }
     assert sms.reachable == 3
     assert {reason: count for reason, _, count in sms.removed}["no_consent"] == 2
@@ -286,7 +288,14 @@ def _forecast_oracle(people, order, mode):
     """Per channel: (reachable, {reason: count}) read in plain Python."""
     result, sendable = {}, {}
     for channel in order:
-        reasons = {"no_consent": 0, "missing_address": 0, "suppressed": 0, "preferred_elsewhere": 0}
+        reasons = {
+            "no_consent": 0,
+            "missing_address": 0,
+            "suppressed": 0,
+            "paused": 0,
+            "category_left": 0,
+            "preferred_elsewhere": 0,
+        }
         reachable = 0
         for index, p in enumerate(people):
             has_address = {"email": p["email"], "sms": p["phone"], "push": p["device"]}[channel]
@@ -412,7 +421,7 @@ def test_staff_moves_leave_the_engine_moves_out():
 
 def test_campaign_save_creates_a_draft_with_its_message_segments_and_audit():
     user, segment = UserFactory(), SegmentFactory()
-    campaign = Campaign(name="Autumn", channels="email")
+    campaign = Campaign(name="Autumn", channels=["email"])
     campaign_save(campaign=campaign, actor=user, include_segments=[segment])
     stored = Campaign.objects.get(pk=campaign.pk)
     assert stored.status == S.DRAFT
@@ -448,3 +457,29 @@ def test_campaign_save_never_moves_the_status(ready_campaign):
     ready_campaign.status = S.DRAFT  # a stale copy read before it was scheduled
     campaign_save(campaign=ready_campaign, actor=None)
     assert Campaign.objects.get(pk=ready_campaign.pk).status == S.SCHEDULED
+
+
+@pytest.mark.parametrize(
+    ("channels", "problem"),
+    [
+        (["email", "fax"], "Unknown channel 'fax'"),
+        (["sms", "sms"], "Name each channel once"),
+        ([], "Choose at least one channel"),
+        ("email,sms", "as a list"),
+    ],
+)
+def test_channels_are_a_list_of_known_channels_each_once(channels, problem):
+    from django.core.exceptions import ValidationError
+
+    campaign = CampaignFactory.build(channels=["email"], message=None)
+    campaign.channels = channels
+    with pytest.raises(ValidationError, match=problem):
+        campaign.clean()
+
+
+def test_channel_list_keeps_the_order_and_is_a_copy():
+    campaign = CampaignFactory(channels="push,sms,email")
+    campaign.refresh_from_db()
+    order = campaign.channel_list
+    order.append("fax")
+    assert campaign.channel_list == ["push", "sms", "email"]

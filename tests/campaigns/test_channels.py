@@ -143,3 +143,24 @@ def test_an_inactive_staff_test_number_is_refused():
     with pytest.raises(CampaignError):
         _sms_test("+14155550145", client)
     assert client.messages.sent == []
+
+
+def test_a_provider_session_reads_the_proxy_environment_once_and_honours_no_proxy(monkeypatch):
+    import requests
+
+    from campaigns.channels.base import session_environment_resolve
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "api.twilio.com")
+    proxied, bypassed = requests.Session(), requests.Session()
+
+    session_environment_resolve(proxied, "https://api.postmarkapp.com/email")
+    session_environment_resolve(bypassed, "https://api.twilio.com/")
+
+    assert proxied.proxies.get("https") == "http://proxy.internal:3128"
+    assert "https" not in bypassed.proxies
+    assert proxied.trust_env is False
+    assert bypassed.trust_env is False
+    monkeypatch.setenv("HTTPS_PROXY", "http://elsewhere:1")
+    session_environment_resolve(proxied, "https://api.postmarkapp.com/email")  # resolved once: unchanged
+    assert proxied.proxies["https"] == "http://proxy.internal:3128"

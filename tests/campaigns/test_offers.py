@@ -50,11 +50,12 @@ def test_shared_code_of_another_offer_is_refused():
     assert "another offer" in str(caught.value)
 
 
-def test_unique_codes_need_codes_left_and_are_forecast():
+def test_unique_codes_are_forecast_and_none_left_is_no_problem_as_launch_generates_them():
     offer = OfferFactory(code_mode="unique")
     campaign = CampaignFactory(include=[SegmentFactory()], offer=offer, coupon_mode=Campaign.CouponMode.UNIQUE)
     EmailVariantFactory(message=campaign.message, html_body=BODY)
-    assert any("no unissued codes" in problem for problem in campaign_problems(campaign))
+    assert campaign_problems(campaign) == []
+    assert campaign_forecast(campaign).unique_codes_available == 0
     CouponCodeFactory.create_batch(3, offer=offer)
     CouponCodeFactory(offer=offer, is_void=True)
     assert campaign_problems(campaign) == []

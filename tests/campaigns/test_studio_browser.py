@@ -57,6 +57,7 @@ def test_compose_campaign_with_three_variants_and_preview(live_server, page):
 
     campaign = Campaign.objects.get(name="Spring launch")
     assert campaign.message.variants.count() == 3
+    assert campaign.channels == ["email", "sms", "push"]
 
     page.goto(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/?preview_customer={customer.pk}")
     previews = page.locator("#campaign-previews")

@@ -47,8 +47,9 @@ def test_one_click_post_unsubscribes_without_cookies_or_redirect(subscribed):
     assert evidence.source_reference == "delivery:7"
 
 
-def test_preferences_link_stops_everything(client, subscribed):
-    url = message_links(customer=subscribed, channel="email")["preferences_url"]
+def test_an_every_channel_link_from_older_mail_still_stops_everything(client, subscribed):
+    # Mail sent before the preference centre carried such a link as "Email preferences"; it never expires.
+    url = message_links(customer=subscribed, channel="all")["unsubscribe_url"]
     client.post(_path(url))
     assert set(ConsentState.objects.filter(customer=subscribed).values_list("status", flat=True)) == {"withdrawn"}
 
@@ -101,7 +102,7 @@ def _token(url):
 def test_unsubscribe_apply_withdraws_every_named_channel_with_one_click_evidence(subscribed):
     from campaigns.services.unsubscribe import unsubscribe_apply, unsubscribe_link_read
 
-    url = message_links(customer=subscribed, channel="all")["preferences_url"]
+    url = message_links(customer=subscribed, channel="all")["unsubscribe_url"]
     link = unsubscribe_link_read(token=_token(url))
     assert set(link.channels) == {"email", "sms", "push"}
     unsubscribe_apply(link=link, url="https://x.example/u", ip_address="192.0.2.1", user_agent="Mail")

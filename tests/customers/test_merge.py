@@ -117,3 +117,28 @@ def test_merge_refuses_itself_and_already_merged_profiles():
     customer_merge(survivor=a, other=b, user=user)
     with pytest.raises(MergeError):
         customer_merge(survivor=c, other=b, user=user)
+
+
+def test_merge_keeps_the_persons_own_limits_on_the_survivor():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from customers.models import CategoryOptOut
+
+    later = timezone.now() + timedelta(days=20)
+    survivor = CustomerFactory(max_messages_per_week=3, messages_paused_until=timezone.now() + timedelta(days=2))
+    other = CustomerFactory(max_messages_per_week=1, messages_paused_until=later)
+    CategoryOptOut.objects.create(customer=other, category="promotional")
+    CategoryOptOut.objects.create(customer=survivor, category="event")
+    CategoryOptOut.objects.create(customer=other, category="event")
+
+    customer_merge(survivor=survivor, other=other, user=MarketingUserFactory())
+
+    survivor.refresh_from_db()
+    assert survivor.max_messages_per_week == 1
+    assert survivor.messages_paused_until == later
+    assert set(CategoryOptOut.objects.filter(customer=survivor).values_list("category", flat=True)) == {
+        "promotional",
+        "event",
+    }

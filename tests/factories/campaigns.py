@@ -66,7 +66,14 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     kpi = Campaign.Kpi.CLICK_RATE
     category = Campaign.Category.PROMOTIONAL
     message = factory.SubFactory(MessageFactory)
-    channels = "email"
+    channels = factory.LazyFunction(lambda: ["email"])
+
+    @classmethod
+    def _adjust_kwargs(cls, **kwargs):
+        # Tests read better as channels="sms,email"; the model stores the ordered list.
+        if isinstance(kwargs.get("channels"), str):
+            kwargs["channels"] = [item.strip() for item in kwargs["channels"].split(",") if item.strip()]
+        return kwargs
 
     @factory.post_generation
     def include(obj, create, extracted, **kwargs):

@@ -145,7 +145,7 @@ class Command(BaseCommand):
                     "goal": Campaign.Goal.ENGAGEMENT,
                     "kpi": Campaign.Kpi.STORE_VISITS,
                     "category": Campaign.Category.PROMOTIONAL,
-                    "channels": "email,sms,push",
+                    "channels": ["email", "sms", "push"],
                     "mode": Campaign.Mode.PREFERRED,
                 },
                 include=[LAPSED],
@@ -162,7 +162,7 @@ class Command(BaseCommand):
                     "kpi": Campaign.Kpi.REDEMPTIONS,
                     "kpi_target": 40,
                     "category": Campaign.Category.PROMOTIONAL,
-                    "channels": "email,sms",
+                    "channels": ["email", "sms"],
                     "mode": Campaign.Mode.ALL,
                     "offer": offer,
                     "coupon_mode": Campaign.CouponMode.SHARED,
@@ -181,7 +181,7 @@ class Command(BaseCommand):
                     "goal": Campaign.Goal.ENGAGEMENT,
                     "kpi": Campaign.Kpi.STORE_VISITS,
                     "category": Campaign.Category.PROMOTIONAL,
-                    "channels": "email,sms",
+                    "channels": ["email", "sms"],
                     "mode": Campaign.Mode.PREFERRED,
                 },
                 include=[EVERYONE],
@@ -308,6 +308,7 @@ class Command(BaseCommand):
                 continue
             write(
                 f"  draft campaign {campaign.name!r}: {campaign.message.variants.count()} variants, "
-                f"channels {campaign.channels}" + (f", offer code {campaign.shared_code}" if campaign.offer_id else "")
+                f"channels {', '.join(campaign.channel_list)}"
+                + (f", offer code {campaign.shared_code}" if campaign.offer_id else "")
             )
         write("  Open them in the marketing admin: /admin/campaigns/campaign/")

@@ -146,7 +146,7 @@ def test_why_someone_without_a_phone_got_no_sms(launched):
 
 
 def _sms_only(campaign):
-    Campaign.objects.filter(pk=campaign.pk).update(channels="sms")
+    Campaign.objects.filter(pk=campaign.pk).update(channels=["sms"])
     campaign.refresh_from_db()
     Delivery.objects.filter(cause_id=campaign.pk).delete()
     return campaign

@@ -1,0 +1,66 @@
+"""Answers the providers' HTTP calls in process, below their client libraries (benchmarks only).
+
+``requests``' ``HTTPAdapter.send`` is replaced: anymail's Postmark backend and twilio's client build,
+sign and serialise every request and parse every answer for real; only the socket is skipped. The
+answers are the providers' documented success bodies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+_ids = itertools.count(1)
+
+
+def _postmark(body: bytes) -> dict:
+    sent = json.loads(body)
+    return {
+        "To": sent.get("To", ""),
+        "SubmittedAt": "2026-11-29T10:00:00Z",
+        "MessageID": f"b4-{next(_ids):012d}-0000-0000-0000-000000000000",
+        "ErrorCode": 0,
+        "Message": "OK",
+    }
+
+
+def _twilio(body: bytes) -> dict:
+    sid = f"SM{next(_ids):032x}"
+    return {"sid": sid, "status": "queued", "error_code": None, "num_segments": "1", "price": None}
+
+
+def _answer(adapter, request, **kwargs):
+    url = request.url
+    if "postmarkapp.com" in url:
+        status, payload = 200, _postmark(request.body if isinstance(request.body, bytes) else request.body.encode())
+    elif "twilio.com" in url:
+        status, payload = 201, _twilio(request.body or b"")
+    else:
+        raise AssertionError(f"Unexpected HTTP request in the benchmark: {request.method} {url}")
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(payload).encode()
+    response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
+    response.url = url
+    response.request = request
+    response.encoding = "utf-8"
+    return response
+
+
+def providers_answer_in_process(settings) -> None:
+    """Configure Postmark (email) and Twilio (SMS) and answer their HTTP calls here."""
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_SERVER_TOKEN": "bench-token"}
+    settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+    settings.TWILIO_AUTH_TOKEN = "bench-auth-token"  # noqa: S105 (answered in process, never sent)
+    settings.TWILIO_MESSAGING_SERVICE_SID = "MG" + "0" * 32
+    settings.DELIVERY_OUTBOX_CHANNELS = []
+    settings.TANDEM_NULL_CHANNELS = []
+    settings.DELIVERY_RATE_LIMITS = {
+        "email:postmark": {"rate": 1_000_000, "burst": 1_000_000},
+        "twilio:messaging-service": {"rate": 1_000_000, "burst": 1_000_000},
+    }
+    requests.adapters.HTTPAdapter.send = _answer
