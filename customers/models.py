@@ -226,6 +226,7 @@ class ConsentMethod(models.TextChoices):
     EMAIL_CONFIRMATION = "email_confirmation", "Email confirmation link"
     SMS_KEYWORD = "sms_keyword", "SMS keyword"
     ONE_CLICK = "one_click", "One-click unsubscribe"
+    ESP_UNSUBSCRIBE = "esp_unsubscribe", "Unsubscribed at the email provider"
     PREFERENCE_CENTRE = "preference_centre", "Preference centre"
     COMPLAINT = "complaint", "Spam complaint"
     BOUNCE = "bounce", "Bounce"

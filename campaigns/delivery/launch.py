@@ -113,13 +113,14 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
     tail = [adapt(lease), adapt(now), adapt(now)]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The hash joins of a large audience want memory; JIT compiles longer than this query runs.
-            cursor.execute("SET LOCAL work_mem = '256MB'")
-            cursor.execute("SET LOCAL jit = off")
-            # An audience is a population, not a lookup: the planner's per-row guess for the consent EXISTS
-            # picks an index nested loop per customer, 3.5x slower at 1 M customers (4.9 s against 1.4 s for
-            # the email part) than the merge or hash join it takes without nested loops.
-            cursor.execute("SET LOCAL enable_nestloop = off")
+            # For this transaction only, in one statement: the hash joins of a large audience want memory;
+            # JIT compiles longer than this query runs; and an audience is a population, not a lookup: the
+            # planner's per-row guess for the consent EXISTS picks an index nested loop per customer, 3.5x
+            # slower at 1 M customers (4.9 s against 1.4 s for the email part) than a merge or hash join.
+            cursor.execute(
+                "SELECT set_config('work_mem', '256MB', true), set_config('jit', 'off', true), "
+                "set_config('enable_nestloop', 'off', true)"
+            )
         # Parameters follow their placeholders: the head literals, the audience parts, then the tail.
         cursor.execute(statement, [*head, *tail, *params])
         return max(cursor.rowcount, 0)

@@ -41,7 +41,8 @@ def worker(transactional_db, tmp_path):
     env["PYTHONUNBUFFERED"] = "1"
     log = tmp_path / "worker.log"
     name = f"engine-test-{uuid.uuid4().hex[:8]}@%h"
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "2"]
+    command = [sys.executable, "-m", "tests.campaigns.delivery.worker_main", "-A", "config", "worker"]
+    command += ["--pool", "threads", "--concurrency", "2"]
     command += ["-Q", ",".join(QUEUES), "-n", name, "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
     with log.open("w") as output:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)  # noqa: S603

@@ -78,7 +78,10 @@ def test_each_esp_event_is_acted_on(client, mailed, esp, what):
         "hard_bounce": lambda: suppression_reason() == "hard_bounce" and count(mailed, "bounced") == 1,
         "soft_bounce": lambda: suppression_reason() is None and event.kind in ("soft_bounced", "deferred"),
         "complaint": lambda: email_state(mailed) == "withdrawn" and suppression_reason() == "complaint",
-        "unsubscribe": lambda: email_state(mailed) == "withdrawn" and suppression_reason() is None,
+        "unsubscribe": lambda: email_state(mailed) == "withdrawn"
+        and suppression_reason() is None
+        and ConsentEvidence.objects.filter(customer_id=mailed.customer_id, action="withdraw").get().method
+        == "esp_unsubscribe",
     }[what]
     assert expected(), (what, event.kind, event.detail, mailed.provider_status)
 
