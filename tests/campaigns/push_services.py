@@ -17,6 +17,8 @@ PROJECT = "tandem-test"
 FCM_URL = rf"^https://fcm\.googleapis\.com/v1/projects/{PROJECT}/messages:send$"
 TOKEN_URL = r"^https://oauth2\.googleapis\.com/token$"
 VAPID_SUBJECT = "mailto:ops@tandem.example"
+MOZILLA = "https://updates.push.services.mozilla.com/wpush/v2/gAAAAABk-firefox"
+APPLE = "https://web.push.apple.com/QGuQyavXutnMbRsv-safari"
 
 
 def b64url(raw: bytes) -> str:
@@ -69,6 +71,19 @@ def vapid_configure(monkeypatch) -> ec.EllipticCurvePublicKey:
     monkeypatch.setitem(PUSH_NOTIFICATIONS_SETTINGS, "WP_PRIVATE_KEY", b64url(raw))
     monkeypatch.setitem(PUSH_NOTIFICATIONS_SETTINGS, "WP_CLAIMS", {"sub": VAPID_SUBJECT})
     return private.public_key()
+
+
+def web_push_service(http_stub: HttpStub) -> HttpStub:
+    """Mozilla's and Apple's push services: 201 (with the message's Location) unless
+    ``http_stub.answers_web[endpoint] = (status, body[, headers])`` says otherwise."""
+    answers: dict = {}
+
+    def answer(seen):
+        return answers.get(seen.url, (201, b"", {"Location": f"{seen.url}/messages/1"}))
+
+    http_stub.add("POST", r"^https://(updates\.push\.services\.mozilla\.com|web\.push\.apple\.com)/", answer=answer)
+    http_stub.answers_web = answers
+    return http_stub
 
 
 @dataclasses.dataclass

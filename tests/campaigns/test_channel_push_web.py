@@ -13,14 +13,21 @@ from campaigns.channels.registry import channel_get
 from campaigns.composer import RenderedPush
 from campaigns.exceptions import ChannelNotConfiguredError, PermanentChannelError, TransientChannelError
 from campaigns.models import CustomerPushDevice
-from tests.campaigns.push_services import VAPID_SUBJECT, Browser, fcm_service, vapid_claims, vapid_configure
+from tests.campaigns.push_services import (
+    APPLE,
+    MOZILLA,
+    VAPID_SUBJECT,
+    Browser,
+    fcm_service,
+    vapid_claims,
+    vapid_configure,
+    web_push_service,
+)
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
 WORKER = Path(__file__).resolve().parents[2] / "templates" / "campaigns" / "push_worker.js"
-MOZILLA = "https://updates.push.services.mozilla.com/wpush/v2/gAAAAABk-firefox"
-APPLE = "https://web.push.apple.com/QGuQyavXutnMbRsv-safari"
 RENDERED = RenderedPush(
     title='Spring <b>"sale"</b> & more',
     body="Ünïcode, <script>alert(1)</script> stays text",
@@ -41,15 +48,7 @@ def vapid(monkeypatch):
 
 @pytest.fixture
 def push_service(http_stub):
-    """Browsers' push services: 201 unless ``answers[endpoint] = (status, body[, headers])`` says otherwise."""
-    answers = {}
-
-    def answer(seen):
-        return answers.get(seen.url, (201, b"", {"Location": f"{seen.url}/messages/1"}))
-
-    http_stub.add("POST", r"^https://(updates\.push\.services\.mozilla\.com|web\.push\.apple\.com)/", answer=answer)
-    http_stub.answers_web = answers
-    return http_stub
+    return web_push_service(http_stub)
 
 
 def app_device(customer, token):
