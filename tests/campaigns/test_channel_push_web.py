@@ -265,3 +265,15 @@ def test_gone_devices_of_a_batch_are_deactivated_in_one_update_per_kind(
         f"{MOZILLA}-2",
     }
     assert list(GCMDevice.objects.filter(active=False).values_list("registration_id", flat=True)) == ["tok-2"]
+
+
+def test_a_vapid_subject_that_is_no_contact_link_is_a_configuration_error(push_service, vapid, monkeypatch):
+    from push_notifications.settings import PUSH_NOTIFICATIONS_SETTINGS
+
+    monkeypatch.setitem(PUSH_NOTIFICATIONS_SETTINGS, "WP_CLAIMS", {"sub": "ops at tandem"})
+    laptop = Browser.new(MOZILLA).device(CustomerFactory())
+
+    with pytest.raises(ChannelNotConfiguredError, match="VAPID claims"):
+        _send(channel_get("push"), [laptop])
+
+    assert push_service.to(MOZILLA) == []
