@@ -4,10 +4,11 @@ FCM devices (django-push-notifications ``GCMDevice``) get one FCM HTTP v1 messag
 firebase-admin, with a notification for Android, an APNs alert for iOS and a web push notification, so a
 token works whatever platform registered it. Browsers subscribed from the preference centre
 (``WebPushDevice``) get the JSON notification ``templates/campaigns/push_worker.js`` shows (``title``,
-``body``, ``url``, ``image``), encrypted and VAPID-signed by pywebpush with django-push-notifications'
-settings (``WP_PRIVATE_KEY``, ``WP_CLAIMS``, ``WP_ERROR_TIMEOUT``, read through its config manager).
-pywebpush is called directly, not through ``WebPushDevice.send_message``: that wrapper turns every error
-but 404/410 into bare text (no status, no Retry-After) and saves each gone device on its own.
+``body``, ``url``, ``image``), encrypted and posted by pywebpush with a VAPID token (py_vapid) made from
+django-push-notifications' settings (``WP_PRIVATE_KEY``, ``WP_CLAIMS``, ``WP_ERROR_TIMEOUT``, read through
+its config manager). pywebpush is called directly, not through ``WebPushDevice.send_message``: that
+wrapper turns every error but 404/410 into bare text (no status, no Retry-After), saves each gone device
+on its own, and signs a token per message where one per push service does.
 
 Answers map onto the channel errors the same way for both: a device that is gone (FCM UNREGISTERED or a
 token of another sender; a push service's 404 or 410) is deactivated, permanently for it; 429, 5xx and
@@ -155,8 +156,6 @@ def _classify(exc) -> tuple[type[ChannelError], bool]:
     """The channel error for one FCM device's failure, and whether the device is gone for good."""
     from firebase_admin import exceptions, messaging
 
-    if isinstance(exc, ChannelError):
-        return type(exc), False
     if isinstance(exc, exceptions.NotFoundError | messaging.SenderIdMismatchError):
         return PermanentChannelError, True
     if isinstance(
