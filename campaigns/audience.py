@@ -16,7 +16,7 @@ from datetime import datetime
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from campaigns.models import Campaign, CustomerPushDevice, Segment, SegmentMember
+from campaigns.models import Campaign, CustomerPushDevice, CustomerWebPushDevice, Segment, SegmentMember
 from campaigns.segments import consent_granted_q, segment_q
 from customers.models import CategoryOptOut, Channel, Customer, Suppression
 
@@ -41,7 +41,10 @@ def address_present_q(channel: str) -> Q:
         return Q(email__isnull=False) & ~Q(email="")
     if channel == Channel.SMS:
         return Q(phone__isnull=False) & ~Q(phone="")
-    return Q(Exists(CustomerPushDevice.objects.filter(customer_id=OuterRef("pk"), device__active=True)))
+    # Any active device counts: an app registered for FCM or a browser subscribed to web push.
+    return Q(Exists(CustomerPushDevice.objects.filter(customer_id=OuterRef("pk"), device__active=True))) | Q(
+        Exists(CustomerWebPushDevice.objects.filter(customer_id=OuterRef("pk"), device__active=True))
+    )
 
 
 def suppressed_q(channel: str) -> Q:

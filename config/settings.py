@@ -284,7 +284,12 @@ PUSH_NOTIFICATIONS_SETTINGS = {
 _PROVIDERS = {
     "email": "EMAIL_BACKEND" in os.environ,
     "sms": bool(TWILIO_ACCOUNT_SID),
-    "push": bool(FCM_CREDENTIALS_FILE or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")),
+    # Apps through FCM, browsers through web push: either one makes push a real channel.
+    "push": bool(
+        FCM_CREDENTIALS_FILE
+        or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        or PUSH_NOTIFICATIONS_SETTINGS["WP_PRIVATE_KEY"]
+    ),
 }
 # Provider rate limits shared by every worker, over the defaults in campaigns/delivery/conf.py, as JSON:
 # {"email:postmark": {"rate": 200, "burst": 200}, "twilio:+14155550100": {"rate": 10}}.

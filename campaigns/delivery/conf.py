@@ -23,7 +23,7 @@ DEFAULTS = {
     "DELIVERY_RETRY_MAX_SECONDS": 3600,
     # Provider rate limits shared by every worker (campaigns/delivery/ratelimit.py): a provider key, or its
     # class, -> {"rate": tokens per second, "burst": tokens saved up}. A token is one email, one SMS
-    # segment, one FCM message (one device). DELIVERY_RATE_LIMITS overrides these per key; a key in
+    # segment, one push message (one device). DELIVERY_RATE_LIMITS overrides these per key; a key in
     # neither is not limited (the outbox, and mail backends that stay in the process, never are).
     "DELIVERY_RATE_LIMITS": {},
     "DELIVERY_RATE_LIMITS_DEFAULTS": {
@@ -46,6 +46,10 @@ DEFAULTS = {
         "twilio:messaging-service": {"rate": 1, "burst": 1},
         # FCM HTTP v1: 600,000 messages a minute per project (10,000/s); half of it.
         "fcm": {"rate": 5000, "burst": 5000},
+        # Web push (VAPID) to browsers' push services (FCM's web endpoint, Mozilla, Apple, Microsoft), one
+        # request per browser. None publishes a per-sender rate and each answers 429 when it minds; this
+        # keeps one sender's bursts modest across all of them.
+        "webpush": {"rate": 1000, "burst": 1000},
     },
     # The buckets' Redis (default REDIS_URL); without one, the shared cache under a file lock.
     "DELIVERY_RATE_LIMIT_REDIS_URL": "",

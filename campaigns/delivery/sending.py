@@ -24,7 +24,7 @@ from campaigns.delivery.conf import conf
 from campaigns.delivery.pacing import Pacer, retry_delay
 from campaigns.delivery.quiet_hours import quiet_hours_check, recipient_zones
 from campaigns.links import message_links
-from campaigns.models import Campaign, CustomerPushDevice, Delivery, OutboxMessage, Variant
+from campaigns.models import Campaign, CustomerPushDevice, CustomerWebPushDevice, Delivery, OutboxMessage, Variant
 from customers.models import Channel, Customer
 
 logger = logging.getLogger(__name__)
@@ -224,17 +224,19 @@ def _loyalty_values(customer_ids: set[int], programme_id: int | None) -> dict[in
 
 
 def _push_devices(customer_ids: set[int]) -> dict[int, list]:
-    """Every active device per customer, oldest first (the push channel sends to each); one query."""
+    """Every active device per customer, FCM then web push, each oldest first (the push channel sends to
+    each); one query per kind of device."""
     if not customer_ids:
         return {}
-    links = (
-        CustomerPushDevice.objects.filter(customer_id__in=customer_ids, device__active=True)
-        .select_related("device")
-        .order_by("pk")
-    )
     devices: dict[int, list] = {}
-    for link in links:
-        devices.setdefault(link.customer_id, []).append(link.device)
+    for model in (CustomerPushDevice, CustomerWebPushDevice):
+        links = (
+            model.objects.filter(customer_id__in=customer_ids, device__active=True)
+            .select_related("device")
+            .order_by("pk")
+        )
+        for link in links:
+            devices.setdefault(link.customer_id, []).append(link.device)
     return devices
 
 
@@ -248,7 +250,12 @@ def _address(customer: Customer, channel: str, devices: dict[int, list]):
 
 def _address_text(channel: str, to) -> str:
     if channel == Channel.PUSH:
-        return "devices:" + ",".join(str(device.pk) for device in to)
+        from push_notifications.models import WebPushDevice
+
+        # FCM and web push devices are numbered apart: "devices:3,4" (FCM), "webpush:7" (browsers).
+        apps = ",".join(str(device.pk) for device in to if not isinstance(device, WebPushDevice))
+        browsers = ",".join(str(device.pk) for device in to if isinstance(device, WebPushDevice))
+        return " ".join(part for part in (apps and f"devices:{apps}", browsers and f"webpush:{browsers}") if part)
     return str(to)
 
 

@@ -1,27 +1,19 @@
 """Push through firebase-admin's real FCM client (and google-auth's token exchange); only HTTP is stubbed."""
 
-import contextlib
-import json
-
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from push_notifications.models import GCMDevice
 
-from campaigns.channels.push import APP_NAME
 from campaigns.channels.registry import channel_get
 from campaigns.composer import RenderedPush
 from campaigns.exceptions import ChannelNotConfiguredError, PermanentChannelError, TransientChannelError
 from campaigns.models import CustomerPushDevice
 from campaigns.services.messages import variant_test_send
+from tests.campaigns.push_services import PROJECT, fcm_service
 from tests.factories import CustomerFactory, UserFactory
 from tests.factories.campaigns import PushVariantFactory
 
 pytestmark = pytest.mark.django_db
 
-PROJECT = "tandem-test"
-FCM_URL = rf"^https://fcm\.googleapis\.com/v1/projects/{PROJECT}/messages:send$"
-TOKEN_URL = r"^https://oauth2\.googleapis\.com/token$"
 RENDERED = RenderedPush(title="Spring", body="New in store", url="https://shop.example.com/spring", image_url="")
 
 
@@ -32,35 +24,7 @@ def fcm_error(status: int, status_text: str, error_code: str):
 
 @pytest.fixture
 def fcm(settings, http_stub, tmp_path):
-    """A service account of our own making; FCM answers by token (``fcm.answers[token] = (status, body)``)."""
-    import firebase_admin
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    account = {
-        "type": "service_account",
-        "project_id": PROJECT,
-        "private_key_id": "test-key-1",
-        "private_key": pem.decode(),
-        "client_email": f"push@{PROJECT}.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": "https://oauth2.googleapis.com/token",
-    }
-    path = tmp_path / "fcm.json"
-    path.write_text(json.dumps(account))
-    settings.FCM_CREDENTIALS_FILE = str(path)
-    settings.FCM_PROJECT_ID = ""
-    http_stub.answers = {}
-
-    def answer(seen):
-        token = seen.json()["message"]["token"]
-        return http_stub.answers.get(token, (200, {"name": f"projects/{PROJECT}/messages/0:{token}"}))
-
-    http_stub.add("POST", TOKEN_URL, 200, {"access_token": "ya29.test", "expires_in": 3600, "token_type": "Bearer"})
-    http_stub.add("POST", FCM_URL, answer=answer)
-    yield http_stub
-    with contextlib.suppress(ValueError):
-        firebase_admin.delete_app(firebase_admin.get_app(APP_NAME))
+    yield from fcm_service(settings, http_stub, tmp_path)
 
 
 def device(customer=None, token="tok", active=True, **kwargs):  # noqa: S107 (a device token, no secret)
