@@ -293,8 +293,10 @@ def tree_from_nodes(root: Node) -> tuple[dict | None, list[str]]:
     try:
         rules_validate(tree)
     except RuleError as exc:
-        root.errors.append(str(exc))
-        return None, [str(exc)]
+        # Only limits on the whole tree are left (depth, number of rules): the rules passed one by one.
+        message = (str(exc).partition(": ")[2] or str(exc)).capitalize()
+        root.errors.append(message)
+        return None, [message]
     return tree, []
 
 
