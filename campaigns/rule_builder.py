@@ -281,6 +281,21 @@ def action_apply(root: Node, action: str) -> Node:
     return root.renumber()
 
 
+def _show_defaults(root: Node) -> None:
+    """Hold what the page shows for a box not yet chosen (the first operator, email, online or in store).
+
+    Only when re-rendering after a button: on Save an operator left over from another field is refused,
+    never silently replaced.
+    """
+    for node in root.walk():
+        if node.kind == "rule" and node.spec:
+            node.op = node.shown_op()
+            if "channel" in node.spec.inputs and node.channel not in Channel.values:
+                node.channel = Channel.EMAIL
+            if "purchase_channel" in node.spec.inputs and node.channel not in dict(PURCHASE_CHANNELS):
+                node.channel = "any"
+
+
 # --- nodes -> JSON -------------------------------------------------------------------------------
 
 
@@ -500,7 +515,10 @@ class Builder:
                 loaded = cls(root=nodes_from_data(data), notice="The JSON box does not hold valid JSON.")
             loaded.action = action
             return loaded
-        return cls(root=action_apply(nodes_from_data(data), action), action=action)
+        root = nodes_from_data(data)
+        if action:
+            _show_defaults(root)
+        return cls(root=action_apply(root, action), action=action)
 
     def tree(self) -> dict | None:
         """The JSON of the tree as it stands, without marking errors on the nodes shown."""
