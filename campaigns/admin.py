@@ -11,14 +11,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
+from django.forms.utils import ErrorDict
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
+from campaigns import rule_builder
 from campaigns.audience import campaign_forecast, segment_counts
 from campaigns.delivery.campaign_admin import CampaignOperateAdminMixin
 from campaigns.exceptions import CampaignError, ChannelError
@@ -64,15 +67,63 @@ class _RefusalShown:
 # --- Segments -----------------------------------------------------------------------------------
 
 
+class _IndentedJSONField(forms.JSONField):
+    """The rules as indented JSON, so a power user can read and edit the tree."""
+
+    def prepare_value(self, value):
+        if isinstance(value, str):  # not valid JSON: shown back as typed
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2)
+
+
 class SegmentForm(forms.ModelForm):
+    """A segment, its rules from the rule builder's fields or, when ticked, from the JSON box.
+
+    A POST carrying ``rb-action`` (add rule, add group, remove, apply) is not a save: the page comes back
+    with the tree changed and nothing written.
+    """
+
     upload = forms.FileField(
         required=False, help_text="Uploaded list: one email or phone per line (or a CSV whose first column has them)."
+    )
+    rules_from_json = forms.BooleanField(
+        required=False,
+        label="Save the JSON, not the builder",
+        help_text="Typing in the JSON box ticks this. The JSON is checked exactly as the builder's rules are.",
     )
 
     class Meta:
         model = Segment
         fields = ["name", "kind", "description", "is_persona", "is_active", "rules"]
-        widgets = {"rules": forms.Textarea(attrs={"rows": 12, "cols": 90, "class": "vLargeTextField rules-json"})}
+        field_classes = {"rules": _IndentedJSONField}
+        widgets = {"rules": forms.Textarea(attrs={"rows": 14, "cols": 90, "class": "vLargeTextField rules-json"})}
+        labels = {"rules": "Rules as JSON"}
+        help_texts = {"rules": "The same rules as the builder above, for power users and the API."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.is_bound and rule_builder.has_builder_fields(self.data):
+            self.builder = rule_builder.Builder.from_data(self.data)
+        else:
+            self.builder = rule_builder.Builder.from_tree(self.instance.rules if self.instance.pk else {})
+            if self.builder.notice and not self.is_bound:
+                self.initial["rules_from_json"] = True
+        if self.builder.action:
+            # The page comes back with the changed tree; the JSON box follows it.
+            data = self.data.copy()
+            tree = self.builder.tree()
+            if tree is not None:
+                data["rules"] = json.dumps(tree)
+            if self.builder.action == "load_json":
+                data.pop("rules_from_json", None)
+            self.data = data
+        self.builder.prepared()
+
+    def is_valid(self) -> bool:
+        if self.builder.action:
+            self._errors, self.cleaned_data = ErrorDict(), {}
+            return False
+        return super().is_valid()
 
     def clean_upload(self):
         upload = self.cleaned_data.get("upload")
@@ -85,6 +136,23 @@ class SegmentForm(forms.ModelForm):
         except UnicodeDecodeError as exc:
             raise ValidationError("Upload a UTF-8 text or CSV file.") from exc
 
+    def clean(self):
+        cleaned = super().clean()
+        from_builder = not cleaned.get("rules_from_json") and rule_builder.has_builder_fields(self.data)
+        if cleaned.get("kind") != Segment.Kind.RULES or not from_builder:
+            return cleaned  # the JSON box, checked by Segment.clean
+        self._errors.pop("rules", None)  # a half-typed JSON box does not block the builder's rules
+        tree, errors = rule_builder.tree_from_nodes(self.builder.root)
+        if errors:
+            cleaned.pop("rules", None)
+            for error in errors:
+                self.add_error(None, error)
+            return cleaned
+        if self.instance.pk and tree == rule_builder.tree_canonical(self.instance.rules):
+            tree = self.instance.rules  # unchanged meaning: keep the stored spelling, audit nothing
+        cleaned["rules"] = tree
+        return cleaned
+
 
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
@@ -93,6 +161,10 @@ class SegmentAdmin(admin.ModelAdmin):
     list_filter = ["kind", "is_persona", "is_active"]
     search_fields = ["name", "description"]
     readonly_fields = ["live_counts"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "description", "is_persona", "is_active", "upload", "live_counts"]}),
+        ("Advanced: edit as JSON", {"fields": ["rules_from_json", "rules"], "classes": ["collapse"]}),
+    ]
     change_form_template = "admin/campaigns/segment/change_form.html"
 
     @admin.display(description="Members now")
@@ -133,21 +205,42 @@ class SegmentAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path("count/", self.admin_site.admin_view(self.count_view), name="campaigns_segment_count"),
+            path("builder/", self.admin_site.admin_view(self.builder_view), name="campaigns_segment_builder"),
             *super().get_urls(),
         ]
 
     def count_view(self, request):
-        """Live count while editing rules: POST the rule JSON, get the numbers (one SQL query)."""
+        """Live count while editing rules: POST the rule JSON (``rules``) or the builder's fields, get the numbers.
+
+        From the builder's fields the answer also carries the JSON they make (``rules``).
+        """
         if request.method != "POST" or not self.has_view_permission(request):
             raise PermissionDenied
+        from_builder = rule_builder.has_builder_fields(request.POST) and not request.POST.get("rules_from_json")
         try:
-            rules = json.loads(request.POST.get("rules") or "{}")
+            if from_builder:
+                rules, errors = rule_builder.tree_from_nodes(rule_builder.nodes_from_data(request.POST))
+                if errors:
+                    return JsonResponse({"error": errors[0]}, status=400)
+            else:
+                rules = json.loads(request.POST.get("rules") or "{}")
             segment = Segment(kind=Segment.Kind.RULES, rules=rules)
             segment_q(rules, now=timezone.now())
             counts = segment_counts(segment)
         except (ValueError, RuleError) as exc:
             return JsonResponse({"error": str(exc)}, status=400)
-        return JsonResponse(counts)
+        return JsonResponse({**counts, "rules": rules} if from_builder else counts)
+
+    def builder_view(self, request):
+        """The builder re-rendered after an action (add rule or group, remove, apply), for the page's script.
+
+        Writes nothing: the same change a button makes without JavaScript, without reloading the page.
+        """
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise PermissionDenied
+        builder = rule_builder.Builder.from_data(request.POST).prepared()
+        html = render_to_string("admin/campaigns/segment/rule_builder_tree.html", {"builder": builder}, request)
+        return JsonResponse({"html": html, "rules": builder.tree()})
 
 
 # --- Messages and variants -------------------------------------------------------------------------

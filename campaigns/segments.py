@@ -20,6 +20,8 @@ an empty all or none group is everyone, an empty any group no one). A rule is on
     {"type": "purchase", "metric": "count" | "spend", "op": "gte", "value": 3, "days": null, "channel": "online"}
         ops for count and spend: eq, gt, gte, lt, lte; days limits the window (from now minus that many
         days, inclusive); channel any/online/store (default any); spend is compared to the cent
+        instead of days, "since": "2026-01-31" starts the window at the start of that day (the site's
+        time zone), for a window that does not move; a rule takes days or since, never both
     {"type": "loyalty", "field": "enrolled", "op": "yes" | "no"}
     {"type": "loyalty", "field": "balance" | "tier_rank", "op": "gte", "value": 500}   (eq, gt, gte, lt, lte)
     {"type": "loyalty", "field": "tier", "op": "in" | "not_in", "values": [tier ids]}
@@ -40,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import NotSupportedError
@@ -74,6 +76,7 @@ from django.utils import timezone
 from customers.models import Channel, ConsentState, ConsentStatus, Customer, Purchase, Source, Store
 
 _PLAIN_NUMBER = re.compile(r"\d+(\.\d+)?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 MAX_DEPTH = 6
 MAX_RULES = 200
@@ -304,6 +307,11 @@ def _purchases(rule: dict, now: datetime, where: str, *, days_required: bool):
     purchases = Purchase.objects.filter(customer_id=OuterRef("pk"))
     if channel != "any":
         purchases = purchases.filter(channel=channel)
+    since = rule.get("since")
+    if since is not None:
+        if days is not None:
+            raise RuleError(f"{where}: give the number of days or a date, not both.")
+        return purchases.filter(occurred_at__gte=_day_start(since, where))
     if days is None and days_required:
         raise RuleError(f"{where}: give the number of days.")
     if days is not None:
@@ -311,6 +319,17 @@ def _purchases(rule: dict, now: datetime, where: str, *, days_required: bool):
             raise RuleError(f"{where}: days is a whole number from 1 to 36600.")
         purchases = purchases.filter(occurred_at__gte=now - timedelta(days=days))
     return purchases
+
+
+def _day_start(since, where: str) -> datetime:
+    """The start of the day ``since`` (YYYY-MM-DD) in the site's time zone, whoever is asking."""
+    try:
+        if not isinstance(since, str) or not _ISO_DATE.fullmatch(since):
+            raise ValueError(since)
+        day = date.fromisoformat(since)
+    except ValueError as exc:
+        raise RuleError(f"{where}: since is a date written as YYYY-MM-DD.") from exc
+    return datetime.combine(day, time.min, tzinfo=timezone.get_default_timezone())
 
 
 def _purchase(rule: dict, now: datetime, where: str) -> Q:

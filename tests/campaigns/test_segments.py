@@ -4,6 +4,7 @@
 the tests here pin the defects that comparison found, one by one.
 """
 
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -298,3 +299,21 @@ def test_a_spend_amount_typed_in_any_notation_but_plain_digits_is_refused(typed)
 
 def test_a_spend_amount_in_plain_digits_is_read(db):
     rules_validate({"type": "purchase", "metric": "spend", "op": "gte", "value": "49.90"})
+
+
+def test_a_purchase_window_may_start_on_a_date_instead_of_a_number_of_days():
+    # given one purchase on the day before the window and one on its first day, in the site's time zone
+    start = datetime.combine(date(2026, 1, 31), time.min, tzinfo=timezone.get_default_timezone())
+    for name, when in (("Before", start - timedelta(seconds=1)), ("On", start)):
+        Purchase.objects.create(customer=CustomerFactory(first_name=name), channel="online", source="online_shop",
+                                external_ref=name, amount=Decimal(5), occurred_at=when)
+    since = {"type": "purchase", "metric": "recency", "op": "within", "since": "2026-01-31"}
+    # then
+    assert _names(since) == {"On"}
+    assert _names({**since, "op": "not_within"}) == {"Before"}
+    assert _names({"type": "purchase", "metric": "count", "op": "eq", "value": 1, "since": "2026-01-31"}) == {"On"}
+    for bad in ("31/01/2026", "2026-02-30", 20260131):
+        with pytest.raises(RuleError, match="since is a date written as YYYY-MM-DD"):
+            rules_validate({**since, "since": bad})
+    with pytest.raises(RuleError, match="days or a date, not both"):
+        rules_validate({**since, "days": 30})
