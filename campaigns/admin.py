@@ -646,7 +646,7 @@ def _picked_customer(params, *, id_key: str, query_key: str):
     chosen = params.get(id_key, "")
     query = params.get(query_key, "").strip()[:100]
     if str(chosen).isdigit():
-        return customer_for_preview(customer_id=int(chosen)), [], query
+        return customer_for_preview(customer_id=int(chosen)), [], ""
     if query:
         matches = customers_search(query=query)
         return (matches[0] if matches else None), matches, query

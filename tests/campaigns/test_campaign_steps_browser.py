@@ -95,11 +95,16 @@ def test_build_a_campaign_in_four_steps_and_launch_it(browser, live_server, cele
     expect(page.locator("#step-message")).to_be_visible()
     email_preview = page.locator("#variants-0 .variant-preview")
     expect(email_preview.locator(".inbox-subject")).to_have_text("Spring is here, Ann")
+    expect(page.frame_locator("#variants-0 iframe.email-frame").locator("h1")).to_have_text("Hello Ann")
+    expect(page.locator("#preview-no-match")).to_have_count(0)
     expect(page.locator("#variants-1 .variant-preview .sms-bubble")).to_contain_text("Ann")
     editor, preview = page.locator("#variants-0 .variant-fields"), page.locator("#variants-0 .variant-preview")
     assert preview.bounding_box()["x"] > editor.bounding_box()["x"] + editor.bounding_box()["width"] - 1  # beside
     expect(page.locator("#summary-ready")).to_have_text("ready to launch")
     _shot(page, "message")
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    summary = page.locator("#campaign-summary").bounding_box()
+    assert 0 <= summary["y"] < DESKTOP["height"] - summary["height"]  # the summary stays in view
 
     # Step 4 first for a test send to myself, rendered for Bob (found by email).
     page.click("#tab-review")
