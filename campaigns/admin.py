@@ -520,6 +520,7 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
                 name="campaigns_campaign_test_send",
             ),
             path("customers/", self.admin_site.admin_view(self.customer_search_view), name="campaigns_customer_search"),
+            path("reach/", self.admin_site.admin_view(self.reach_view), name="campaigns_campaign_reach"),
             *super().get_urls(),
         ]
 
@@ -532,6 +533,35 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
         # Escaped like json_script: the text is customers' own and must stay inert wherever it lands.
         body = json.dumps(payload).translate(_JSON_ESCAPES)
         return HttpResponse(body, content_type="application/json")
+
+    def reach_view(self, request):
+        """Reachable counts per channel for the audience and channels being edited, before saving them."""
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise PermissionDenied
+        stored = request.POST.get("campaign", "")
+        campaign = get_object_or_404(Campaign, pk=int(stored)) if stored.isdigit() else Campaign()
+        if request.POST.get("category") in Campaign.Category.values:
+            campaign.category = request.POST["category"]
+        channels = [c for c in (request.POST.get(f"channels_{i}") for i in range(len(Channel.values))) if c]
+        if not channels or len(set(channels)) != len(channels) or not set(channels) <= set(Channel.values):
+            return JsonResponse({"error": "Name each channel once."}, status=400)
+        campaign.channels = channels
+        if request.POST.get("mode") in Campaign.Mode.values:
+            campaign.mode = request.POST["mode"]
+        def chosen(name):
+            ids = [int(v) for v in request.POST.getlist(name) if v.isdigit()][:200]
+            return list(Segment.objects.filter(pk__in=ids))
+
+        forecast = campaign_forecast(
+            campaign, include=chosen("include_segments"), exclude=chosen("exclude_segments")
+        )
+        return JsonResponse({
+            "audience": forecast.audience,
+            "channels": [
+                {"channel": row.channel, "reachable": row.reachable, "left_out": row.removed_total}
+                for row in forecast.channels
+            ],
+        })
 
     def test_send_view(self, request, campaign_id: int):
         """Send one variant of the campaign's message to the staff member, rendered for a chosen customer."""

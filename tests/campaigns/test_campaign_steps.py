@@ -144,3 +144,25 @@ def test_the_page_opens_on_audience_and_on_results_once_sent(client, marketer, c
     assert 'id="step-results" class="step-panel is-current"' in page
     assert 'id="campaign-progress"' in page
     assert 'id="campaign-launch"' not in page
+
+
+def test_reach_counts_the_choice_being_edited_before_it_is_saved(client, marketer, campaign):
+    from customers.models import ConsentState
+
+    everyone = SegmentFactory(name="Everyone")
+    ann = CustomerFactory(first_name="Ann", phone="+14155550150")
+    CustomerFactory(first_name="Bob")
+    ConsentState.objects.create(customer=ann, channel="sms", status="granted")
+    url = reverse("admin:campaigns_campaign_reach")
+
+    response = client.post(
+        url, {"campaign": campaign.pk, "include_segments": [everyone.pk], "channels_0": "sms", "mode": "all"}
+    )
+
+    assert response.json() == {"audience": 2, "channels": [{"channel": "sms", "reachable": 1, "left_out": 1}]}
+    campaign.refresh_from_db()
+    assert campaign.channel_list == ["email", "sms"]  # nothing stored
+    unsaved = client.post(url, {"include_segments": [everyone.pk], "channels_0": "email"})
+    assert unsaved.json()["audience"] == 2
+    assert client.post(url, {"channels_0": "sms", "channels_1": "sms"}).status_code == 400
+    assert client.get(url).status_code == 403

@@ -55,6 +55,8 @@ def test_build_a_campaign_in_four_steps_and_launch_it(browser, live_server, cele
     page.click("#id_include_segments_add")
     page.select_option("#id_channels_0", "email")
     page.select_option("#id_channels_1", "sms")
+    expect(page.locator("#reach-audience")).to_have_text("2")  # counted live, before saving
+    expect(page.locator("#campaign-reach .reach-sms .reachable")).to_have_text("1")
     page.click("#step-audience #save-to-message")
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
     campaign = Campaign.objects.get(name="Spring launch")
