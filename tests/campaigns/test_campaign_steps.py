@@ -166,3 +166,14 @@ def test_reach_counts_the_choice_being_edited_before_it_is_saved(client, markete
     assert unsaved.json()["audience"] == 2
     assert client.post(url, {"channels_0": "sms", "channels_1": "sms"}).status_code == 400
     assert client.get(url).status_code == 403
+
+
+def test_the_variant_preview_page_finds_its_customer_by_phone(client, marketer, campaign):
+    CustomerFactory(first_name="Ann", last_name="Lee", email="ann@example.com", phone="+14155550150")
+    variant = campaign.message.variants.get(channel="sms")
+    url = reverse("admin:campaigns_variant_preview", args=[variant.pk])
+
+    page = client.get(url, {"customer_q": "(415) 555-0150"}).content.decode()
+
+    assert "Previewing as\n    <strong>Ann Lee — ann@example.com · +14155550150</strong>" in page
+    assert 'type="number"' not in page  # no internal id to type

@@ -146,3 +146,28 @@ def test_build_a_campaign_in_four_steps_and_launch_it(browser, live_server, cele
     expect(page.locator(".campaign-steps [aria-current=step]")).to_contain_text("Results")
     expect(page.locator("#campaign-progress .progress-sent")).to_have_text("3")
     _shot(page, "results")
+
+
+def test_steps_work_without_javascript(browser, live_server):
+    from tests.factories.campaigns import CampaignFactory, EmailVariantFactory
+
+    user = MarketingUserFactory()
+    campaign = CampaignFactory(channels="email", include=[SegmentFactory()])
+    EmailVariantFactory(message=campaign.message)
+    context = browser.new_context(java_script_enabled=False, viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/campaigns/campaign/{campaign.pk}/change/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#step-audience")).to_be_visible()
+    expect(page.locator("#step-schedule")).to_be_hidden()
+
+    page.click("#tab-schedule")  # a plain #step-schedule link: no reload, the form keeps what was typed
+
+    expect(page.locator("#step-schedule")).to_be_visible()
+    expect(page.locator("#step-audience")).to_be_hidden()
+    page.click("#tab-message")
+    expect(page.locator("#step-message")).to_be_visible()
+    expect(page.locator("#variants-0 .variant-preview .inbox-subject")).to_be_visible()
+    context.close()
