@@ -12,7 +12,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
 from django.forms.utils import ErrorDict
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -23,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 
 from campaigns import rule_builder
 from campaigns.audience import campaign_forecast, segment_counts
-from campaigns.delivery.campaign_admin import CampaignOperateAdminMixin
+from campaigns.delivery.campaign_admin import RUNNING, CampaignOperateAdminMixin
 from campaigns.exceptions import CampaignError, ChannelError
 from campaigns.models import (
     AuditEvent,
@@ -37,7 +37,15 @@ from campaigns.models import (
 )
 from campaigns.rendering import PLACEHOLDERS
 from campaigns.segments import RuleError, segment_q
-from campaigns.selectors import audit_for_campaign, customer_for_preview, message_previews, persona_warning
+from campaigns.selectors import (
+    audience_persona_counts,
+    audit_for_campaign,
+    customer_for_preview,
+    customer_label,
+    customers_search,
+    message_previews,
+    persona_warning,
+)
 from campaigns.services.campaigns import (
     campaign_duplicate,
     campaign_problems,
@@ -336,8 +344,8 @@ class MessageAdmin(_RefusalShown, admin.ModelAdmin):
         variant = get_object_or_404(Variant.objects.select_related("message", "persona"), pk=variant_id)
         if not self.has_view_permission(request, variant.message):
             raise PermissionDenied
-        customer_id = request.GET.get("customer") or request.POST.get("customer")
-        customer = customer_for_preview(customer_id=int(customer_id) if str(customer_id).isdigit() else None)
+        params = request.POST if request.method == "POST" else request.GET
+        customer, matches, query = _picked_customer(params, id_key="customer", query_key="customer_q")
         if request.method == "POST":
             if not self.has_change_permission(request, variant.message):
                 raise PermissionDenied
@@ -357,6 +365,9 @@ class MessageAdmin(_RefusalShown, admin.ModelAdmin):
             "title": f"Preview: {variant.message} / {variant}",
             "variant": variant,
             "customer": customer,
+            "customer_label": customer_label(customer) if customer else "",
+            "matches": [(c, customer_label(c)) for c in matches],
+            "query": query,
             "previews": [p for p in previews if p.variant.pk == variant.pk],
             "opts": Message._meta,
         }
@@ -405,6 +416,7 @@ class CampaignVariantInline(_VariantInlineBase):
     """Variants hang off the message; the campaign page shows them as if they were its own."""
 
     checks_class = _NoRelationChecks
+    template = "admin/campaigns/campaign/variant_inline.html"
     verbose_name = "variant (persona x channel)"
     verbose_name_plural = "Message variants: one per persona and channel; the default column has no persona"
 
@@ -536,11 +548,14 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
     inlines = [CampaignVariantInline]
     actions = ["duplicate_action"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
+    # Each fieldset belongs to a step of the page (its class); the template lays the steps out.
     fieldsets = [
-        (None, {"fields": ["name", "status_display", "goal", "kpi", "kpi_target", "category", "when_capped"]}),
-        ("Audience and channels", {"fields": ["include_segments", "exclude_segments", "channels", "mode"]}),
-        ("Offer (optional)", {"fields": ["offer", "coupon_mode", "shared_code"]}),
-        ("Message", {"fields": ["message"]}),
+        (None, {"fields": ["name", ("goal", "kpi", "kpi_target"), ("category", "when_capped")],
+                "classes": ["step-audience"]}),
+        ("Who it goes to", {"fields": ["include_segments", "exclude_segments", "channels", "mode"],
+                            "classes": ["step-audience"]}),
+        ("Message", {"fields": ["message"], "classes": ["step-message"]}),
+        ("Offer (optional)", {"fields": ["offer", "coupon_mode", "shared_code"], "classes": ["step-message"]}),
     ]
     raw_id_fields = ["shared_code"]
 
@@ -592,8 +607,85 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
                 self.admin_site.admin_view(self.status_view),
                 name="campaigns_campaign_status",
             ),
+            path(
+                "<int:campaign_id>/test-send/",
+                self.admin_site.admin_view(self.test_send_view),
+                name="campaigns_campaign_test_send",
+            ),
+            path("customers/", self.admin_site.admin_view(self.customer_search_view), name="campaigns_customer_search"),
+            path("reach/", self.admin_site.admin_view(self.reach_view), name="campaigns_campaign_reach"),
             *super().get_urls(),
         ]
+
+    def customer_search_view(self, request):
+        """Customers matching a name, email or phone, as JSON for the preview and test-send pickers."""
+        if not (self.has_view_permission(request) and request.user.has_perm("customers.view_customer")):
+            raise PermissionDenied
+        found = customers_search(query=request.GET.get("q", ""))
+        payload = {"results": [{"id": c.pk, "label": customer_label(c)} for c in found]}
+        # Escaped like json_script: the text is customers' own and must stay inert wherever it lands.
+        body = json.dumps(payload).translate(_JSON_ESCAPES)
+        return HttpResponse(body, content_type="application/json")
+
+    def reach_view(self, request):
+        """Reachable counts per channel for the audience and channels being edited, before saving them."""
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise PermissionDenied
+        stored = request.POST.get("campaign", "")
+        campaign = get_object_or_404(Campaign, pk=int(stored)) if stored.isdigit() else Campaign()
+        if request.POST.get("category") in Campaign.Category.values:
+            campaign.category = request.POST["category"]
+        channels = [c for c in (request.POST.get(f"channels_{i}") for i in range(len(Channel.values))) if c]
+        if not channels or len(set(channels)) != len(channels) or not set(channels) <= set(Channel.values):
+            return JsonResponse({"error": "Name each channel once."}, status=400)
+        campaign.channels = channels
+        if request.POST.get("mode") in Campaign.Mode.values:
+            campaign.mode = request.POST["mode"]
+        def chosen(name):
+            ids = [int(v) for v in request.POST.getlist(name) if v.isdigit()][:200]
+            return list(Segment.objects.filter(pk__in=ids))
+
+        forecast = campaign_forecast(
+            campaign, include=chosen("include_segments"), exclude=chosen("exclude_segments")
+        )
+        return JsonResponse({
+            "audience": forecast.audience,
+            "channels": [
+                {"channel": row.channel, "reachable": row.reachable, "left_out": row.removed_total}
+                for row in forecast.channels
+            ],
+        })
+
+    def test_send_view(self, request, campaign_id: int):
+        """Send one variant of the campaign's message to the staff member, rendered for a chosen customer."""
+        campaign = get_object_or_404(Campaign.objects.select_related("message", "offer"), pk=campaign_id)
+        if request.method != "POST" or not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        variant_id = request.POST.get("variant", "")
+        variant = campaign.message.variants.filter(pk=int(variant_id)).first() if variant_id.isdigit() else None
+        customer, _matches, _query = _picked_customer(request.POST, id_key="customer", query_key="customer_q")
+        back = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+        if customer is not None:
+            back += f"?preview_customer={customer.pk}"
+        if variant is None:
+            messages.error(request, "Choose which variant to test.")
+            return HttpResponseRedirect(back + "#step-review")
+        try:
+            to = variant_test_send(
+                variant=variant, user=request.user, customer=customer, phone=request.POST.get("phone", ""),
+                campaign=campaign,
+            )
+        except (CampaignError, ChannelError) as exc:
+            messages.error(request, f"Test not sent: {exc}")
+        else:
+            messages.success(request, f"Test sent to {to}.")
+        return HttpResponseRedirect(back + "#step-review")
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return _to_step(request, super().response_add(request, obj, post_url_continue))
+
+    def response_change(self, request, obj):
+        return _to_step(request, super().response_change(request, obj))
 
     def status_view(self, request, campaign_id: int):
         """Schedule, pause, resume, cancel: each through the status service."""
@@ -624,23 +716,80 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
-            customer_id = request.GET.get("preview_customer")
-            customer = customer_for_preview(customer_id=int(customer_id) if str(customer_id).isdigit() else None)
+            customer, matches, query = _picked_customer(request.GET, id_key="preview_customer", query_key="preview_q")
+            previews = message_previews(message=obj.message, customer=customer, campaign=obj)
+            _previews_beside_editors(context, previews)
             context.update(
-                previews=message_previews(message=obj.message, customer=customer, campaign=obj),
+                previews=previews,
                 preview_customer=customer,
+                preview_customer_label=customer_label(customer) if customer else "",
+                preview_matches=[(c, customer_label(c)) for c in matches],
+                preview_query=query,
                 forecast=campaign_forecast(obj),
                 problems=campaign_problems(obj),
+                persona_counts=audience_persona_counts(obj),
                 audit=audit_for_campaign(obj),
                 next_statuses=_next_statuses(obj),
                 grid=_variant_grid(obj),
+                test_variants=[p.variant for p in previews],
                 placeholders=PLACEHOLDERS,
                 timings=Campaign.Timing.choices,
             )
         else:
             context.update(placeholders=PLACEHOLDERS)
-        context["persona_warning"] = persona_warning()
+        started = obj is not None and obj.pk and obj.status in RUNNING
+        last_step = ("results" if obj.status in (Campaign.Status.SENT, Campaign.Status.CANCELLED) else "sending") if (
+            started
+        ) else "review"
+        steps = [
+            ("audience", "Audience"),
+            ("message", "Message"),
+            ("schedule", "Schedule"),
+            (last_step, {"review": "Review & launch", "sending": "Sending", "results": "Results"}[last_step]),
+        ]
+        requested = request.GET.get("step", "")
+        current = requested if requested in dict(steps) else (last_step if started else "audience")
+        if context.get("errors"):
+            current = "audience" if context["adminform"].form.errors else "message"
+        context.update(
+            steps=steps,
+            current_step=current,
+            persona_warning=persona_warning(),
+        )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+_JSON_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
+_STEPS = ("audience", "message", "schedule", "review")
+
+
+def _picked_customer(params, *, id_key: str, query_key: str):
+    """The customer chosen in a picker: by the id a suggestion carried, else the first match of the typed
+    name, email or phone, else a random one. Returns ``(customer, matches, query)``."""
+    chosen = params.get(id_key, "")
+    query = params.get(query_key, "").strip()[:100]
+    if str(chosen).isdigit():
+        return customer_for_preview(customer_id=int(chosen)), [], ""
+    if query:
+        matches = customers_search(query=query)
+        return (matches[0] if matches else None), matches, query
+    return customer_for_preview(), [], ""
+
+
+def _previews_beside_editors(context, previews) -> None:
+    """Hand each variant form its rendered preview, so the inline shows it next to the fields."""
+    by_pk = {preview.variant.pk: preview for preview in previews}
+    for inline_admin_formset in context.get("inline_admin_formsets", []):
+        for form in inline_admin_formset.formset.forms:
+            form.instance.studio_preview = by_pk.get(form.instance.pk)
+
+
+def _to_step(request, response):
+    """After "save and continue", come back to the step the button named."""
+    step = request.POST.get("_continue", "")
+    if step in _STEPS and isinstance(response, HttpResponseRedirect) and "#" not in response["Location"]:
+        response["Location"] += f"#step-{step}"
+    return response
 
 
 def _posted_datetime(value: str):

@@ -99,15 +99,18 @@ def segment_member_q(segment: Segment, *, now: datetime) -> Q:
     return segment_q(segment.rules or {}, now=now)
 
 
-def audience_q(campaign: Campaign, *, now: datetime) -> Q:
-    """Customers in any included segment and in no excluded one."""
-    included = [segment_member_q(s, now=now) for s in campaign.include_segments.all()]
+def audience_q(campaign: Campaign, *, now: datetime, include=None, exclude=None) -> Q:
+    """Customers in any included segment and in no excluded one (``include``/``exclude``, when given,
+    stand in for the campaign's stored segments: a choice being edited, not yet saved)."""
+    include = campaign.include_segments.all() if include is None else include
+    exclude = campaign.exclude_segments.all() if exclude is None else exclude
+    included = [segment_member_q(s, now=now) for s in include]
     if not included:
         return Q(pk__in=[])
     q = included[0]
     for part in included[1:]:
         q |= part
-    excluded = [segment_member_q(s, now=now) for s in campaign.exclude_segments.all()]
+    excluded = [segment_member_q(s, now=now) for s in exclude]
     for part in excluded:
         # As a subquery, so SQL NULLs inside the excluded segment's rules cannot let anyone through.
         q &= ~Q(pk__in=Customer.objects.filter(part).values("pk"))
@@ -196,8 +199,10 @@ def _passed(flag_names: list[str]) -> str:
     return " AND ".join(f"{{{name}}} IS FALSE" for name in flag_names) or "TRUE"
 
 
-def campaign_forecast(campaign: Campaign, *, now: datetime | None = None) -> Forecast:
+def campaign_forecast(campaign: Campaign, *, now: datetime | None = None, include=None, exclude=None) -> Forecast:
     """Per channel: audience, reachable, deferred and removed by reason; one aggregate statement.
+
+    ``include``/``exclude`` replace the stored segments (see ``audience_q``) for a choice not yet saved.
 
     Every audience member is counted once per channel: under the first check that removes them,
     else as reachable (and, if a deferring check applies, also as deferred).
@@ -234,7 +239,8 @@ def campaign_forecast(campaign: Campaign, *, now: datetime | None = None) -> For
                 counts[key] = f"({passed}) AND {{{channel}_{index}}} IS NOT FALSE"
                 deferred_keys.append(key)
         plan.append((channel, removed, deferred_keys))
-    row = _flag_counts(Customer.objects.filter(audience_q(campaign, now=now)), flags, counts)
+    audience = audience_q(campaign, now=now, include=include, exclude=exclude)
+    row = _flag_counts(Customer.objects.filter(audience), flags, counts)
     channels = [
         ChannelForecast(
             channel=channel,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 
 from campaigns.composer import variant_compiled
 from campaigns.links import preview_links
@@ -34,6 +34,60 @@ def customer_for_preview(*, customer_id: int | None = None) -> Customer | None:
         return None
     pivot = random.randint(1, top)  # noqa: S311 (not security relevant)
     return customers.filter(pk__gte=pivot).order_by("pk").first() or customers.order_by("pk").first()
+
+
+CUSTOMER_SEARCH_LIMIT = 10
+
+
+def customers_search(*, query: str, limit: int = CUSTOMER_SEARCH_LIMIT) -> list[Customer]:
+    """Active customers whose name holds every word of ``query``, whose email starts with it, or whose
+    phone holds its digits (at least four); at most ``limit``, by name. One query.
+
+    For picking a customer to preview or test with: staff type what they know about a person, never
+    an internal id (a number is read as part of a phone).
+    """
+    term = " ".join((query or "").split())[:100]
+    if len(term) < 2:
+        return []
+    wanted = Q()
+    if " " not in term:
+        wanted |= Q(email__istartswith=term)
+    digits = "".join(char for char in term if char.isdigit())
+    if len(digits) >= 4:
+        wanted |= Q(phone__contains=digits)
+    words = [word for word in term.split() if not any(char.isdigit() for char in word) and "@" not in word]
+    if words:
+        name_match = Q()
+        for word in words:
+            name_match &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
+        wanted |= name_match
+    if not wanted:
+        return []
+    found = Customer.objects.active().filter(wanted).select_related("home_store")
+    return list(found.order_by("first_name", "last_name", "pk")[:limit])
+
+
+def customer_label(customer: Customer) -> str:
+    """How a customer is named in a picker: name, then email and phone where known (plain text)."""
+    name = " ".join(part for part in (customer.first_name, customer.last_name) if part) or "(no name)"
+    contacts = " · ".join(part for part in (customer.email, customer.phone) if part)
+    return f"{name} — {contacts}" if contacts else name
+
+
+def audience_persona_counts(campaign) -> list[tuple[Segment, int]]:
+    """How many of ``campaign``'s audience are in each active persona; one aggregate query."""
+    from django.utils import timezone
+
+    from campaigns.audience import audience_q, segment_member_q
+
+    personas = list(Segment.objects.personas())
+    if not personas:
+        return []
+    now = timezone.now()
+    counts = Customer.objects.filter(audience_q(campaign, now=now)).aggregate(
+        **{f"persona_{p.pk}": Count("pk", filter=segment_member_q(p, now=now)) for p in personas}
+    )
+    return [(persona, counts[f"persona_{persona.pk}"] or 0) for persona in personas]
 
 
 def preview_context(*, customer: Customer | None, campaign=None) -> dict[str, str]:

@@ -33,6 +33,7 @@ def test_compose_campaign_with_three_variants_and_preview(live_server, page):
     page.select_option("#id_channels_1", "sms")
     page.select_option("#id_channels_2", "push")
 
+    page.click("#tab-message")
     add_variant = page.locator("#variants-group .add-row a")
     for _ in range(3):
         add_variant.click()
@@ -52,15 +53,15 @@ def test_compose_campaign_with_three_variants_and_preview(live_server, page):
     page.fill("#id_variants-2-push_body", "The new collection is in store.")
     page.fill("#id_variants-2-push_url", "tandem://spring")
 
-    page.click("input[name=_continue]")
+    page.click("#step-message button[name=_continue][value=message]")
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
 
     campaign = Campaign.objects.get(name="Spring launch")
     assert campaign.message.variants.count() == 3
     assert campaign.channels == ["email", "sms", "push"]
 
-    page.goto(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/?preview_customer={customer.pk}")
-    previews = page.locator("#campaign-previews")
+    page.goto(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/?preview_customer={customer.pk}&step=message")
+    previews = page.locator("#step-message")  # each preview sits beside its variant
     expect(previews.locator(".inbox-subject")).to_have_text("Spring is here, friend")
     expect(previews.locator(".inbox-preheader")).to_contain_text("New season at Fifth Avenue")
     frame = page.frame_locator("iframe.email-frame")
