@@ -9,10 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from customers.models import Customer
 from customers.normalization import mask_email, mask_phone
 from customers.ratelimit import rate_limit_hit
 from customers.views.till import till_login_required
-from customers.models import Customer
 from loyalty.capture import enrol_offer_customer_id
 from loyalty.exceptions import InvalidCardNumber, LoyaltyError
 from loyalty.forms import CouponConfirmForm, CouponForm, LookupForm, PointsForm, PurchaseForm, RefundForm
@@ -26,7 +26,14 @@ from loyalty.selectors import (
     purchase_refund_preview,
     rewards_available,
 )
-from loyalty.services import account_enrol, coupon_preview, coupon_redeem, points_redeem, till_purchase_record, till_purchase_refund
+from loyalty.services import (
+    account_enrol,
+    coupon_preview,
+    coupon_redeem,
+    points_redeem,
+    till_purchase_record,
+    till_purchase_refund,
+)
 
 LOOKUPS_PER_MINUTE = 60
 ANSWER_TITLES = {
