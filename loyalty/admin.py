@@ -206,6 +206,7 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
             },
         )
 
+
     @admin.action(description="Change status (suspend, reactivate, close; with a reason)", permissions=["change"])
     def change_status(self, request, queryset):
         form = ChangeStatusForm(request.POST if "apply" in request.POST else None)

@@ -21,9 +21,9 @@ ALLOTMENT_LOCK_SPACE = 0x434F55  # "COU"
 
 def coupon_codes_unissued(offer: Offer | int) -> QuerySet[CouponCode]:
     """Codes of ``offer`` nobody holds yet: not issued, no account, not void, not used up."""
-    return CouponCode.objects.filter(offer=offer, account__isnull=True, issued_at__isnull=True, is_void=False).filter(
-        Q(max_uses__isnull=True) | Q(uses__lt=F("max_uses"))
-    )
+    return CouponCode.objects.filter(
+        offer=offer, account__isnull=True, issued_at__isnull=True, is_void=False
+    ).filter(Q(max_uses__isnull=True) | Q(uses__lt=F("max_uses")))
 
 
 def offer_codes_allotment_lock(offer: Offer) -> None:

@@ -417,7 +417,9 @@ def _redemption_cancel_locked(*, redemption: Redemption, user, reason: str) -> R
             redemption=redemption,
         )
     credited = sum(
-        LedgerEntry.objects.filter(redemption=redemption, kind=LedgerEntry.Kind.EARN).values_list("points", flat=True)
+        LedgerEntry.objects.filter(redemption=redemption, kind=LedgerEntry.Kind.EARN).values_list(
+            "points", flat=True
+        )
     )
     if credited and account is not None:
         taken = min(credited, account.points_balance)
