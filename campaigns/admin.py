@@ -56,6 +56,7 @@ from campaigns.services.campaigns import (
 from campaigns.services.messages import message_save, variant_delete, variant_save, variant_test_send
 from campaigns.services.segments import segment_save, segment_static_load
 from campaigns.validation import variant_check
+from customers.admin.base import DeleteOnlyWhenUnprotected
 from customers.forms import PLAIN_DECIMAL_OVERRIDES
 from customers.models import Channel
 
@@ -163,7 +164,7 @@ class SegmentForm(forms.ModelForm):
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(DeleteOnlyWhenUnprotected, admin.ModelAdmin):
     form = SegmentForm
     list_display = ["name", "kind", "is_persona", "is_active", "updated_at"]
     list_filter = ["kind", "is_persona", "is_active"]
@@ -317,7 +318,7 @@ class VariantInline(_VariantInlineBase):
 
 
 @admin.register(Message)
-class MessageAdmin(_RefusalShown, admin.ModelAdmin):
+class MessageAdmin(DeleteOnlyWhenUnprotected, _RefusalShown, admin.ModelAdmin):
     list_display = ["name", "purpose", "created_at"]
     list_filter = ["purpose"]
     search_fields = ["name"]

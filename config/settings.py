@@ -356,10 +356,23 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # twilio logs every request's headers and body at INFO: the phone number and text of every SMS,
-    # and a large share of the CPU of a send. Its warnings and errors still show.
-    "loggers": {"twilio.http_client": {"level": os.environ.get("TWILIO_LOG_LEVEL", "WARNING")}},
+    "loggers": {
+        # Django's default config gives "django" its own console handler as well as the root's: every
+        # warning printed twice. One handler, the root's.
+        "django": {"handlers": [], "propagate": True},
+        # A 4xx is already one line of the web server's access log (runserver, gunicorn); the request
+        # logger repeats it. Server errors (5xx) still log with their traceback.
+        "django.request": {"level": os.environ.get("DJANGO_REQUEST_LOG_LEVEL", "ERROR")},
+        # twilio logs every request's headers and body at INFO: the phone number and text of every SMS,
+        # and a large share of the CPU of a send. Its warnings and errors still show.
+        "twilio.http_client": {"level": os.environ.get("TWILIO_LOG_LEVEL", "WARNING")},
+        # The other SDKs' request logs (HTTP connections, AWS SES, Firebase): warnings and errors only.
+        **{name: {"level": "WARNING"} for name in ("urllib3", "botocore", "boto3", "google", "firebase_admin")},
+    },
 }
+# The demo's console mail backend prints in the worker; Celery logs a worker's stdout, at WARNING by
+# default, which tags every line of every mail as a warning.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 if os.environ.get("TANDEM_TESTING"):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -18,6 +18,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 
+from customers.admin.base import DeleteOnlyWhenUnprotected
 from customers.forms import PLAIN_DECIMAL_OVERRIDES
 from loyalty.exceptions import LoyaltyError
 from loyalty.models import (
@@ -73,7 +74,7 @@ class TierInline(admin.TabularInline):
 
 
 @admin.register(Programme)
-class ProgrammeAdmin(admin.ModelAdmin):
+class ProgrammeAdmin(DeleteOnlyWhenUnprotected, admin.ModelAdmin):
     formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     list_display = ("name", "is_active", "points_per_unit", "percent_back", "point_value", "points_expire_after_days")
     inlines = [TierInline]
@@ -86,7 +87,7 @@ class ProgrammeAdmin(admin.ModelAdmin):
 
 
 @admin.register(BonusWindow)
-class BonusWindowAdmin(admin.ModelAdmin):
+class BonusWindowAdmin(DeleteOnlyWhenUnprotected, admin.ModelAdmin):
     formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     list_display = ("name", "programme", "kind", "starts_on", "ends_on", "combine", "points_issued", "budget_points")
     list_filter = ("programme", "is_active", "kind", "combine")
@@ -157,6 +158,9 @@ class LoyaltyAccountAdmin(admin.ModelAdmin):
     fields = ("customer", "programme", *readonly_fields)
     inlines = [LedgerInline, TierChangeInline, AccountStatusChangeInline]
     actions = ["adjust_points", "change_status"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a member's points ledger stays; the account is closed (Change status), never deleted
 
     def has_add_permission(self, request):
         # Accounts are opened by enrolment (capture page or service), which draws the card number.
@@ -249,7 +253,7 @@ class GenerateCodesForm(forms.Form):
 
 
 @admin.register(Offer)
-class OfferAdmin(admin.ModelAdmin):
+class OfferAdmin(DeleteOnlyWhenUnprotected, admin.ModelAdmin):
     formfield_overrides = PLAIN_DECIMAL_OVERRIDES
     list_display = (
         "name",
@@ -327,7 +331,7 @@ class OfferAdmin(admin.ModelAdmin):
 
 
 @admin.register(CouponCode)
-class CouponCodeAdmin(admin.ModelAdmin):
+class CouponCodeAdmin(DeleteOnlyWhenUnprotected, admin.ModelAdmin):
     list_display = ("code", "offer", "uses", "max_uses", "account", "issued_at", "issue_reference", "is_void")
     list_filter = ("offer", "is_void")
     search_fields = ("code", "issue_reference")

@@ -6,6 +6,7 @@ app_name = "loyalty"
 
 urlpatterns = [
     path("", views.lookup, name="lookup"),
+    path("enrol/", views.enrol, name="enrol"),
     path("card/<str:card_number>/", views.account, name="account"),
     path("card/<str:card_number>/purchase/", views.purchase, name="purchase"),
     path("card/<str:card_number>/coupon/", views.coupon_check, name="coupon-check"),

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from customers.models import Customer
 from customers.normalization import mask_email, mask_phone
 from customers.ratelimit import rate_limit_hit
 from customers.views.till import till_login_required
+from loyalty.capture import enrol_offer_customer_id
 from loyalty.exceptions import InvalidCardNumber, LoyaltyError
 from loyalty.forms import CouponConfirmForm, CouponForm, LookupForm, PointsForm, PurchaseForm, RefundForm
 from loyalty.models import LoyaltyAccount
@@ -23,9 +26,21 @@ from loyalty.selectors import (
     purchase_refund_preview,
     rewards_available,
 )
-from loyalty.services import coupon_preview, coupon_redeem, points_redeem, till_purchase_record, till_purchase_refund
+from loyalty.services import (
+    account_enrol,
+    coupon_preview,
+    coupon_redeem,
+    points_redeem,
+    till_purchase_record,
+    till_purchase_refund,
+)
 
 LOOKUPS_PER_MINUTE = 60
+ANSWER_TITLES = {
+    "purchase": "Purchase not recorded:",
+    "coupon": "Code not accepted:",
+    "points": "Points not spent:",
+}
 
 
 def _base_context(request, **extra) -> dict:
@@ -58,7 +73,8 @@ def lookup(request):
                     return redirect("loyalty:account", card_number=account.card_number)
                 form.add_error("query", f"No {programme.name} member found. Enrol them from the capture page.")
                 status = 404
-    return render(request, "loyalty/lookup.html", _base_context(request, form=form, programme=programme), status=status)
+    context = _base_context(request, form=form, programme=programme, answer_form=form, answer_title="Not found:")
+    return render(request, "loyalty/lookup.html", context, status=status)
 
 
 def _account_or_404(request, card_number: str) -> LoyaltyAccount | None:
@@ -70,8 +86,12 @@ def _account_or_404(request, card_number: str) -> LoyaltyAccount | None:
 
 def _account_page(request, account: LoyaltyAccount, *, status: int = 200, **forms):
     customer = account.customer
+    refused = next((form for form in forms.values() if hasattr(form, "errors") and form.errors), None)
     context = _base_context(
         request,
+        answer_form=refused,
+        answer_title=ANSWER_TITLES.get(forms.get("active", ""), "Not done:"),
+        show_card=request.GET.get("card") == "new",
         account=account,
         customer_name=customer.first_name or "Member",
         email=mask_email(customer.email) if customer.email else "",
@@ -97,6 +117,30 @@ def account(request, card_number: str):
     if found is None:
         return _not_found(request)
     return _account_page(request, found)
+
+
+@till_login_required
+@require_POST
+def enrol(request):
+    """Enrol the customer the clerk has just captured (named by the signed offer on the "Saved" page)."""
+    programme = programme_current()
+    customer_id = enrol_offer_customer_id(request.POST.get("offer", ""))
+    customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
+    if programme is None or customer is None:
+        messages.error(request, "This enrolment offer has expired; capture the customer again and tick Enrol.")
+        return redirect("loyalty:lookup")
+    try:
+        account, created = account_enrol(
+            customer=customer, programme=programme, store=request.till_store, clerk=request.user
+        )
+    except LoyaltyError as exc:
+        messages.error(request, str(exc))
+        return redirect("loyalty:lookup")
+    if created:
+        messages.success(request, f"Enrolled in {programme.name}: card {account.card_number}.")
+    else:
+        messages.info(request, f"Already a {programme.name} member: card {account.card_number}.")
+    return redirect(f"{reverse('loyalty:account', args=[account.card_number])}?card=new")
 
 
 @till_login_required
@@ -252,7 +296,8 @@ def refund(request):
                     request, preview=preview, programme=programme, receipt=form.cleaned_data["receipt"].strip()
                 )
                 return render(request, "loyalty/refund_confirm.html", context)
-    return render(request, "loyalty/refund.html", _base_context(request, form=form, programme=programme), status=status)
+    context = _base_context(request, form=form, programme=programme, answer_form=form, answer_title="Not found:")
+    return render(request, "loyalty/refund.html", context, status=status)
 
 
 @till_login_required
@@ -286,4 +331,5 @@ def refund_confirm(request):
                     "then; nothing more was taken.",
                 )
             return redirect("loyalty:account", card_number=card)
-    return render(request, "loyalty/refund.html", _base_context(request, form=form, programme=programme), status=400)
+    context = _base_context(request, form=form, programme=programme, answer_form=form, answer_title="Not refunded:")
+    return render(request, "loyalty/refund.html", context, status=400)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import models
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
@@ -64,3 +65,28 @@ def report_errors(modeladmin: admin.ModelAdmin, request: HttpRequest, errors: li
         modeladmin.message_user(request, error, messages.ERROR)
     if len(errors) > 20:
         modeladmin.message_user(request, f"… and {len(errors) - 20} more.", messages.ERROR)
+
+
+def protected_by_other_rows(obj) -> bool:
+    """Whether a row elsewhere PROTECTs (or RESTRICTs) ``obj``, so that deleting it can only be refused.
+
+    Looks one step away, one ``EXISTS`` query per protecting relation; that covers the ledgers,
+    evidence and history that point at the objects the admin lets staff delete.
+    """
+    for relation in type(obj)._meta.get_fields(include_hidden=True):
+        if not (relation.auto_created and not relation.concrete and (relation.one_to_many or relation.one_to_one)):
+            continue
+        if getattr(relation, "on_delete", None) not in (models.PROTECT, models.RESTRICT):
+            continue
+        if relation.related_model._base_manager.filter(**{relation.field.name: obj}).exists():
+            return True
+    return False
+
+
+class DeleteOnlyWhenUnprotected:
+    """A ModelAdmin mixin: no "Delete" button on an object whose deletion would end in "Cannot delete"."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or not protected_by_other_rows(obj)

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 
+from customers.admin.base import DeleteOnlyWhenUnprotected
 from customers.exceptions import CustomerError
 from customers.models import Purchase, Store, StoreMembership
 from customers.services.profiles import purchase_record
@@ -20,7 +21,7 @@ class StoreMembershipInline(admin.TabularInline):
 
 
 @admin.register(Store)
-class StoreAdmin(admin.ModelAdmin):
+class StoreAdmin(DeleteOnlyWhenUnprotected, admin.ModelAdmin):
     list_display = ("code", "name", "city", "state", "country", "time_zone", "region", "is_active")
     list_filter = ("is_active", "region", "country")
     search_fields = ("code", "name", "city")

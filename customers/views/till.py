@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from customers.capture_hooks import capture_links, capture_note
 from customers.exceptions import CustomerError, InvalidContact
 from customers.forms import CaptureForm
 from customers.models import Channel, ConsentMethod, ConsentStatus, Source
@@ -162,7 +163,7 @@ def _capture_with_disclosures(request, data, consents, disclosures):
     )
 
 
-def _capture_summary(result, lines: list[str]) -> dict:
+def _capture_summary(result, lines: list) -> dict:
     customer = result.customer
     states = consent_states_for(customer)
     if result.phone_customer is not None:
@@ -176,7 +177,7 @@ def _capture_summary(result, lines: list[str]) -> dict:
         "email_pending": states[Channel.EMAIL] == ConsentStatus.PENDING,
         "merge_proposed": result.merge_proposal is not None,
         "suppressed": sorted(result.suppressed),
-        "extra": lines,
+        "extra": [capture_note(line) for line in lines],
     }
 
 
@@ -187,6 +188,10 @@ def _capture_context(request, form, disclosures) -> dict:
         "stores": request.till_stores,
         "disclosures": disclosures,
         "extension_templates": [extension.template_name for extension in form.extensions],
+        "till_links": capture_links(),
+        # Shown first on the page, above the form, so the clerk sees why nothing was saved.
+        "answer_form": form,
+        "answer_title": "Not saved:",
     }
 
 
@@ -195,7 +200,13 @@ def capture_done(request):
     summary = request.session.pop("till_last_capture", None)
     if summary is None:
         return redirect("till:capture")
-    return render(request, "till/capture_done.html", {"summary": summary, "store": request.till_store})
+    context = {
+        "summary": summary,
+        "store": request.till_store,
+        "stores": request.till_stores,
+        "till_links": capture_links(),
+    }
+    return render(request, "till/capture_done.html", context)
 
 
 @till_login_required

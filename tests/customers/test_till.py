@@ -236,8 +236,11 @@ def test_bad_input_gets_an_inline_error_and_creates_nothing(clerk_client, disclo
     assert response.status_code == 400
     html = response.content.decode()
     assert message in html
-    assert 'class="errorlist"' in html
-    assert 'id="capture-form"' in html  # the form is shown again, with the error inline
+    # The refusal comes first, above the form, announced to screen readers; the form is shown again.
+    answer = html.index('data-testid="answer"')
+    assert answer < html.index('id="capture-form"')
+    assert message in html[answer : html.index('id="capture-form"')]
+    assert 'role="alert"' in html[html.rindex("<div", 0, answer) : answer]
     assert not Customer.objects.exists()
     assert not ConsentEvidence.objects.exists()
 
@@ -371,7 +374,7 @@ def test_no_typed_input_breaks_the_capture_page(clerk_client, disclosures, setti
         assert response.status_code == 400
         assert Customer.objects.count() == before
         html = response.content.decode()
-        assert 'class="errorlist"' in html or 'data-testid="email-suggestion"' in html
+        assert 'data-testid="answer"' in html
 
 
 def test_the_public_confirm_page_is_rate_limited(client, frozen_minute):

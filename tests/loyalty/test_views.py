@@ -214,7 +214,8 @@ def test_capture_page_offers_enrolment_and_enrols_once(till, programme, disclosu
     data = {"email": "grace@example.com", "first_name": "Grace", "loyalty_enrol": "on"}
     till.post(reverse("till:capture"), data)
     done = till.get(reverse("till:capture-done")).content.decode()
-    assert "Enrolled in Tandem Rewards: card" in done
+    assert "Enrolled in Tandem Rewards." in done
+    assert 'data-testid="card-number-large"' in done
     till.post(reverse("till:capture"), data)
     assert "Already a Tandem Rewards member" in till.get(reverse("till:capture-done")).content.decode()
     from loyalty.models import LoyaltyAccount

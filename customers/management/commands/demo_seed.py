@@ -178,7 +178,15 @@ STAFF = [
 class Command(BaseCommand):
     help = "Load demo stores, staff logins, customers with consent evidence and purchases (idempotent)."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--logins", action="store_true", help="Only print the demo's logins (scripts/demo prints them last)."
+        )
+
     def handle(self, *args, **options) -> None:
+        if options["logins"]:
+            self._print_logins({store.code: store for store in Store.objects.all()})
+            return
         started = timezone.now()
         with transaction.atomic():
             stores = self._stores()
@@ -246,7 +254,12 @@ class Command(BaseCommand):
     def _print_logins(self, stores: dict[str, Store]) -> None:
         self.stdout.write("\nLogins (demo only):")
         for username, role, store_code, password in STAFF:
-            where = "marketing admin /admin/" if role == "marketing" else f"till /till/ at {stores[store_code].name}"
+            store = stores.get(store_code)
+            where = (
+                "marketing admin /admin/"
+                if role == "marketing"
+                else f"till /till/ at {store.name if store else store_code}"
+            )
             self.stdout.write(f"  {username:<12} {password:<20} {role:<9} {where}")
 
     # --- customers ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from django.utils import timezone
 from customers.management.commands.demo_seed import DEMO_DOMAIN
 from customers.models import Customer, Purchase, Store
 from loyalty.models import BonusWindow, CouponCode, LedgerEntry, LoyaltyAccount, Offer, Programme, Redemption, Tier
+from loyalty.selectors import purchase_refund_preview
 from loyalty.services import (
     account_enrol,
     coupon_code_create,
@@ -259,7 +260,6 @@ class Command(BaseCommand):
             account__programme=programme, kind=LedgerEntry.Kind.EARN, purchase__isnull=False
         ).points_sum()
         by_tier = {tier.name: accounts.filter(tier=tier).count() for tier in programme.tiers.order_by("rank")}
-        customer = featured.customer
         write = self.stdout.write
         write(
             f"Loyalty demo ready in {seconds:.1f} s: {programme.name}, {accounts.count()} members "
@@ -268,14 +268,65 @@ class Command(BaseCommand):
             f"{Redemption.objects.filter(Q(account__programme=programme) | Q(offer__programme=programme)).count()} "
             "redemptions."
         )
-        write("\nAt the till (log in as clerk-nyc, open /till/loyalty/):")
-        write(
-            f"  {customer.first_name} {customer.last_name}: card {featured.card_number}, phone {customer.phone}, "
-            f"{featured.points_balance} points, {featured.tier or 'no tier'}"
+        write("\nAt the till (log in as clerk-nyc, open /till/loyalty/), each of these works on fresh demo data:")
+        for line in self._hints(programme, featured, welcome, birthday):
+            write(f"  {line}")
+
+    def _hints(self, programme, featured: LoyaltyAccount, welcome: CouponCode, birthday: list[CouponCode]) -> list[str]:
+        """What a clerk can try; every member named here can still do what the line suggests."""
+        customer = featured.customer
+        hints = [
+            f"Look up {customer.first_name} {customer.last_name}: card {featured.card_number}, phone {customer.phone}, "
+            f"{featured.points_balance} points, {featured.tier or 'no tier'}",
+            "Record a purchase on that card: any new receipt number, e.g. DEMO-TRY-0001, amount 42.50",
+        ]
+        welcome_member = self._welcome_member(programme, welcome)
+        if welcome_member is not None:
+            owner = welcome_member.customer
+            hints.append(
+                f"Shared code {welcome.code} ({welcome.offer.name}) for {owner.first_name} {owner.last_name}, "
+                f"card {welcome_member.card_number}, receipt DEMO-TRY-0002, order 80.00"
+            )
+        unused = [code for code in birthday if code.account_id and code.uses == 0]
+        if unused:
+            code = unused[0]
+            owner = code.account.customer
+            hints.append(
+                f"Unique code {code.code} ({code.offer.name}) for {owner.first_name} {owner.last_name}, "
+                f"card {code.account.card_number}, receipt DEMO-TRY-0003"
+            )
+        reward = Offer.objects.filter(programme=programme, name=REWARD_OFFER).first()
+        if reward is not None:
+            rich = (
+                LoyaltyAccount.objects.filter(
+                    programme=programme, status=LoyaltyAccount.Status.ACTIVE, points_balance__gte=reward.points_cost
+                )
+                .select_related("customer")
+                .order_by("-points_balance", "pk")
+                .first()
+            )
+            if rich is not None:
+                hints.append(
+                    f"Spend {reward.points_cost} points ({reward.name}) on card {rich.card_number} "
+                    f"({rich.customer.first_name}, {rich.points_balance} points), receipt DEMO-TRY-0004"
+                )
+        till_purchase = Purchase.objects.filter(external_ref=f"nyc-5th:{TILL_RECEIPT}").first()
+        if till_purchase is not None:
+            preview = purchase_refund_preview(purchase=till_purchase, programme=programme)
+            if preview.to_take and not preview.refunded:
+                hints.append(
+                    f"Refund receipt {TILL_RECEIPT} (open /till/loyalty/refund/): takes back {preview.to_take} points"
+                )
+        return hints
+
+    def _welcome_member(self, programme, welcome: CouponCode) -> LoyaltyAccount | None:
+        """A New York member who has not used the shared welcome code (it is once per customer)."""
+        used_by = Redemption.objects.filter(offer=welcome.offer).values("customer_id")
+        candidates = (
+            LoyaltyAccount.objects.filter(programme=programme, status=LoyaltyAccount.Status.ACTIVE)
+            .exclude(customer_id__in=used_by)
+            .exclude(customer__first_name="")
+            .select_related("customer")
+            .order_by("pk")
         )
-        write(f"  Shared code: {welcome.code} ({welcome.offer.name})")
-        if birthday:
-            code = birthday[0]
-            owner = code.account.customer if code.account_id else None
-            who = f" for {owner.first_name} {owner.last_name}, card {code.account.card_number}" if owner else ""
-            write(f"  Unique code: {code.code} ({code.offer.name}{who})")
+        return candidates.filter(customer__home_store__code="nyc-5th").first() or candidates.first()
