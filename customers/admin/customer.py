@@ -17,9 +17,18 @@ from django.utils.html import format_html, format_html_join
 from customers.admin.base import action_page, is_confirmation, report_errors
 from customers.admin.forms import CustomerChangeForm, EraseForm, GrantConsentForm, MergeForm, WithdrawConsentForm
 from customers.exceptions import CustomerError, InvalidContact
+from customers.header_sources import header_sources, purchase_refund_sources
 from customers.models import Channel, ConsentState, ConsentStatus, Customer, Suppression
 from customers.normalization import normalize_email, normalize_phone
-from customers.selectors import consent_states_for, customer_export_data, customer_timeline, suppressed_channels
+from customers.selectors import (
+    consent_states_for,
+    customer_export_data,
+    customer_profile_ids,
+    customer_summary,
+    customer_timeline,
+    suppressed_channels,
+    timeline_kinds,
+)
 from customers.services.editing import (
     EDITABLE_FIELDS,
     consent_grant_by_staff,
@@ -291,8 +300,33 @@ class CustomerAdmin(admin.ModelAdmin):
         extra_context = extra_context or {}
         obj = self.get_object(request, object_id)
         if obj is not None:
-            extra_context["timeline"] = customer_timeline(obj, extra_sources=timeline_sources())
+            profile_ids = customer_profile_ids(obj)
+            extra_context["summary"] = customer_summary(
+                obj,
+                profile_ids=profile_ids,
+                panel_sources=header_sources(),
+                refund_sources=purchase_refund_sources(),
+            )
+            timeline = customer_timeline(obj, extra_sources=timeline_sources())
+            kind = request.GET.get("kind", "")
+            kinds = timeline_kinds(timeline)
+            if kind not in {value for value, _label, _count in kinds}:
+                kind = ""
+            extra_context.update(
+                timeline=[entry for entry in timeline if entry.kind == kind] if kind else timeline,
+                timeline_total=len(timeline),
+                timeline_kinds=kinds,
+                timeline_kind=kind,
+                timeline_filter_query=self._timeline_filter_query(request),
+            )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _timeline_filter_query(request) -> str:
+        """The page's query string without ``kind``, so the filter links keep the changelist's filters."""
+        query = request.GET.copy()
+        query.pop("kind", None)
+        return query.urlencode()
 
     # --- actions -----------------------------------------------------------------------------
     def _consent_action(self, request, queryset, *, form_class, change, done: str, page: dict):
