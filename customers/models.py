@@ -465,6 +465,11 @@ class CustomerImport(models.Model):
     updated_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
+    changes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The dry run's field-by-field changes per row (cleared with the file once imported).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from decimal import Decimal
 from itertools import chain
 
 from django.db.models import Q
@@ -151,57 +152,284 @@ def customer_timeline(customer: Customer, *, extra_sources=()) -> list[TimelineE
     return entries
 
 
-def customer_export_data(customer: Customer) -> dict:
-    """Everything we hold about one person, as JSON-ready data (the right of access)."""
-    ids = customer_profile_ids(customer)
+TIMELINE_KIND_LABELS = {
+    "consent": "Consent",
+    "purchase": "Purchases",
+    "loyalty": "Loyalty points",
+    "redemption": "Redemptions",
+    "delivery": "Messages",
+}
+
+
+def timeline_kinds(entries: list[TimelineEntry]) -> list[tuple[str, str, int]]:
+    """(kind, label, count) for the kinds present in a timeline, in a fixed order, for its filter."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.kind] = counts.get(entry.kind, 0) + 1
+    order = list(TIMELINE_KIND_LABELS)
+    kinds = sorted(counts, key=lambda kind: (order.index(kind) if kind in order else len(order), kind))
+    return [(kind, TIMELINE_KIND_LABELS.get(kind, kind.replace("_", " ").capitalize()), counts[kind]) for kind in kinds]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsentAtAGlance:
+    channel: str
+    label: str
+    status: str
+    status_label: str
+    #: when the current status began: granted (or asked, when pending) or withdrawn
+    since: datetime | None
+    confirmed_at: datetime | None
+    method: str
+    store: str
+    address: str
+    suppressed: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomerSummary:
+    """What the 360° header answers at a glance; ``panels`` come from apps above customers."""
+
+    consents: list[ConsentAtAGlance]
+    paused_until: datetime | None
+    weekly_limit: int | None
+    categories_left: list[str]
+    last_online: Purchase | None
+    last_in_store: Purchase | None
+    purchase_count: int
+    #: (currency, purchases minus refunds) per currency
+    lifetime_value: list[tuple[str, Decimal]]
+    refunded_count: int
+    panels: list
+
+
+def customer_summary(
+    customer: Customer, *, profile_ids: list[int] | None = None, panel_sources=(), refund_sources=(), now=None
+) -> CustomerSummary:
+    """The 360° header of one customer: consent per channel with its date and method, their own
+    message preferences, last purchase online and in store, lifetime value, and the panels that apps
+    above customers register (``customers.header_sources``). Purchases cover merged profiles too.
+
+    A fixed number of queries (about eight) plus what each panel source needs, whatever the history.
+    """
+    from django.db.models import Count, Sum
+    from django.utils import timezone
+
+    from customers.models import CategoryOptOut, MarketingCategory
+
+    now = now or timezone.now()
+    ids = profile_ids if profile_ids is not None else customer_profile_ids(customer)
+    states = {
+        state.channel: state
+        for state in ConsentState.objects.filter(customer=customer).select_related("last_evidence__store")
+    }
+    suppressed = suppressed_channels(customer)
+    consents = []
+    for channel in Channel:
+        state = states.get(channel.value)
+        status = state.status if state else ConsentStatus.NONE
+        evidence = state.last_evidence if state and state.last_evidence_id else None
+        since = None
+        if state is not None:
+            since = state.withdrawn_at if status == ConsentStatus.WITHDRAWN else state.granted_at
+        consents.append(
+            ConsentAtAGlance(
+                channel=channel.value,
+                label=channel.label,
+                status=status,
+                status_label=ConsentStatus(status).label,
+                since=since or (evidence.occurred_at if evidence else None),
+                confirmed_at=state.confirmed_at if state else None,
+                method=evidence.get_method_display() if evidence else "",
+                store=evidence.store.name if evidence and evidence.store_id else "",
+                address=evidence.address if evidence else "",
+                suppressed=channel.value in suppressed,
+            )
+        )
+    left = set(CategoryOptOut.objects.filter(customer=customer).values_list("category", flat=True))
+    purchases = Purchase.objects.filter(customer_id__in=ids)
+    last_online = purchases.filter(channel=Purchase.Channel.ONLINE).order_by("-occurred_at", "-id").first()
+    last_in_store = (
+        purchases.filter(channel=Purchase.Channel.STORE).select_related("store").order_by("-occurred_at", "-id").first()
+    )
+    totals = {
+        row["currency"]: (row["total"], row["count"])
+        for row in purchases.order_by().values("currency").annotate(total=Sum("amount"), count=Count("id"))
+    }
+    refunds: dict[int, Decimal] = {}
+    for source in refund_sources:
+        refunds.update(source(ids))
+    value = {currency: total for currency, (total, _count) in totals.items()}
+    if refunds:
+        for pk, currency in purchases.filter(pk__in=list(refunds)).values_list("pk", "currency"):
+            value[currency] = value.get(currency, Decimal(0)) - refunds[pk]
+    panels = [panel for source in panel_sources if (panel := source(customer, ids)) is not None]
+    paused = customer.messages_paused_until
+    return CustomerSummary(
+        consents=consents,
+        paused_until=paused if paused and paused > now else None,
+        weekly_limit=customer.max_messages_per_week,
+        categories_left=[label for category, label in MarketingCategory.choices if category in left],
+        last_online=last_online,
+        last_in_store=last_in_store,
+        purchase_count=sum(count for _total, count in totals.values()),
+        lifetime_value=sorted(value.items()),
+        refunded_count=len(refunds),
+        panels=panels,
+    )
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _profile_export(customer: Customer) -> dict:
     return {
-        "profile": {
-            "id": str(customer.public_id),
-            "email": customer.email,
-            "phone": customer.phone,
-            "first_name": customer.first_name,
-            "last_name": customer.last_name,
-            "locale": customer.locale,
-            "time_zone": customer.time_zone,
-            "birthday": customer.birthday.isoformat() if customer.birthday else None,
-            "home_store": customer.home_store.code if customer.home_store else None,
-            "source": customer.source,
-            "attributes": customer.attributes,
-            "created_at": customer.created_at.isoformat(),
-            "updated_at": customer.updated_at.isoformat(),
-        },
+        "id": str(customer.public_id),
+        "email": customer.email,
+        "phone": customer.phone,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "locale": customer.locale,
+        "time_zone": customer.time_zone,
+        "birthday": _iso(customer.birthday),
+        "home_store": customer.home_store.code if customer.home_store else None,
+        "source": customer.source,
+        "source_store": customer.source_store.code if customer.source_store else None,
+        "attributes": customer.attributes,
+        "max_messages_per_week": customer.max_messages_per_week,
+        "messages_paused_until": _iso(customer.messages_paused_until),
+        "merged_into": str(customer.merged_into.public_id) if customer.merged_into_id else None,
+        "erased_at": _iso(customer.erased_at),
+        "created_at": _iso(customer.created_at),
+        "updated_at": _iso(customer.updated_at),
+    }
+
+
+def customer_export_data(customer: Customer, *, extra_sources=None) -> dict:
+    """Everything we hold about one person, as JSON-ready data (the right of access).
+
+    Covers the profile and every profile merged into it. ``extra_sources`` (default: the sources
+    registered in ``customers.export_sources``) add the sections of apps above customers (loyalty
+    accounts, ledger and redemptions; deliveries and their events). A handful of queries per section.
+    """
+    from customers.export_sources import export_sources
+    from customers.models import CategoryOptOut, ConsentConfirmation, MergeProposal, PreferenceEvidence
+
+    ids = customer_profile_ids(customer)
+    profiles = {
+        profile.pk: profile
+        for profile in Customer.objects.filter(pk__in=ids).select_related("home_store", "source_store", "merged_into")
+    }
+    public = {pk: str(profile.public_id) for pk, profile in profiles.items()}
+    states = ConsentState.objects.filter(customer_id__in=ids).select_related("last_evidence").order_by("customer_id")
+    data = {
+        "profile": _profile_export(profiles.get(customer.pk, customer)),
         "consent": consent_states_for(customer),
+        "consent_states": [
+            {
+                "profile": public.get(state.customer_id),
+                "channel": state.channel,
+                "status": state.status,
+                "granted_at": _iso(state.granted_at),
+                "confirmed_at": _iso(state.confirmed_at),
+                "withdrawn_at": _iso(state.withdrawn_at),
+                "method": state.last_evidence.method if state.last_evidence_id else None,
+            }
+            for state in states
+        ],
         "consent_evidence": [
             {
+                "profile": public.get(entry.customer_id),
                 "channel": entry.channel,
+                "purpose": entry.purpose,
                 "action": entry.action,
                 "method": entry.method,
-                "occurred_at": entry.occurred_at.isoformat(),
+                "occurred_at": _iso(entry.occurred_at),
                 "address": entry.address,
                 "store": entry.store.code if entry.store else None,
                 "disclosure_version": entry.disclosure.version if entry.disclosure else None,
                 "disclosure_text": entry.disclosure.text if entry.disclosure else None,
                 "disclosure_sha256": entry.disclosure_sha256 or None,
+                "url": entry.url,
                 "ip_address": entry.ip_address,
                 "user_agent": entry.user_agent,
                 "basis": entry.basis,
+                "source_reference": entry.source_reference,
+                "note": entry.note,
             }
             for entry in ConsentEvidence.objects.filter(customer_id__in=ids)
             .select_related("store", "disclosure")
             .order_by("occurred_at", "id")
         ],
+        "consent_confirmations": [
+            {
+                "profile": public.get(confirmation.customer_id),
+                "status": confirmation.status,
+                "created_at": _iso(confirmation.created_at),
+                "sent_at": _iso(confirmation.sent_at),
+                "confirmed_at": _iso(confirmation.confirmed_at),
+            }
+            for confirmation in ConsentConfirmation.objects.filter(customer_id__in=ids).order_by("created_at", "id")
+        ],
+        "preference_evidence": [
+            {
+                "profile": public.get(entry.customer_id),
+                "action": entry.action,
+                "value": entry.value,
+                "method": entry.method,
+                "occurred_at": _iso(entry.occurred_at),
+                "url": entry.url,
+                "ip_address": entry.ip_address,
+                "user_agent": entry.user_agent,
+                "source_reference": entry.source_reference,
+            }
+            for entry in PreferenceEvidence.objects.filter(customer_id__in=ids).order_by("occurred_at", "id")
+        ],
+        "category_opt_outs": [
+            {"profile": public.get(row.customer_id), "category": row.category, "created_at": _iso(row.created_at)}
+            for row in CategoryOptOut.objects.filter(customer_id__in=ids).order_by("created_at", "id")
+        ],
         "purchases": [
             {
+                "profile": public.get(purchase.customer_id),
                 "reference": purchase.external_ref,
                 "channel": purchase.channel,
+                "source": purchase.source,
                 "store": purchase.store.code if purchase.store else None,
                 "amount": str(purchase.amount),
+                "discount_amount": str(purchase.discount_amount),
                 "currency": purchase.currency,
-                "occurred_at": purchase.occurred_at.isoformat(),
+                "occurred_at": _iso(purchase.occurred_at),
             }
-            for purchase in Purchase.objects.filter(customer_id__in=ids).select_related("store")
+            for purchase in Purchase.objects.filter(customer_id__in=ids).select_related("store").order_by("occurred_at")
         ],
+        "merge_history": {
+            "merged_profiles": [
+                {**_profile_export(profile), "merged_at_or_after": _iso(profile.updated_at)}
+                for pk, profile in sorted(profiles.items())
+                if pk != customer.pk
+            ],
+            "merge_proposals": [
+                {
+                    "profiles": [
+                        public.get(proposal.customer_id, "another profile"),
+                        public.get(proposal.other_id, "another profile"),
+                    ],
+                    "reason": proposal.reason,
+                    "status": proposal.status,
+                    "created_at": _iso(proposal.created_at),
+                    "resolved_at": _iso(proposal.resolved_at),
+                }
+                for proposal in MergeProposal.objects.filter(Q(customer_id__in=ids) | Q(other_id__in=ids)).order_by(
+                    "created_at", "id"
+                )
+            ],
+        },
     }
+    for source in export_sources() if extra_sources is None else extra_sources:
+        data.update(source(ids))
+    return data
 
 
 def preference_page_context(*, link, customer: Customer, now: datetime | None = None) -> dict:

@@ -12,14 +12,24 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from customers.admin.base import action_page, is_confirmation, report_errors
 from customers.admin.forms import CustomerChangeForm, EraseForm, GrantConsentForm, MergeForm, WithdrawConsentForm
 from customers.exceptions import CustomerError, InvalidContact
+from customers.header_sources import header_sources, purchase_refund_sources
 from customers.models import Channel, ConsentState, ConsentStatus, Customer, Suppression
 from customers.normalization import normalize_email, normalize_phone
-from customers.selectors import consent_states_for, customer_export_data, customer_timeline, suppressed_channels
+from customers.selectors import (
+    consent_states_for,
+    customer_export_data,
+    customer_profile_ids,
+    customer_summary,
+    customer_timeline,
+    suppressed_channels,
+    timeline_kinds,
+)
 from customers.services.editing import (
     EDITABLE_FIELDS,
     consent_grant_by_staff,
@@ -113,16 +123,13 @@ class CustomerChangeList(ChangeList):
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerChangeForm
     change_form_template = "admin/customers/customer/change_form.html"
+    change_list_template = "admin/customers/customer/change_list.html"
     list_display = (
         "display_name",
-        "email",
         "phone",
-        "home_store",
-        "source",
-        "email_consent",
-        "sms_consent",
-        "push_consent",
-        "created_at",
+        "home_store_name",
+        "consent_badges",
+        "added",
     )
     list_display_links = ("display_name",)
     list_filter = (
@@ -200,25 +207,45 @@ class CustomerAdmin(admin.ModelAdmin):
         }
         return super().get_queryset(request).annotate(**annotations)
 
-    @admin.display(description="Name", ordering="last_name")
+    @admin.display(description="Customer", ordering="last_name")
     def display_name(self, obj: Customer) -> str:
-        return str(obj)
+        name = str(obj)
+        if obj.email and obj.email != name:
+            return format_html("{}<span class='customer-email'>{}</span>", name, obj.email)
+        return name
 
-    def _consent_cell(self, obj: Customer, channel: str) -> str:
-        status = getattr(obj, f"consent_{channel}_status", None) or ConsentStatus.NONE
-        return ConsentStatus(status).label
+    @admin.display(description="Store", ordering="home_store__name")
+    def home_store_name(self, obj: Customer) -> str:
+        return obj.home_store.name if obj.home_store else "-"
 
-    @admin.display(description="Email consent")
-    def email_consent(self, obj):
-        return self._consent_cell(obj, Channel.EMAIL)
+    @admin.display(description="Added", ordering="created_at")
+    def added(self, obj: Customer) -> str:
+        return f"{timezone.localtime(obj.created_at):%Y-%m-%d}"
 
-    @admin.display(description="SMS consent")
-    def sms_consent(self, obj):
-        return self._consent_cell(obj, Channel.SMS)
+    _BADGE_MARK = {
+        ConsentStatus.GRANTED: "✓",
+        ConsentStatus.PENDING: "…",
+        ConsentStatus.WITHDRAWN: "✗",
+        ConsentStatus.NONE: "-",
+    }
 
-    @admin.display(description="Push consent")
-    def push_consent(self, obj):
-        return self._consent_cell(obj, Channel.PUSH)
+    @admin.display(description="Consent")
+    def consent_badges(self, obj: Customer) -> str:
+        """One compact badge per channel (colour, mark and a spelled-out title), so the list fits 1,280 px."""
+        cells = []
+        for channel in CHANNELS:
+            status = ConsentStatus(getattr(obj, f"consent_{channel}_status", None) or ConsentStatus.NONE)
+            label = Channel(channel).label
+            cells.append((status.value, f"{label}: {status.label}", label, self._BADGE_MARK[status]))
+        return format_html(
+            "<span class='consent-badges'>{}</span>",
+            format_html_join(
+                "",
+                "<span class='consent-badge consent-{}' title='{}'><span aria-hidden='true'>{} {}</span>"
+                "<span class='visually-hidden'>{}</span></span>",
+                ((status, title, label, mark, title) for status, title, label, mark in cells),
+            ),
+        )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -291,8 +318,33 @@ class CustomerAdmin(admin.ModelAdmin):
         extra_context = extra_context or {}
         obj = self.get_object(request, object_id)
         if obj is not None:
-            extra_context["timeline"] = customer_timeline(obj, extra_sources=timeline_sources())
+            profile_ids = customer_profile_ids(obj)
+            extra_context["summary"] = customer_summary(
+                obj,
+                profile_ids=profile_ids,
+                panel_sources=header_sources(),
+                refund_sources=purchase_refund_sources(),
+            )
+            timeline = customer_timeline(obj, extra_sources=timeline_sources())
+            kind = request.GET.get("kind", "")
+            kinds = timeline_kinds(timeline)
+            if kind not in {value for value, _label, _count in kinds}:
+                kind = ""
+            extra_context.update(
+                timeline=[entry for entry in timeline if entry.kind == kind] if kind else timeline,
+                timeline_total=len(timeline),
+                timeline_kinds=kinds,
+                timeline_kind=kind,
+                timeline_filter_query=self._timeline_filter_query(request),
+            )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _timeline_filter_query(request) -> str:
+        """The page's query string without ``kind``, so the filter links keep the changelist's filters."""
+        query = request.GET.copy()
+        query.pop("kind", None)
+        return query.urlencode()
 
     # --- actions -----------------------------------------------------------------------------
     def _consent_action(self, request, queryset, *, form_class, change, done: str, page: dict):

@@ -106,6 +106,9 @@ class CustomerImportAdmin(admin.ModelAdmin):
             ),
             good_rows=customer_import.created_count + customer_import.updated_count,
             more_errors=max(customer_import.error_count - len(customer_import.errors), 0),
+            more_changes=max(
+                customer_import.created_count + customer_import.updated_count - len(customer_import.changes or []), 0
+            ),
         )
         return TemplateResponse(request, "admin/customers/customerimport/report.html", context)
 

@@ -47,6 +47,7 @@ MAX_ROWS = 100_000
 MAX_ROW_CHARS = 4096
 MAX_ATTRIBUTE_VALUE = 500
 MAX_REPORTED_ERRORS = 1000
+MAX_REPORTED_CHANGES = 1000
 PROGRESS_EVERY = 25
 # One slice of a run stays well under the worker's task time limit; the next slice is a new task.
 RUN_TIME_BUDGET_SECONDS = 120.0
@@ -97,6 +98,12 @@ class ImportReport:
     updated: int = 0
     errors: list[dict] = dataclasses.field(default_factory=list)
     error_count: int = 0
+    #: per good row (dry run only): what the import would change, see ``_row_changes``
+    changes: list[dict] = dataclasses.field(default_factory=list)
+
+    def add_change(self, change: dict) -> None:
+        if len(self.changes) < MAX_REPORTED_CHANGES:
+            self.changes.append(change)
 
     def add_error(self, line: int, message: str) -> None:
         self.error_count += 1
@@ -268,9 +275,7 @@ def _withdrawn_message(channel: str, withdrawn_at) -> str:
     return f"{channel}_consent: the customer withdrew this consent{when}; an import cannot grant it again."
 
 
-def _normalized(
-    row: ImportRow, *, region: str = "", check_suppression: bool = True
-) -> tuple[str | None, str | None]:
+def _normalized(row: ImportRow, *, region: str = "", check_suppression: bool = True) -> tuple[str | None, str | None]:
     """The row's email and phone, normalised; raises ``CustomerError`` naming the column.
 
     A phone without a + is read in the import's stated region, else in the row's home store's
@@ -372,7 +377,7 @@ def _check_chunk(chunk, report: ImportReport, seen: tuple[set[str], set[str]]) -
         return 0
     emails = {email.lower() for _row, email, _phone in chunk if email}
     phones = {phone for _row, _email, phone in chunk if phone}
-    fields = ("pk", "email", "phone", "merged_into_id")
+    fields = ("pk", "email", "phone", "merged_into_id", *_COMPARED_FIELDS, "home_store_id", "attributes")
     by_email = {
         customer.email.lower(): customer
         for customer in Customer.objects.annotate(email_lower=Lower("email"))
@@ -388,10 +393,16 @@ def _check_chunk(chunk, report: ImportReport, seen: tuple[set[str], set[str]]) -
     }
     suppressed = set(Suppression.objects.filter(address_hmac__in=wanted_hmacs).values_list("channel", "address_hmac"))
     profile_ids = {c.merged_into_id or c.pk for c in (*by_email.values(), *by_phone.values())}
-    withdrawn = {
-        (state.customer_id, state.channel): state.withdrawn_at
-        for state in ConsentState.objects.filter(customer_id__in=profile_ids, status=ConsentStatus.WITHDRAWN)
+    # A row matching a merged profile updates the profile it was merged into.
+    survivors = {c.pk: c for c in (*by_email.values(), *by_phone.values()) if c.merged_into_id is None}
+    missing = profile_ids - set(survivors)
+    if missing:
+        survivors.update({c.pk: c for c in Customer.objects.filter(pk__in=missing).only(*fields)})
+    states = {
+        (state.customer_id, state.channel): state
+        for state in ConsentState.objects.filter(customer_id__in=profile_ids).select_related("last_evidence")
     }
+    withdrawn = {key: state.withdrawn_at for key, state in states.items() if state.status == ConsentStatus.WITHDRAWN}
     seen_emails, seen_phones = seen
     grants = 0
     for row, email, phone in chunk:
@@ -410,15 +421,113 @@ def _check_chunk(chunk, report: ImportReport, seen: tuple[set[str], set[str]]) -
             report.add_error(row.line, str(exc))
             continue
         grants += sum(1 for wanted in row.consents.values() if wanted)
-        if existing is not None or (key_email and key_email in seen_emails) or (phone and phone in seen_phones):
+        earlier_row = (key_email and key_email in seen_emails) or (phone and phone in seen_phones)
+        if existing is not None or earlier_row:
             report.updated += 1
         else:
             report.created += 1
+        profile = survivors.get(profile_id) if profile_id else None
+        phone_match = by_phone.get(phone)
+        phone_profile_id = (phone_match.merged_into_id or phone_match.pk) if phone_match else None
+        sms_profile_id = phone_profile_id if phone_profile_id and phone_profile_id != profile_id else profile_id
+        report.add_change(
+            _row_changes(
+                row,
+                email=email,
+                phone=phone,
+                profile=profile,
+                phone_taken=phone_profile_id is not None and phone_profile_id != profile_id,
+                states={
+                    channel: states.get((sms_profile_id if channel == Channel.SMS else profile_id, channel))
+                    for channel in row.consents
+                },
+                earlier_row=bool(earlier_row and existing is None),
+            )
+        )
         if key_email:
             seen_emails.add(key_email)
         if phone:
             seen_phones.add(phone)
     return grants
+
+
+_COMPARED_FIELDS = ("first_name", "last_name", "locale", "birthday")
+
+
+def _shown(value) -> str:
+    return value.isoformat() if isinstance(value, date) else ("" if value is None else str(value))
+
+
+def _consent_effect(channel: str, wanted: bool, state: ConsentState | None) -> tuple[str, str]:
+    """(effect, sentence) of a consent cell for the profile it lands on, as ``_import_consent`` acts."""
+    status = state.status if state else ConsentStatus.NONE
+    label = Channel(channel).label
+    since = ""
+    if state is not None:
+        when = state.withdrawn_at if status == ConsentStatus.WITHDRAWN else state.granted_at
+        method = state.last_evidence.get_method_display() if state.last_evidence_id else ""
+        since = " ".join(part for part in (f"on {when:%Y-%m-%d}" if when else "", f"via {method}" if method else ""))
+        since = f" {since}" if since else ""
+    if wanted:
+        if status == ConsentStatus.GRANTED:
+            return "leave", f"{label} consent already granted{since}: left as is, nothing recorded."
+        if status == ConsentStatus.PENDING:
+            return "leave", f"{label} consent already given{since}, awaiting confirmation: left as is."
+        return "grant", f"Grants {label} consent (import evidence with the stated basis)."
+    if status == ConsentStatus.GRANTED:
+        return "withdraw", f"Withdraws the {label} consent granted{since}."
+    if status == ConsentStatus.PENDING:
+        return "withdraw", f"Withdraws the {label} consent given{since}, still awaiting confirmation."
+    if status == ConsentStatus.WITHDRAWN:
+        return "leave", f"{label} consent already withdrawn{since}: left as is, nothing recorded."
+    return "refuse", f"Never asked: records a refusal of {label} (withdrawn), so nothing is sent on it."
+
+
+def _row_changes(row: ImportRow, *, email, phone, profile, phone_taken: bool, states: dict, earlier_row: bool) -> dict:
+    """What importing ``row`` would do to ``profile`` (``None``: a new profile), field by field.
+
+    Mirrors ``customer_capture``: a blank cell never clears a value, an address is only added where
+    the profile has none, the home store is only set where it has none, attributes are merged.
+    """
+    fields: list[list[str]] = []
+
+    def compare(name: str, old, new) -> None:
+        if new not in (None, "") and _shown(old) != _shown(new):
+            fields.append([name, _shown(old), _shown(new)])
+
+    if profile is None:
+        old = dict.fromkeys(("email", "phone", *_COMPARED_FIELDS, "home_store"), "")
+        old_attributes: dict = {}
+        compare("email", "", email)
+        compare("phone", "", phone)
+    else:
+        old = {name: getattr(profile, name) for name in _COMPARED_FIELDS}
+        old_attributes = profile.attributes or {}
+        if not profile.email:
+            compare("email", "", email)
+        if not profile.phone and not phone_taken:
+            compare("phone", "", phone)
+    for name in _COMPARED_FIELDS:
+        compare(name, old[name], getattr(row, name) or None)
+    if row.home_store is not None and (profile is None or profile.home_store_id is None):
+        compare("home_store", "", row.home_store.code)
+    for name, value in sorted(row.attributes.items()):
+        compare(f"{ATTRIBUTE_PREFIX}{name}", old_attributes.get(name, ""), value)
+    consents = []
+    for channel, wanted in row.consents.items():
+        effect, text = _consent_effect(channel, wanted, states.get(channel))
+        consents.append(
+            {"column": f"{channel}_consent", "value": "yes" if wanted else "no", "effect": effect, "text": text}
+        )
+    action = "create" if profile is None and not earlier_row else "update"
+    return {
+        "line": row.line,
+        "action": action,
+        "who": email or phone or "",
+        "fields": fields,
+        "consents": consents,
+        "note": "Updates the profile an earlier row of this file creates." if earlier_row else "",
+    }
 
 
 def customer_import_create(
@@ -447,6 +556,7 @@ def customer_import_create(
         updated_count=report.updated,
         error_count=report.error_count,
         errors=report.errors,
+        changes=report.changes,
         created_by=user,
     )
 
@@ -508,6 +618,7 @@ def customer_imports_forget_unconfirmed(*, now=None) -> int:
     ).update(
         status=CustomerImport.Status.FAILED,
         content="",
+        changes=[],
         finished_at=now,
         errors=[{"line": 0, "error": "Not confirmed in time; the file was discarded. Upload it again."}],
     )
@@ -617,7 +728,7 @@ def customer_import_run(
     _save_progress(import_id, report, status=CustomerImport.Status.DONE)
     # The rows are in the profiles now; keeping a second copy of personal data serves nobody (and
     # would outlive an erasure). The hash still identifies the file.
-    CustomerImport.objects.filter(pk=import_id).update(content="")
+    CustomerImport.objects.filter(pk=import_id).update(content="", changes=[])
     if progress:
         progress(report)
     customer_import.refresh_from_db()

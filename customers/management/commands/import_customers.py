@@ -47,6 +47,8 @@ class Command(BaseCommand):
                 self._report(
                     "Dry run", report.total_rows, report.created, report.updated, report.error_count, report.errors
                 )
+                self._changes(report.changes, report.created + report.updated)
+                self.stdout.write("Nothing was changed (dry run).")
                 return
             customer_import = customer_import_create(
                 file_name=path.name,
@@ -75,6 +77,21 @@ class Command(BaseCommand):
             customer_import.error_count,
             customer_import.errors,
         )
+
+    def _changes(self, changes: list[dict], good_rows: int) -> None:
+        for change in changes:
+            head = "new profile" if change["action"] == "create" else "update"
+            self.stdout.write(f"  line {change['line']}: {head} {change['who']}")
+            for name, old, new in change["fields"]:
+                self.stdout.write(f"    {name}: {old!r} -> {new!r}" if old else f"    {name}: {new!r}")
+            if change["action"] == "update" and not change["fields"]:
+                self.stdout.write("    no field changes")
+            for consent in change["consents"]:
+                self.stdout.write(f"    {consent['column']}={consent['value']}: {consent['text']}")
+            if change["note"]:
+                self.stdout.write(f"    {change['note']}")
+        if good_rows > len(changes):
+            self.stdout.write(f"  … and {good_rows - len(changes)} more row(s) not listed.")
 
     def _progress(self, report: ImportReport) -> None:
         self.stdout.write(f"… {report.processed_rows}/{report.total_rows} rows")
