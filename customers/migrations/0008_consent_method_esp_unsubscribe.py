@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0006_preference_centre'),
+        ('customers', '0007_customerimport_dry_run_changes'),
     ]
 
     operations = [
