@@ -71,7 +71,7 @@ def main() -> None:
             goal="engagement",
             kpi="click_rate",
             message=message,
-            channels="email",
+            channels=["email"],
             status="scheduled",
         )
         campaign.include_segments.set([Segment.objects.create(name=f"B10 {label}", rules=rules)])

@@ -45,7 +45,7 @@ def _campaign():
     message = Message.objects.create(name="B5")
     Variant.objects.create(message=message, channel="email", subject=SUBJECT, html_body=HTML)
     campaign = Campaign.objects.create(
-        name="B5", goal="engagement", kpi="click_rate", message=message, channels="email", status="scheduled"
+        name="B5", goal="engagement", kpi="click_rate", message=message, channels=["email"], status="scheduled"
     )
     campaign.include_segments.set([Segment.objects.create(name="B5 everyone", rules={})])
     return campaign

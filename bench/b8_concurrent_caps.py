@@ -63,7 +63,7 @@ def main() -> None:
             goal="engagement",
             kpi="click_rate",
             message=message,
-            channels="email",
+            channels=["email"],
             status="scheduled",
             when_capped="skip",
         )
