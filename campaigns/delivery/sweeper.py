@@ -160,5 +160,8 @@ def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
     return SweepResult(
         lease_expired=lease_expired,
         requeued=requeued,
-        cancelled=cancelled, redriven=len(due), chunks=chunks, finished=finished
+        cancelled=cancelled,
+        redriven=len(due),
+        chunks=chunks,
+        finished=finished,
     )

@@ -4,7 +4,7 @@ from campaigns.models.caps import FrequencyCounter, FrequencyRule
 from campaigns.models.deliveries import Delivery, OutboxMessage
 from campaigns.models.devices import CustomerPushDevice, CustomerWebPushDevice
 from campaigns.models.feedback import DeliveryEvent, FeedbackCount, SmsOptOutReview
-from campaigns.models.journeys import Enrolment, Journey, JourneyStepRun, JourneyVersion
+from campaigns.models.journeys import Enrolment, Journey, JourneySegmentMark, JourneyStepRun, JourneyVersion
 from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.segments import Segment, SegmentMember
@@ -22,6 +22,7 @@ __all__ = [
     "FrequencyCounter",
     "FrequencyRule",
     "Journey",
+    "JourneySegmentMark",
     "JourneyStepRun",
     "JourneyVersion",
     "Message",

@@ -183,3 +183,18 @@ class JourneyStepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step_key} of enrolment {self.enrolment_id}"
+
+
+class JourneySegmentMark(models.Model):
+    """Who was in a "joined a segment" journey's segment at its last tick: the next tick enrols the
+    members not marked here, then brings the marks up to date (set-based, in the same transaction)."""
+
+    id = models.BigAutoField(primary_key=True)
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["journey", "customer"], name="journey_segment_mark_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.journey_id} · customer {self.customer_id}"
