@@ -354,7 +354,7 @@ def _send(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: d
             .values_list("pk", "variant_pick")
         )
         sql, part_params = queryset.query.sql_with_params()
-        select = "SELECT picked.id AS customer_id, %s AS channel, picked.variant_pick AS variant_id"
+        select = "SELECT picked.pk AS customer_id, %s AS channel, picked.variant_pick AS variant_id"
         parts.append(f"{select} FROM ({sql}) picked")
         params.extend([channel, *part_params])
     if not parts:

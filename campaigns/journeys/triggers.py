@@ -82,7 +82,7 @@ def _events_purchase(journey: Journey, since: dt.datetime, until: dt.datetime):
     params = journey.trigger_params or {}
     purchases = Purchase.objects.filter(customer__isnull=False, created_at__gt=since, created_at__lte=until)
     if params.get("channel") in ("store", "online"):
-        purchases = purchases.filter(store__isnull=params["channel"] == "online")
+        purchases = purchases.filter(channel=params["channel"])
     if params.get("store_ids"):
         purchases = purchases.filter(store_id__in=[int(pk) for pk in params["store_ids"]])
     return _events(purchases, "customer_id", _key("purchase:", "id"))
