@@ -36,7 +36,8 @@ def test_publish_refuses_unknown_kinds_loops_and_dangling_steps():
         journey_publish(journey=journey, steps=bad)
     assert "unknown kind" in str(error.value)
     journey.refresh_from_db()
-    assert journey.status == Journey.Status.DRAFT and journey.live_version is None
+    assert journey.status == Journey.Status.DRAFT
+    assert journey.live_version is None
     with pytest.raises(JourneyStepsError, match="loop"):
         journey_publish(journey=journey, steps=bad[:2])
 
@@ -53,7 +54,8 @@ def test_purchase_trigger_enrols_once_and_sends_through_the_engine(django_captur
         first = tick(start + timedelta(minutes=1))
     second = tick(start + timedelta(minutes=2))
     # then one enrolment, one run of the first step, one delivery, which landed in the outbox
-    assert first.enrolled == 1 and second.enrolled == 0
+    assert first.enrolled == 1
+    assert second.enrolled == 0
     enrolment = Enrolment.objects.get(journey=journey)
     assert (enrolment.customer_id, enrolment.step_key) == (customer.pk, "offer")
     run = JourneyStepRun.objects.get(enrolment=enrolment, step_key="welcome")
@@ -150,7 +152,8 @@ def test_a_crash_between_step_decided_and_step_recorded_sends_once(monkeypatch):
     monkeypatch.setattr(tick_module, "_advance", crash)
     with pytest.raises(RuntimeError):
         tick(start + timedelta(minutes=1))
-    assert not JourneyStepRun.objects.exists() and not Delivery.objects.exists()
+    assert not JourneyStepRun.objects.exists()
+    assert not Delivery.objects.exists()
     monkeypatch.setattr(tick_module, "_advance", original)
     tick(start + timedelta(minutes=2))
     tick(start + timedelta(minutes=3))

@@ -32,7 +32,9 @@ def test_birthday_fires_at_nine_local_once_across_a_dst_change():
         at += dt.timedelta(minutes=30)
         before = set(Enrolment.objects.filter(journey=journey).values_list("customer_id", flat=True))
         journeys_tick(now=at)
-        for customer_id in set(Enrolment.objects.filter(journey=journey).values_list("customer_id", flat=True)) - before:
+        for customer_id in (
+            set(Enrolment.objects.filter(journey=journey).values_list("customer_id", flat=True)) - before
+        ):
             fired[customer_id] = at
     # then each entered once, at the first tick after 09:00 in their zone
     assert Enrolment.objects.filter(journey=journey).count() == 2
