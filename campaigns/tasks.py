@@ -44,3 +44,11 @@ def frequency_counters_prune_task() -> None:
     from campaigns.delivery.caps import caps_counters_prune
 
     caps_counters_prune(now=timezone.now())
+
+
+@shared_task(name="campaigns.journeys_tick", ignore_result=True)
+def journeys_tick_task() -> None:
+    """Enrol from journey triggers and step every due enrolment, set-based (beat, every minute)."""
+    from campaigns.journeys.tick import journeys_tick
+
+    journeys_tick()

@@ -210,12 +210,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.frequency_counters_prune",
         "schedule": 24 * 3600.0,
     },
+    "journeys-tick": {
+        "task": "campaigns.journeys_tick",
+        "schedule": 60.0,
+    },
 }
 # Sending has its own queue, so a large campaign never delays the minutely dispatch and sweep.
 CELERY_TASK_ROUTES = {
     "campaigns.campaigns_dispatch_due": {"queue": "dispatch"},
     "campaigns.deliveries_sweep": {"queue": "dispatch"},
     "campaigns.frequency_counters_prune": {"queue": "dispatch"},
+    "campaigns.journeys_tick": {"queue": "dispatch"},
     "campaigns.delivery_chunk_send": {"queue": "sending"},
 }
 

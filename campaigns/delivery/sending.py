@@ -35,12 +35,23 @@ Reason = Delivery.Reason
 # The error text of a row queued again because its provider's rate limit had no room for it yet.
 RATE_LIMITED = "waiting for the provider's rate limit"
 
-# Per cause type: SQL that is true while the cause may send (its parameters follow), read inside the
-# claim itself so a pause or cancel committed before the claim is always honoured.
+# Per cause type: SQL picking the rows a chunk task may claim and true only while their cause may send
+# (its parameters follow), read inside the claim itself so a pause or cancel committed before the claim
+# is always honoured. ``{table}`` is the deliveries table. A campaign's chunk names the campaign; a
+# journey's chunk names the journey, whose rows each carry their own step run as cause (so one chunk
+# covers the runs of many enrolments, never one task per person).
 _CAUSE_ACTIVE = {
     Delivery.Cause.CAMPAIGN: (
+        "{table}.cause_id = %s AND "
         "EXISTS (SELECT 1 FROM campaigns_campaign cause WHERE cause.id = %s AND cause.status = %s)",
-        lambda cause_id: [cause_id, Campaign.Status.SENDING],
+        lambda cause_id: [cause_id, cause_id, Campaign.Status.SENDING],
+    ),
+    Delivery.Cause.JOURNEY_STEP: (
+        "EXISTS (SELECT 1 FROM campaigns_journeysteprun run "
+        "JOIN campaigns_enrolment enrolment ON enrolment.id = run.enrolment_id "
+        "JOIN campaigns_journey journey ON journey.id = enrolment.journey_id "
+        "WHERE run.id = {table}.cause_id AND journey.id = %s AND journey.status IN (%s, %s))",
+        lambda journey_id: [journey_id, "live", "draining"],
     ),
 }
 
@@ -53,6 +64,7 @@ class Claimed:
     variant_id: int | None
     coupon_code_id: int | None
     attempts: int
+    cause_id: int = 0
 
 
 @dataclasses.dataclass
@@ -95,9 +107,9 @@ def deliveries_claim(
     statement = (
         f"UPDATE {_table()} SET status = %s, attempts = attempts + 1, lease_until = %s, updated_at = %s, "  # noqa: S608
         "handed_at = NULL "
-        "WHERE id BETWEEN %s AND %s AND cause_type = %s AND cause_id = %s AND status = %s "
-        f"AND (not_before IS NULL OR not_before <= %s) AND {active_sql} "
-        "RETURNING id, customer_id, channel, variant_id, coupon_code_id, attempts"
+        "WHERE id BETWEEN %s AND %s AND cause_type = %s AND status = %s "
+        f"AND (not_before IS NULL OR not_before <= %s) AND {active_sql.format(table=_table())} "
+        "RETURNING id, customer_id, channel, variant_id, coupon_code_id, attempts, cause_id"
     )
     params = [
         Status.SENDING,
@@ -106,7 +118,6 @@ def deliveries_claim(
         first_id,
         last_id,
         cause_type,
-        cause_id,
         Status.QUEUED,
         adapt(now),
         *active_params(cause_id),
@@ -315,6 +326,10 @@ def _outbox_message(row: Claimed, rendered, *, to: str, cause_type: str, cause_i
 def _load_cause(cause_type: str, cause_id: int):
     if cause_type == Delivery.Cause.CAMPAIGN:
         return Campaign.objects.select_related("shared_code", "offer").get(pk=cause_id)
+    if cause_type == Delivery.Cause.JOURNEY_STEP:
+        from campaigns.models import Journey
+
+        return Journey.objects.get(pk=cause_id)  # its category rules caps and preferences
     raise LookupError(f"Unknown delivery cause {cause_type!r}.")
 
 
@@ -325,6 +340,7 @@ def delivery_chunk_send(
 
     Idempotent: a second call (a duplicated task) claims nothing and sends nothing. Never holds a
     transaction across a provider call. A bounded number of queries whatever the chunk size.
+    For journey steps ``cause_id`` is the journey; each row's own cause is its step run.
     """
     from campaigns.channels.registry import channel_get
     from campaigns.composer import variant_compiled
@@ -374,7 +390,7 @@ def delivery_chunk_send(
                 customer=customer,
                 channel=row.channel,
                 source=source,
-                cause=f"{cause_type}:{cause_id}",
+                cause=f"{cause_type}:{row.cause_id}",
                 category=getattr(cause, "category", ""),
             )
             extra = {**loyalty.get(customer.pk, {}), "coupon_code": codes.get(row.coupon_code_id, "")}
@@ -384,13 +400,13 @@ def delivery_chunk_send(
             continue
         if row.channel in outbox_channels:
             outbox.append(
-                _outbox_message(row, rendered, to=address, cause_type=cause_type, cause_id=cause_id, links=links)
+                _outbox_message(row, rendered, to=address, cause_type=cause_type, cause_id=row.cause_id, links=links)
             )
             outcomes.append(Outcome(row.id, Status.SENT, address=address, provider_message_id=f"outbox:{row.id}"))
             continue
         if row.channel not in backends:
             backends[row.channel] = channel_get(row.channel)
-        metadata = {"delivery_id": row.id, "cause": f"{cause_type}:{cause_id}"}
+        metadata = {"delivery_id": row.id, "cause": f"{cause_type}:{row.cause_id}"}
         if cause_type == Delivery.Cause.CAMPAIGN:
             metadata["campaign_id"] = cause_id  # the ESP tags the mail with its campaign
         try:

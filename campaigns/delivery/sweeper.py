@@ -50,6 +50,43 @@ def _ranges(ids: list[int], size: int) -> list[tuple[int, int]]:
     return [(ids[start], ids[min(start + size, len(ids)) - 1]) for start in range(0, len(ids), size)]
 
 
+def _journey_rows_redrive(cursor, *, lease: datetime, now: datetime) -> list[tuple[str, int, int]]:
+    """Due queued rows of live or draining journeys, leased like the campaign rows above, as
+    ``(cause_type, journey id, delivery id)``: a journey's chunk task names the journey (see sending)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    table = _table()
+    cursor.execute(
+        f"UPDATE {table} SET lease_until = %s WHERE id IN ("  # noqa: S608
+        f"SELECT due.id FROM {table} due "
+        "JOIN campaigns_journeysteprun run ON run.id = due.cause_id "
+        "JOIN campaigns_enrolment enrolment ON enrolment.id = run.enrolment_id "
+        "JOIN campaigns_journey journey ON journey.id = enrolment.journey_id "
+        "WHERE due.cause_type = %s AND due.status = %s AND journey.status IN (%s, %s) "
+        "AND (due.lease_until IS NULL OR due.lease_until <= %s) "
+        "AND (due.not_before IS NULL OR due.not_before <= %s) ORDER BY due.id LIMIT %s) "
+        "RETURNING id, cause_id",
+        [
+            adapt(lease),
+            Delivery.Cause.JOURNEY_STEP,
+            Status.QUEUED,
+            "live",
+            "draining",
+            adapt(now),
+            adapt(now),
+            conf("DELIVERY_SWEEP_LIMIT"),
+        ],
+    )
+    rows = cursor.fetchall()
+    if not rows:
+        return []
+    from campaigns.models import JourneyStepRun
+
+    journeys = dict(
+        JourneyStepRun.objects.filter(pk__in={run_id for _, run_id in rows}).values_list("pk", "enrolment__journey_id")
+    )
+    return [(Delivery.Cause.JOURNEY_STEP, journeys[run_id], delivery_id) for delivery_id, run_id in rows]
+
+
 @transaction.atomic
 def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
     """One sweep; a handful of statements whatever the number of rows. Safe to run concurrently.
@@ -107,7 +144,8 @@ def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
                 conf("DELIVERY_SWEEP_LIMIT"),
             ],
         )
-        due = sorted(cursor.fetchall())
+        due = cursor.fetchall()
+        due = sorted([*due, *_journey_rows_redrive(cursor, lease=lease, now=now)])
     chunks = 0
     size = conf("DELIVERY_CHUNK_SIZE")
     for (cause_type, cause_id), rows in groupby(due, key=lambda row: (row[0], row[1])):
@@ -122,5 +160,8 @@ def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
     return SweepResult(
         lease_expired=lease_expired,
         requeued=requeued,
-        cancelled=cancelled, redriven=len(due), chunks=chunks, finished=finished
+        cancelled=cancelled,
+        redriven=len(due),
+        chunks=chunks,
+        finished=finished,
     )

@@ -4,6 +4,7 @@ from campaigns.models.caps import FrequencyCounter, FrequencyRule
 from campaigns.models.deliveries import Delivery, OutboxMessage
 from campaigns.models.devices import CustomerPushDevice, CustomerWebPushDevice
 from campaigns.models.feedback import DeliveryEvent, FeedbackCount, SmsOptOutReview
+from campaigns.models.journeys import Enrolment, Journey, JourneySegmentMark, JourneyStepRun, JourneyVersion
 from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.segments import Segment, SegmentMember
@@ -16,9 +17,14 @@ __all__ = [
     "CustomerWebPushDevice",
     "Delivery",
     "DeliveryEvent",
+    "Enrolment",
     "FeedbackCount",
     "FrequencyCounter",
     "FrequencyRule",
+    "Journey",
+    "JourneySegmentMark",
+    "JourneyStepRun",
+    "JourneyVersion",
     "Message",
     "OutboxMessage",
     "QuietHoursRule",

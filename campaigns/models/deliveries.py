@@ -17,6 +17,7 @@ from customers.models import Channel
 class Delivery(models.Model):
     class Cause(models.TextChoices):
         CAMPAIGN = "campaign", "Campaign"
+        JOURNEY_STEP = "journey_step", "Journey step"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -1,0 +1,513 @@
+"""The minutely tick: enrol from the triggers, then step every due enrolment, set-based.
+
+Due enrolments are claimed in batches (``FOR UPDATE SKIP LOCKED``, in due order), so two ticks at once
+share the work and never hold the same enrolment. In the batch's one transaction: the exit rules are
+re-checked (a few UPDATEs), goals are counted, then each group of enrolments on the same step of the
+same version runs it: its ``JourneyStepRun`` rows are inserted ``ON CONFLICT DO NOTHING RETURNING``
+(only runs inserted now act, so a step never acts twice for one enrolment), the step acts for the
+whole group (deliveries in one INSERT … SELECT, a due time, a branch's two halves…) and the
+enrolments move to their next step. A crash anywhere before the commit leaves nothing done; the
+chunk tasks of the deliveries are published only after it. The number of statements depends on the
+number of (version, step) groups in a batch, never on the number of enrolments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections import Counter, defaultdict
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from campaigns.journeys.steps import EXIT, send_channels, steps_by_key, wait_duration
+from campaigns.models import Delivery, Enrolment, Journey, JourneyStepRun, JourneyVersion
+from customers.models import Customer, Purchase
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = Enrolment.Status.ACTIVE
+MOVING = (Journey.Status.LIVE, Journey.Status.DRAINING)
+BATCH_SIZE = 5000
+
+
+@dataclasses.dataclass
+class TickResult:
+    enrolled: int = 0
+    stepped: int = 0
+    exited: Counter = dataclasses.field(default_factory=Counter)
+    runs: Counter = dataclasses.field(default_factory=Counter)
+    batches: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SendPlan:
+    """What the audience checks read from a cause, for a journey's send step."""
+
+    category: str
+    channel_list: list[str]
+    mode: str = "preferred"
+    when_capped: str = ""
+
+
+def _in(column: str, ids) -> tuple[str, list]:
+    ids = list(ids)
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [ids]
+    return f"{column} IN ({', '.join(['%s'] * len(ids)) or 'NULL'})", ids
+
+
+def journeys_tick(
+    *, now: dt.datetime | None = None, batch_size: int = BATCH_SIZE, max_batches: int = 1000
+) -> TickResult:
+    """One tick: triggers, then due enrolments in batches until none is due (or ``max_batches``)."""
+    from campaigns.journeys.triggers import journeys_enrol_due
+
+    now = now or timezone.now()
+    result = TickResult()
+    result.enrolled = sum(journeys_enrol_due(now=now).values())
+    goals_count(now=now)
+    for _ in range(max_batches):
+        stepped = enrolments_step_batch(now=now, batch_size=batch_size, result=result)
+        if not stepped:
+            break
+        result.batches += 1
+    return result
+
+
+def goals_count(*, now: dt.datetime) -> int:
+    """Set ``converted_at`` where a journey's goal was met (a purchase within N days of entry).
+
+    One UPDATE per journey with a goal, over enrolments still inside the goal's window. Counted, not
+    an exit (unless the journey lists "goal" among its exit rules: the step batch exits them).
+    """
+    converted = 0
+    for journey in Journey.objects.filter(status__in=(*MOVING, Journey.Status.PAUSED)).exclude(goal={}):
+        goal = journey.goal or {}
+        if goal.get("kind") != "purchase":
+            continue
+        days = dt.timedelta(days=int(goal.get("days") or 14))
+        first = Purchase.objects.filter(
+            customer_id=OuterRef("customer_id"), occurred_at__gt=OuterRef("entered_at"), occurred_at__lte=now
+        )
+        first = first.filter(occurred_at__lte=OuterRef("entered_at") + days).order_by("occurred_at")
+        converted += (
+            Enrolment.objects.filter(journey=journey, converted_at__isnull=True, entered_at__gte=now - days)
+            .filter(Exists(first))
+            .update(converted_at=Subquery(first.values("occurred_at")[:1]))
+        )
+    return converted
+
+
+def _claim(*, now: dt.datetime, batch_size: int) -> list[int]:
+    table = connection.ops.quote_name(Enrolment._meta.db_table)
+    journeys = connection.ops.quote_name(Journey._meta.db_table)
+    lock = " FOR UPDATE OF e SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.id FROM {table} e JOIN {journeys} j ON j.id = e.journey_id "  # noqa: S608
+            "WHERE e.status = %s AND e.due_at <= %s AND j.status IN (%s, %s) "
+            f"ORDER BY e.due_at, e.id LIMIT %s{lock}",
+            [ACTIVE, connection.ops.adapt_datetimefield_value(now), *MOVING, batch_size],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _exit(ids_q: Q, reason: str, now: dt.datetime) -> int:
+    return Enrolment.objects.filter(ids_q, status=ACTIVE).update(
+        status=Enrolment.Status.EXITED, exit_reason=reason, finished_at=now, due_at=None
+    )
+
+
+def _journey_channels(versions: dict[int, JourneyVersion]) -> dict[int, set[str]]:
+    """Per journey: the channels its send steps' messages have content for (one query)."""
+    from campaigns.models import Variant
+
+    messages_by_journey: dict[int, set[int]] = defaultdict(set)
+    for version in versions.values():
+        messages_by_journey[version.journey_id] |= {s["message"] for s in version.steps if s["kind"] == "send"}
+    wanted = {m for ms in messages_by_journey.values() for m in ms}
+    by_message: dict[int, set[str]] = defaultdict(set)
+    for message_id, channel in Variant.objects.filter(message_id__in=wanted).values_list("message_id", "channel"):
+        by_message[message_id].add(channel)
+    return {j: {c for m in ms for c in by_message[m]} for j, ms in messages_by_journey.items()}
+
+
+def _exit_rules(ids: list[int], journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult) -> None:
+    """Re-check, before any step runs, what ends an enrolment; a few UPDATEs per journey in the batch."""
+    from campaigns.audience import segment_member_q
+    from campaigns.segments import consent_granted_q
+
+    claimed = Q(pk__in=ids)
+    result.exited["erased"] += _exit(claimed & Q(customer__erased_at__isnull=False), "erased", now)
+    _merged_move(ids)
+    result.exited["merged"] += _exit(claimed & Q(customer__merged_into__isnull=False), "merged", now)
+    channels = _journey_channels(versions)
+    for journey in journeys.values():
+        rules = set(journey.exit_rules or [])
+        mine = claimed & Q(journey_id=journey.pk)
+        if "purchase" in rules:
+            bought = Purchase.objects.filter(
+                customer_id=OuterRef("customer_id"), occurred_at__gt=OuterRef("entered_at")
+            )
+            result.exited["purchase"] += _exit(mine & Q(Exists(bought)), "purchase", now)
+        if "consent_withdrawn" in rules and channels.get(journey.pk):
+            unreachable = Q()
+            for channel in sorted(channels[journey.pk]):
+                unreachable &= ~Q(consent_granted_q(channel))
+            gone = Customer.objects.filter(unreachable).values("pk")
+            result.exited["consent_withdrawn"] += _exit(mine & Q(customer_id__in=gone), "consent_withdrawn", now)
+        if "left_segment" in rules and journey.entry_segment_id:
+            members = Customer.objects.filter(segment_member_q(journey.entry_segment, now=now)).values("pk")
+            result.exited["left_segment"] += _exit(mine & ~Q(customer_id__in=members), "left_segment", now)
+        if "goal" in rules:
+            result.exited["converted"] += _exit(mine & Q(converted_at__isnull=False), "converted", now)
+
+
+def _merged_move(ids: list[int]) -> int:
+    """An enrolment of a merged profile continues on the survivor, once: unless the survivor already
+    has an active enrolment in that journey (or one with the same entry), which the caller then exits."""
+    table = connection.ops.quote_name(Enrolment._meta.db_table)
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    in_sql, in_params = _in(f"{table}.id", ids)
+    survivor = f"(SELECT c.merged_into_id FROM {customers} c WHERE c.id = {table}.customer_id)"  # noqa: S608
+    statement = (
+        f"UPDATE {table} SET customer_id = {survivor} WHERE {in_sql} AND status = %s "  # noqa: S608
+        f"AND {survivor} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} other "
+        f"WHERE other.journey_id = {table}.journey_id AND other.customer_id = {survivor} "
+        f"AND (other.status = %s OR other.entry_key = {table}.entry_key)) "
+        # two merged profiles' enrolments moving onto one survivor at once: only the first moves
+        f"AND {table}.id = (SELECT MIN(twin.id) FROM {table} twin JOIN {customers} tc ON tc.id = twin.customer_id "
+        f"WHERE twin.journey_id = {table}.journey_id AND tc.merged_into_id = {survivor} AND twin.status = %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*in_params, ACTIVE, ACTIVE, ACTIVE])
+        return max(cursor.rowcount, 0)
+
+
+def enrolments_step_batch(*, now: dt.datetime, batch_size: int, result: TickResult | None = None) -> int:
+    """Claim up to ``batch_size`` due enrolments and run their current step; returns how many were claimed."""
+    result = result if result is not None else TickResult()
+    with transaction.atomic():
+        ids = _claim(now=now, batch_size=batch_size)
+        if not ids:
+            return 0
+        rows = list(Enrolment.objects.filter(pk__in=ids).values_list("journey_id", "version_id").distinct())
+        journeys = Journey.objects.select_related("entry_segment").in_bulk({j for j, _ in rows})
+        versions = JourneyVersion.objects.in_bulk({v for _, v in rows})
+        _exit_rules(ids, journeys, versions, now, result)
+        groups: dict[tuple[int, str], list[tuple[int, int]]] = defaultdict(list)
+        for pk, version_id, step_key, customer_id in Enrolment.objects.filter(pk__in=ids, status=ACTIVE).values_list(
+            "pk", "version_id", "step_key", "customer_id"
+        ):
+            groups[(version_id, step_key)].append((pk, customer_id))
+        for (version_id, step_key), members in sorted(groups.items()):
+            version = versions[version_id]
+            step = steps_by_key(version.steps).get(step_key)
+            if step is None:  # unreachable after a checked publish; never leave anyone stuck on it
+                result.exited["step_missing"] += _exit(Q(pk__in=[pk for pk, _ in members]), "step_missing", now)
+                continue
+            _step_run(journeys[version.journey_id], version, step, members, now, result)
+            result.stepped += len(members)
+        return len(ids)
+
+
+def _runs_insert(version: JourneyVersion, step: dict, enrolment_ids: list[int], outcome: str, now) -> dict[int, int]:
+    """Insert the step's runs ON CONFLICT DO NOTHING; {enrolment id: run id} of those inserted now."""
+    if not enrolment_ids:
+        return {}
+    table = connection.ops.quote_name(JourneyStepRun._meta.db_table)
+    enrolments = connection.ops.quote_name(Enrolment._meta.db_table)
+    in_sql, in_params = _in("e.id", enrolment_ids)
+    statement = (
+        f"INSERT INTO {table} (enrolment_id, step_key, kind, version_id, outcome, ran_at) "  # noqa: S608
+        f"SELECT e.id, %s, %s, %s, %s, %s FROM {enrolments} e WHERE {in_sql} "
+        "ON CONFLICT DO NOTHING RETURNING enrolment_id, id"
+    )
+    params = [step["key"], step["kind"], version.pk, outcome, connection.ops.adapt_datetimefield_value(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, *in_params])
+        return dict(cursor.fetchall())
+
+
+def _advance(enrolment_ids, target: str | None, now: dt.datetime, *, due_at=None) -> None:
+    """Move enrolments to ``target`` (None: completed; "exit": exited), due at ``due_at`` (default now)."""
+    if not enrolment_ids:
+        return
+    chosen = Enrolment.objects.filter(pk__in=list(enrolment_ids), status=ACTIVE)
+    if target is None:
+        chosen.update(status=Enrolment.Status.COMPLETED, step_key="", finished_at=now, due_at=None)
+    elif target == EXIT:
+        chosen.update(
+            status=Enrolment.Status.EXITED, exit_reason="exit_step", step_key="", finished_at=now, due_at=None
+        )
+    else:
+        chosen.update(step_key=target, due_at=due_at or now)
+
+
+def _step_run(journey: Journey, version: JourneyVersion, step: dict, members, now, result: TickResult) -> None:
+    kind = step["kind"]
+    ids = [pk for pk, _ in members]
+    customer_of = dict(members)
+    if kind == "branch":
+        yes = branch_yes(journey, step, members, now)
+        ran_yes = _runs_insert(version, step, [pk for pk in ids if pk in yes], "yes", now)
+        ran_no = _runs_insert(version, step, [pk for pk in ids if pk not in yes], "no", now)
+        result.runs[f"{kind}"] += len(ran_yes) + len(ran_no)
+        _advance([pk for pk in ids if pk in yes], step.get("yes"), now)
+        _advance([pk for pk in ids if pk not in yes], step.get("no"), now)
+        return
+    outcome = {"wait": "waited", "wait_until": "waited", "exit": "exited", "attribute": "set"}.get(kind, "")
+    ran = _runs_insert(version, step, ids, outcome, now)
+    result.runs[kind] += len(ran)
+    target = step.get("next") or None
+    if kind == "send":
+        _send(journey, step, ran, customer_of, now)
+    elif kind == "coupon":
+        _coupon(journey, step, ran, customer_of, now)
+    elif kind == "points":
+        _points(journey, step, ran, customer_of, now)
+    elif kind == "attribute":
+        _attribute(step, ran, customer_of)
+    elif kind == "exit":
+        _advance(ids, EXIT, now)
+        return
+    if kind == "wait" and target:
+        _advance(ids, target, now, due_at=now + wait_duration(step))
+    elif kind == "wait_until" and target:
+        _advance(ids, target, now)  # then each one's own local time below
+        _due_at_local(ids, step, now)
+    else:
+        _advance(ids, target, now)
+
+
+def branch_yes(journey: Journey, step: dict, members, now: dt.datetime) -> set[int]:
+    """The enrolments of ``members`` taking "yes"; one query (none for a random split)."""
+    from campaigns.audience import segment_member_q
+    from campaigns.models import Segment
+    from campaigns.segments import segment_q
+
+    condition = step["condition"]
+    ids = [pk for pk, _ in members]
+    if "random" in condition:
+        # Deterministic per enrolment (Knuth's multiplicative hash), so a re-run decides the same way.
+        return {pk for pk in ids if (pk * 2654435761) % 2**32 % 100 < condition["random"]}
+    if "segment" in condition or "rules" in condition:
+        if "segment" in condition:
+            segment = Segment.objects.filter(pk=condition["segment"]).first()
+            q = segment_member_q(segment, now=now) if segment else Q(pk__in=[])
+        else:
+            q = segment_q(condition["rules"], now=now)
+        inside = set(
+            Customer.objects.filter(q, pk__in={customer for _, customer in members}).values_list("pk", flat=True)
+        )
+        return {pk for pk, customer in members if customer in inside}
+    engaged = condition["engaged"]
+    runs = JourneyStepRun.objects.filter(enrolment_id__in=ids, step_key=condition["step"])
+    deliveries = Delivery.objects.filter(
+        cause_type=Delivery.Cause.JOURNEY_STEP,
+        cause_id__in=runs.values("pk"),
+        customer_id=OuterRef("enrolment__customer_id"),
+    )
+    if engaged == "opened":
+        deliveries = deliveries.filter(Q(opened_at__isnull=False) | Q(clicked_at__isnull=False))
+    elif engaged == "clicked":
+        deliveries = deliveries.filter(clicked_at__isnull=False)
+    else:
+        from loyalty.models import CouponCode
+
+        # A code issued by this journey to the customer and used since.
+        used = CouponCode.objects.filter(
+            issue_reference__startswith=f"journey:{journey.pk}:",
+            uses__gt=0,
+            account__customer_id=OuterRef("customer_id"),
+        )
+        return set(Enrolment.objects.filter(pk__in=ids).filter(Exists(used)).values_list("pk", flat=True))
+    deliveries = deliveries.filter(cause_id=OuterRef("pk"))
+    return set(runs.filter(Exists(deliveries)).values_list("enrolment_id", flat=True))
+
+
+def _send(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: dt.datetime) -> None:
+    """The runs' deliveries in ONE INSERT … SELECT through the audience checks, chunks on commit."""
+    from campaigns.audience import reachable_q, variant_choice
+    from campaigns.delivery.conf import conf
+    from campaigns.delivery.launch import _COLUMNS, chunks_enqueue
+    from campaigns.models import Message
+
+    if not ran:
+        return
+    message = Message.objects.get(pk=step["message"])
+    available = set(message.variants.values_list("channel", flat=True))
+    plan = SendPlan(category=journey.category, channel_list=[c for c in send_channels(step) if c in available])
+    customers = {customer_of[pk] for pk in ran}
+    runs_table = connection.ops.quote_name(JourneyStepRun._meta.db_table)
+    enrolments = connection.ops.quote_name(Enrolment._meta.db_table)
+    parts, params = [], []
+    for channel in plan.channel_list:
+        queryset = (
+            Customer.objects.filter(pk__in=customers)
+            .filter(reachable_q(channel, plan, now=now))
+            .order_by()
+            .annotate(variant_pick=variant_choice(message, channel, now=now))
+            .values_list("pk", "variant_pick")
+        )
+        sql, part_params = queryset.query.sql_with_params()
+        select = "SELECT picked.pk AS customer_id, %s AS channel, picked.variant_pick AS variant_id"
+        parts.append(f"{select} FROM ({sql}) picked")
+        params.extend([channel, *part_params])
+    if not parts:
+        return
+    adapt = connection.ops.adapt_datetimefield_value
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    in_sql, in_params = _in("run.id", list(ran.values()))
+    lease = now + dt.timedelta(seconds=conf("DELIVERY_REDRIVE_AFTER_SECONDS"))
+    statement = (
+        f"INSERT INTO {table} ({_COLUMNS}) "  # noqa: S608
+        "SELECT %s, run.id, reach.customer_id, reach.channel, %s, reach.variant_id, NULL, %s, '', '', '', '', 0, "
+        f"NULL, %s, %s, %s, NULL FROM ({' UNION ALL '.join(parts)}) reach "
+        f"JOIN {enrolments} e ON e.customer_id = reach.customer_id JOIN {runs_table} run ON run.enrolment_id = e.id "
+        f"WHERE {in_sql} ON CONFLICT DO NOTHING RETURNING id, cause_id"
+    )
+    head = [Delivery.Cause.JOURNEY_STEP, message.pk, Delivery.Status.QUEUED]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*head, adapt(lease), adapt(now), adapt(now), *params, *in_params])
+        written = cursor.fetchall()
+    sent_runs = {run_id for _, run_id in written}
+    JourneyStepRun.objects.filter(pk__in=sent_runs).update(outcome="sent")
+    JourneyStepRun.objects.filter(pk__in=set(ran.values()) - sent_runs).update(outcome="unreachable")
+    delivery_ids = sorted(delivery_id for delivery_id, _ in written)
+    size = conf("DELIVERY_CHUNK_SIZE")
+    ranges = [
+        (delivery_ids[start], delivery_ids[min(start + size, len(delivery_ids)) - 1])
+        for start in range(0, len(delivery_ids), size)
+    ]
+    chunks_enqueue(cause_type=Delivery.Cause.JOURNEY_STEP, cause_id=journey.pk, ranges=ranges)
+
+
+def _due_at_local(ids: list[int], step: dict, now: dt.datetime) -> None:
+    """Each enrolment due at the step's next local time of day (on an allowed weekday) in its
+    customer's zone: one zone-key query, Python per zone key, one UPDATE joining the small table."""
+    from campaigns.delivery.local_time import (
+        active_store_zones,
+        default_schedule_zone,
+        release_for_keys,
+        release_table_sql,
+        zone_key_sql,
+    )
+
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    stores = connection.ops.quote_name("customers_store")
+    table = connection.ops.quote_name(Enrolment._meta.db_table)
+    in_sql, in_params = _in("e.id", ids)
+    key_sql = zone_key_sql("c", "s")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {key_sql}, MIN(c.phone), MAX(c.phone) FROM {table} e JOIN {customers} c ON c.id = e.customer_id "  # noqa: S608
+            f"LEFT JOIN {stores} s ON s.id = c.home_store_id WHERE {in_sql} GROUP BY 1",
+            in_params,
+        )
+        keys = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    hour, minute = (int(part) for part in step["time"].split(":"))
+    weekdays = set(step.get("weekdays") or range(7))
+    anywhere, zone = active_store_zones(), default_schedule_zone()
+    best: dict[str, dt.datetime] = {}
+    day = now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    while day <= now.astimezone(dt.UTC).date() + dt.timedelta(days=9):
+        if day.weekday() in weekdays:
+            releases = release_for_keys(
+                wall=dt.datetime.combine(day, dt.time(hour, minute)), keys=keys, anywhere=anywhere, schedule_zone=zone
+            )
+            for key, instant in releases.items():
+                if instant > now and key not in best:
+                    best[key] = instant
+        day += dt.timedelta(days=1)
+    release_sql, release_params = release_table_sql(best)
+    fallback = max(best.values())
+    cast = "CAST(%s AS timestamp with time zone)" if connection.vendor == "postgresql" else "%s"
+    in_sql, in_params = _in(f"{table}.id", ids)
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET due_at = COALESCE((SELECT r.release_at FROM ({release_sql}) r "  # noqa: S608
+            f"JOIN {customers} c ON r.zone_key = {key_sql} LEFT JOIN {stores} s ON s.id = c.home_store_id "
+            f"WHERE c.id = {table}.customer_id), {cast}) WHERE {in_sql}",
+            [*release_params, adapt(fallback), *in_params],
+        )
+
+
+def _coupon(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: dt.datetime) -> None:
+    """Issue one unique code of the step's offer per run, set-based through loyalty's services."""
+    from loyalty.models import Offer
+    from loyalty.services.coupons import (
+        coupon_codes_issue,
+        coupon_codes_top_up,
+        coupon_codes_unissued,
+        offer_codes_allotment_lock,
+    )
+
+    if not ran:
+        return
+    offer = Offer.objects.get(pk=step["offer"])
+    reference = f"journey:{journey.pk}:{step['key']}"
+    offer_codes_allotment_lock(offer)
+    coupon_codes_top_up(offer=offer, needed=len(ran), reference=reference)
+    codes_sql, codes_params = coupon_codes_unissued(offer).order_by().values("id").query.sql_with_params()
+    runs = connection.ops.quote_name(JourneyStepRun._meta.db_table)
+    enrolments = connection.ops.quote_name(Enrolment._meta.db_table)
+    in_sql, in_params = _in("run.id", list(ran.values()))
+    holders = (
+        "SELECT free.id AS code_id, wanting.customer_id AS customer_id FROM "  # noqa: S608
+        f"(SELECT e.customer_id, ROW_NUMBER() OVER (ORDER BY run.id) AS n FROM {runs} run "
+        f"JOIN {enrolments} e ON e.id = run.enrolment_id WHERE {in_sql}) wanting JOIN "
+        f"(SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM ({codes_sql}) c) free ON free.n = wanting.n"
+    )
+    coupon_codes_issue(
+        offer=offer, holders_sql=holders, params=[*in_params, *codes_params], reference=reference, now=now
+    )
+    JourneyStepRun.objects.filter(pk__in=list(ran.values())).update(outcome="issued")
+
+
+def _points(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: dt.datetime) -> None:
+    """Bonus points through loyalty's ledger, keyed by the step run (a repeat credits nothing). One
+    ledger call per member: a person's balance is only ever moved under their account lock."""
+    from loyalty.models import LedgerEntry, LoyaltyAccount
+    from loyalty.services.accounts import account_lock, ledger_append
+
+    if not ran:
+        return
+    accounts = {
+        account.customer_id: account
+        for account in LoyaltyAccount.objects.filter(
+            customer_id__in={customer_of[pk] for pk in ran},
+            status=LoyaltyAccount.Status.ACTIVE,
+            programme__is_active=True,
+        ).select_related("programme")
+    }
+    credited = []
+    for enrolment_id, run_id in ran.items():
+        account = accounts.get(customer_of[enrolment_id])
+        if account is None:
+            continue
+        ledger_append(
+            account=account_lock(account),
+            kind=LedgerEntry.Kind.ADJUST if not hasattr(LedgerEntry.Kind, "BONUS") else LedgerEntry.Kind.BONUS,
+            points=int(step["points"]),
+            idempotency_key=f"journey_step:{run_id}",
+            occurred_at=now,
+            reason=(step.get("reason") or journey.name)[:300],
+        )
+        credited.append(run_id)
+    JourneyStepRun.objects.filter(pk__in=credited).update(outcome="credited")
+    JourneyStepRun.objects.filter(pk__in=set(ran.values()) - set(credited)).update(outcome="no_account")
+
+
+def _attribute(step: dict, ran: dict[int, int], customer_of) -> None:
+    """Set one custom attribute through the customers service (it validates and keeps the history)."""
+    from customers.services.editing import customer_update_profile
+
+    for customer in Customer.objects.filter(pk__in={customer_of[pk] for pk in ran}, erased_at__isnull=True):
+        attributes = dict(customer.attributes or {})
+        attributes[step["name"].strip()] = step.get("value", "")
+        customer_update_profile(customer=customer, user=None, changes={"attributes": attributes})
