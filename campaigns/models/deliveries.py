@@ -109,9 +109,12 @@ class Delivery(models.Model):
             )
         ]
         indexes = [
-            # Small: rows leave it once sent. Serves the sweeper and "is this campaign finished?".
+            # Small: rows leave it once sent. Serves the chunk claim, the sweeper and "is this campaign
+            # finished?". The id makes a chunk's claim a range scan inside its campaign: without it the
+            # planner, whose statistics lag a fresh launch, filtered every pending row of the campaign
+            # for each chunk (160 ms a chunk at 800 k rows, and growing with the campaign).
             models.Index(
-                fields=["cause_type", "cause_id"],
+                fields=["cause_type", "cause_id", "id"],
                 name="delivery_pending",
                 condition=models.Q(status__in=["queued", "sending"]),
             )
