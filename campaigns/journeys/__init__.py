@@ -1,0 +1,1 @@
+"""Journeys: the engine's services and the marketer's admin (editor, diagram, dry run, templates)."""
