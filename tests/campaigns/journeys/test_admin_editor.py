@@ -61,8 +61,13 @@ def test_marketer_builds_a_two_step_journey_without_javascript(client, marketer)
     journey = Journey.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:campaigns_journey_change", args=[journey.pk])
-    assert (journey.name, journey.trigger, journey.trigger_params) == ("Welcome", "consent_confirmed", {"channel": "email"})
-    assert journey.status == Journey.Status.DRAFT and journey.live_version_id is None
+    assert (journey.name, journey.trigger, journey.trigger_params) == (
+        "Welcome",
+        "consent_confirmed",
+        {"channel": "email"},
+    )
+    assert journey.status == Journey.Status.DRAFT
+    assert journey.live_version_id is None
     draft = JourneyVersion.objects.get(journey=journey)
     assert draft.published_at is None
     assert draft.steps == [
@@ -96,7 +101,8 @@ def test_remove_rewires_what_led_to_the_step_and_saves_nothing(client, marketer)
     fields = _fields(_post(client, url, fields, _remove="b"))
 
     assert fields["steps-count"] == ["2"]
-    assert fields["step-0-key"] == ["a"] and fields["step-0-next"] == ["c"]
+    assert fields["step-0-key"] == ["a"]
+    assert fields["step-0-next"] == ["c"]
     assert JourneyVersion.objects.get(journey=journey).steps[1]["key"] == "b"  # not saved yet
     _post(client, url, fields, _save="Save")
     assert [step["key"] for step in JourneyVersion.objects.get(journey=journey).steps] == ["a", "c"]
@@ -147,7 +153,12 @@ def test_a_branch_saves_its_condition_and_both_paths(client, marketer):
     fields = _fields(_post(client, url, fields, _add_after=""))
     assert fields["step-0-kind"] == ["branch"]
     fields.update(
-        {"step-0-condition": ["segment"], "step-0-segment": [str(gold.pk)], "step-0-yes": ["offer"], "step-0-no": ["done"]}
+        {
+            "step-0-condition": ["segment"],
+            "step-0-segment": [str(gold.pk)],
+            "step-0-yes": ["offer"],
+            "step-0-no": ["done"],
+        }
     )
     fields.update(exit_rules=["purchase", "consent_withdrawn"], goal_kind=["purchase"], goal_days=["14"])
 
@@ -178,7 +189,8 @@ def test_an_engagement_branch_must_look_at_an_earlier_send(client, marketer):
     JourneyVersion.objects.create(journey=journey, number=1, steps=steps)
     url = reverse("admin:campaigns_journey_change", args=[journey.pk])
     fields = _fields(client.get(url))
-    assert fields["step-1-condition"] == ["engaged"] and fields["step-1-engaged_step"] == ["nudge"]
+    assert fields["step-1-condition"] == ["engaged"]
+    assert fields["step-1-engaged_step"] == ["nudge"]
 
     response = _post(client, url, fields, _save="Save")
 
