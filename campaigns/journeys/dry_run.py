@@ -204,11 +204,13 @@ def _walk(steps, *, customer, at, zone, names, channels) -> list[Path]:
             elif kind == "branch":
                 condition = step.get("condition") or {}
                 share = condition.get("random")
-                yes = f"yes ({share}%)" if share else "yes"
-                no = f"no ({100 - int(share)}%)" if share else "no"
-                question = step_summary(step, names)
-                go(step.get("yes"), when, _join(label, f"{question} {yes}"), list(items), walked)
-                go(step.get("no"), when, _join(label, f"{question} {no}"), list(items), walked)
+                if share:
+                    yes, no = f"random split: yes ({share}%)", f"random split: no ({100 - int(share)}%)"
+                else:
+                    question = step_summary(step, names).rstrip("?")
+                    yes, no = f"{question}: yes", f"{question}: no"
+                go(step.get("yes"), when, _join(label, yes), list(items), walked)
+                go(step.get("no"), when, _join(label, no), list(items), walked)
                 return
             elif kind == "exit":
                 break
