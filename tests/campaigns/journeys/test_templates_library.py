@@ -75,3 +75,26 @@ def test_new_from_template_in_the_admin(client):
     assert response["Location"] == reverse("admin:campaigns_journey_change", args=[journey.pk])
     assert journey.name == "Win-back after 90 days"
     assert journey.exit_rules == ["purchase", "consent_withdrawn"]
+
+
+def test_the_demo_loads_the_welcome_and_birthday_journeys_once():
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    for command in ("demo_seed", "loyalty_demo_seed", "campaigns_demo_seed"):
+        call_command(command, stdout=out)
+    journeys = {journey.name: journey for journey in Journey.objects.all()}
+    assert set(journeys) == {"Welcome series", "Birthday gift"}
+    for journey in journeys.values():  # live once the engine publishes them, else a draft to publish
+        assert journey.live_version_id or JourneyVersion.objects.filter(journey=journey).exists()
+    birthday = JourneyVersion.objects.filter(journey=journeys["Birthday gift"]).order_by("-number").first()
+    assert birthday.steps[0]["kind"] == "coupon"
+    messages = Message.objects.count()
+
+    call_command("campaigns_demo_seed", stdout=out)
+
+    assert Journey.objects.count() == 2
+    assert Message.objects.count() == messages
+    assert "journey 'Welcome series'" in out.getvalue()
