@@ -1,8 +1,10 @@
 """Load the campaign studio demo: segments, personas, two draft campaigns ready to schedule, and one
 broadcast scheduled a minute ahead, so a newcomer watches it send into the outbox.
 
-Also loads the welcome and birthday journeys from their templates, published where the journey engine is
-installed (else left as drafts). Runs after ``demo_seed`` and ``loyalty_demo_seed`` and is idempotent: segments, messages and
+Also loads the welcome and birthday journeys from their templates, published where the journey engine
+is installed (else left as drafts).
+
+Runs after ``demo_seed`` and ``loyalty_demo_seed`` and is idempotent: segments, messages, journeys and
 campaigns are looked up by name and created only when missing. Variants are stored through
 ``variant_save`` (validation and audit trail) and campaigns recorded with ``campaign_record_changes``,
 as the admin does. The two studio campaigns stay drafts. The broadcast is created once and scheduled
@@ -12,6 +14,7 @@ started sending and its time has passed, so re-running the demo never piles up c
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -209,10 +212,9 @@ class Command(BaseCommand):
             if journey is None:
                 journey = journey_from_template(key=key, actor=actor, offer=birthday_offer)
             if journey.live_version_id is None:
-                try:
+                # Without the engine it stays a draft; a later run publishes it once the engine is installed.
+                with contextlib.suppress(JourneyEngineMissing):
                     journey_draft_publish(journey=journey, moves={}, actor=actor)
-                except JourneyEngineMissing:
-                    pass  # stays a draft; a later run publishes it once the engine is installed
                 journey.refresh_from_db()
             journeys.append(journey)
         return journeys
