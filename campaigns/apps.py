@@ -20,9 +20,13 @@ class CampaignsConfig(AppConfig):
         from campaigns.delivery import admin as delivery_admin  # noqa: F401 (registers its admin pages)
         from campaigns.delivery.progress import delivery_timeline_entries
         from campaigns.feedback import admin as feedback_admin  # noqa: F401
+        from campaigns.journeys import admin as journeys_admin  # noqa: F401
         from customers.timeline_sources import timeline_source_register
 
         timeline_source_register("campaigns.deliveries", delivery_timeline_entries)
+        from campaigns.journeys.selectors_admin import journey_timeline_entries
+
+        timeline_source_register("campaigns.journeys", journey_timeline_entries)
 
         from campaigns.customer_record import EXPORTED_MODELS, campaigns_export_sections, deliveries_header_panel
         from customers.export_sources import export_source_register

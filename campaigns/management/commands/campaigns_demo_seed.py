@@ -1,7 +1,10 @@
 """Load the campaign studio demo: segments, personas, two draft campaigns ready to schedule, and one
 broadcast scheduled a minute ahead, so a newcomer watches it send into the outbox.
 
-Runs after ``demo_seed`` and ``loyalty_demo_seed`` and is idempotent: segments, messages and
+Also loads the welcome and birthday journeys from their templates, published where the journey engine
+is installed (else left as drafts).
+
+Runs after ``demo_seed`` and ``loyalty_demo_seed`` and is idempotent: segments, messages, journeys and
 campaigns are looked up by name and created only when missing. Variants are stored through
 ``variant_save`` (validation and audit trail) and campaigns recorded with ``campaign_record_changes``,
 as the admin does. The two studio campaigns stay drafts. The broadcast is created once and scheduled
@@ -11,6 +14,7 @@ started sending and its time has passed, so re-running the demo never piles up c
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -20,7 +24,9 @@ from django.utils import timezone
 
 from campaigns import events
 from campaigns.audience import segment_counts
-from campaigns.models import Campaign, Message, Segment, Variant
+from campaigns.journeys.drafts import JourneyEngineMissing, journey_draft_publish
+from campaigns.journeys.templates_library import TEMPLATES, journey_from_template
+from campaigns.models import Campaign, Journey, Message, Segment, Variant
 from campaigns.services.campaigns import campaign_problems, campaign_record_changes, campaign_status_change
 from campaigns.services.messages import variant_save
 from customers.models import Source, Store
@@ -29,6 +35,9 @@ from loyalty.models import CouponCode, Offer, Tier
 PROGRAMME = "Tandem Rewards"
 WELCOME_OFFER = "Welcome 10% off"
 WELCOME_CODE = "WELCOME10"
+BIRTHDAY_OFFER = "Birthday $15 off"
+# Ready-made journeys the demo loads (and publishes, where the journey engine is installed).
+DEMO_JOURNEYS = ("welcome", "birthday")
 
 LAPSED = "Lapsed in-store shoppers"
 GOLD = "Gold members"
@@ -188,7 +197,35 @@ class Command(BaseCommand):
                 exclude=[],
             )
             self._schedule(marketing, broadcast)
+        journeys = self._journeys(marketing)
         self._summary(segments, [win_back, welcome, broadcast])
+        self._journeys_summary(journeys)
+
+    # --- journeys -------------------------------------------------------------------------------
+    def _journeys(self, actor) -> list[Journey]:
+        """The welcome and birthday journeys from their templates, published once the engine can publish them."""
+        birthday_offer = Offer.objects.filter(programme__name=PROGRAMME, name=BIRTHDAY_OFFER).first()
+        journeys = []
+        for key in DEMO_JOURNEYS:
+            name = TEMPLATES[key].name
+            journey = Journey.objects.filter(name=name).first()
+            if journey is None:
+                journey = journey_from_template(key=key, actor=actor, offer=birthday_offer)
+            if journey.live_version_id is None:
+                # Without the engine it stays a draft; a later run publishes it once the engine is installed.
+                with contextlib.suppress(JourneyEngineMissing):
+                    journey_draft_publish(journey=journey, moves={}, actor=actor)
+                journey.refresh_from_db()
+            journeys.append(journey)
+        return journeys
+
+    def _journeys_summary(self, journeys: list[Journey]) -> None:
+        for journey in journeys:
+            state = "live" if journey.live_version_id else "draft (publish it in the admin)"
+            self.stdout.write(
+                f"  journey {journey.name!r}: {state}; see who is on each step at "
+                f"/admin/campaigns/journey/{journey.pk}/change/"
+            )
 
     def _schedule(self, actor, campaign: Campaign) -> None:
         """Schedule the broadcast a minute ahead unless it is already due later or has started sending."""
