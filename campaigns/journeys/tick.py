@@ -259,7 +259,10 @@ def _step_run(journey: Journey, version: JourneyVersion, step: dict, members, no
         _advance([pk for pk in ids if pk in yes], step.get("yes"), now)
         _advance([pk for pk in ids if pk not in yes], step.get("no"), now)
         return
-    outcome = {"wait": "waited", "wait_until": "waited", "exit": "exited", "attribute": "set"}.get(kind, "")
+    if kind in ("wait", "wait_until"):
+        _wait(version, step, ids, now, result)
+        return
+    outcome = {"exit": "exited", "attribute": "set"}.get(kind, "")
     ran = _runs_insert(version, step, ids, outcome, now)
     result.runs[kind] += len(ran)
     target = step.get("next") or None
@@ -274,13 +277,22 @@ def _step_run(journey: Journey, version: JourneyVersion, step: dict, members, no
     elif kind == "exit":
         _advance(ids, EXIT, now)
         return
-    if kind == "wait" and target:
-        _advance(ids, target, now, due_at=now + wait_duration(step))
-    elif kind == "wait_until" and target:
-        _advance(ids, target, now)  # then each one's own local time below
-        _due_at_local(ids, step, now)
-    else:
-        _advance(ids, target, now)
+    _advance(ids, target, now)
+
+
+def _wait(version: JourneyVersion, step: dict, ids: list[int], now: dt.datetime, result: TickResult) -> None:
+    """A wait keeps people on its step, so the diagram and the timeline show them waiting there.
+
+    Arriving inserts the step's run (the wait started) and makes the enrolment due when it ends; an
+    enrolment due again whose run is already there has waited, and moves on. Both in this transaction.
+    """
+    arrived = _runs_insert(version, step, ids, "waited", now)
+    result.runs[step["kind"]] += len(arrived)
+    if step["kind"] == "wait":
+        Enrolment.objects.filter(pk__in=list(arrived), status=ACTIVE).update(due_at=now + wait_duration(step))
+    elif arrived:
+        _due_at_local(list(arrived), step, now)
+    _advance([pk for pk in ids if pk not in arrived], step.get("next") or None, now)
 
 
 def branch_yes(journey: Journey, step: dict, members, now: dt.datetime) -> set[int]:

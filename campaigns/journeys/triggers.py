@@ -45,10 +45,13 @@ def _events(queryset, who: str, event_key) -> tuple[str, list]:
 
 def _events_consent_confirmed(journey: Journey, since: dt.datetime, until: dt.datetime):
     channel = (journey.trigger_params or {}).get("channel", "email")
+    confirmed = ConsentEvidence.objects.filter(
+        action=ConsentEvidence.Action.CONFIRM, recorded_at__gt=since, recorded_at__lte=until
+    )
+    if channel != "any":
+        confirmed = confirmed.filter(channel=channel)
     return _events(
-        ConsentEvidence.objects.filter(
-            action=ConsentEvidence.Action.CONFIRM, channel=channel, recorded_at__gt=since, recorded_at__lte=until
-        ),
+        confirmed,
         "customer_id",
         _key("consent:", "id"),
     )
@@ -57,9 +60,11 @@ def _events_consent_confirmed(journey: Journey, since: dt.datetime, until: dt.da
 def _events_first_capture(journey: Journey, since: dt.datetime, until: dt.datetime):
     # A profile created at a till, or an older profile's first consent given at a checkout.
     capture = Value("capture", output_field=CharField())
-    created = _events(
-        Customer.objects.filter(source=Source.STORE, created_at__gt=since, created_at__lte=until), "pk", capture
-    )
+    stores = [int(pk) for pk in (journey.trigger_params or {}).get("store_ids") or []]
+    profiles = Customer.objects.filter(source=Source.STORE, created_at__gt=since, created_at__lte=until)
+    if stores:
+        profiles = profiles.filter(source_store_id__in=stores)
+    created = _events(profiles, "pk", capture)
     earlier = ConsentEvidence.objects.filter(
         customer_id=OuterRef("customer_id"), method=ConsentMethod.CHECKOUT, recorded_at__lte=since
     )
@@ -71,7 +76,8 @@ def _events_first_capture(journey: Journey, since: dt.datetime, until: dt.dateti
             recorded_at__lte=until,
         )
         .exclude(customer__source=Source.STORE, customer__created_at__gt=since)
-        .filter(~Q(Exists(earlier))),
+        .filter(~Q(Exists(earlier)))
+        .filter(Q(store_id__in=stores) if stores else Q()),
         "customer_id",
         capture,
     )
@@ -138,6 +144,8 @@ def _events_tier_changed(journey: Journey, since: dt.datetime, until: dt.datetim
         changes = changes.filter(reason=TierChange.Reason.DOWNGRADE)
     if params.get("to_tier"):
         changes = changes.filter(to_tier_id=int(params["to_tier"]))
+    if params.get("tier_ids"):  # the editor's "into one of these tiers"
+        changes = changes.filter(to_tier_id__in=[int(pk) for pk in params["tier_ids"]])
     return _events(changes, "account__customer_id", _key("tier:", "id"))
 
 
@@ -153,8 +161,9 @@ def _events_coupon_unredeemed(journey: Journey, since: dt.datetime, until: dt.da
         issued_at__gt=since - days,
         issued_at__lte=until - days,
     )
-    if params.get("offer"):
-        codes = codes.filter(offer_id=int(params["offer"]))
+    offer = params.get("offer_id") or params.get("offer")
+    if offer:
+        codes = codes.filter(offer_id=int(offer))
     return _events(codes, "account__customer_id", _key("coupon:", "id"))
 
 
@@ -202,7 +211,7 @@ def _events_date(journey: Journey, since: dt.datetime, until: dt.datetime):
     from campaigns.delivery.local_time import zone_key_sql
 
     params = journey.trigger_params or {}
-    field = "created_at" if params.get("field") == "created_at" else "birthday"
+    field = "created_at" if params.get("field") in ("created_at", "signup") else "birthday"
     hour, minute = (int(part) for part in str(params.get("time") or "09:00").split(":"))
     # The window without its overlap: a date's event key repeats, so re-reading is harmless, but a
     # wide window would only make work.

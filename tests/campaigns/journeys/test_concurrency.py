@@ -33,4 +33,4 @@ def test_two_ticks_at_once_never_run_a_step_twice():
     assert Enrolment.objects.filter(journey=journey).count() == 30
     assert JourneyStepRun.objects.filter(enrolment__journey=journey, step_key="welcome").count() == 30
     assert Delivery.objects.filter(cause_type=Delivery.Cause.JOURNEY_STEP).count() == 30
-    assert set(Enrolment.objects.filter(journey=journey).values_list("step_key", flat=True)) == {"offer"}
+    assert set(Enrolment.objects.filter(journey=journey).values_list("step_key", flat=True)) == {"wait"}

@@ -57,7 +57,8 @@ def test_purchase_trigger_enrols_once_and_sends_through_the_engine(django_captur
     assert first.enrolled == 1
     assert second.enrolled == 0
     enrolment = Enrolment.objects.get(journey=journey)
-    assert (enrolment.customer_id, enrolment.step_key) == (customer.pk, "offer")
+    assert (enrolment.customer_id, enrolment.step_key) == (customer.pk, "wait")  # waiting on the wait step
+    assert enrolment.due_at > start + timedelta(hours=47)
     run = JourneyStepRun.objects.get(enrolment=enrolment, step_key="welcome")
     delivery = Delivery.objects.get(cause_type=Delivery.Cause.JOURNEY_STEP, cause_id=run.pk)
     assert delivery.status == Delivery.Status.SENT
@@ -164,28 +165,29 @@ def test_a_crash_between_step_decided_and_step_recorded_sends_once(monkeypatch):
 
 @pytest.mark.postgres
 def test_editing_a_live_journey_keeps_everyone_in_place():
-    # given people on step "wait" and on step "offer"
+    # given someone waiting on step "wait" (welcome sent, 48 h to go)
     start = timezone.now()
     message = email_message()
     journey = live_journey(now=start, steps=two_step_steps(message))
     waiting, late = consented(), consented()
     PurchaseFactory(customer=late, occurred_at=start)
-    tick(start + timedelta(minutes=1))  # late: welcome sent, now on "offer" due in 48 h
-    # when a new version drops "offer", adds a "thanks" step, and people on "offer" must move
+    tick(start + timedelta(minutes=1))
+    # when a new version replaces "wait" and "offer" by a shorter "hold" and a "thanks" step
     new_steps = [
-        {"key": "welcome", "kind": "send", "message": message.pk, "next": "wait"},
-        {"key": "wait", "kind": "wait", "hours": 24, "next": "thanks"},
+        {"key": "welcome", "kind": "send", "message": message.pk, "next": "hold"},
+        {"key": "hold", "kind": "wait", "hours": 24, "next": "thanks"},
         {"key": "thanks", "kind": "send", "message": email_message().pk},
     ]
-    with pytest.raises(JourneyStepsError, match="removed step 'offer'"):
+    with pytest.raises(JourneyStepsError, match="removed step 'wait'"):
         journey_publish(journey=journey, steps=new_steps, now=start + timedelta(minutes=2))
     version = journey_publish(
-        journey=journey, steps=new_steps, moves={"offer": "thanks"}, now=start + timedelta(minutes=2)
+        journey=journey, steps=new_steps, moves={"wait": "hold"}, now=start + timedelta(minutes=2)
     )
-    # then the moved enrolment is on the new version's "thanks", and nobody got "welcome" twice
+    # then the moved enrolment waits on the new version's "hold", and nobody gets "welcome" twice
     enrolment = Enrolment.objects.get(journey=journey, customer=late)
-    assert (enrolment.version_id, enrolment.step_key) == (version.pk, "thanks")
+    assert (enrolment.version_id, enrolment.step_key) == (version.pk, "hold")
     tick(start + timedelta(minutes=3))
+    tick(start + timedelta(hours=25))
     assert JourneyStepRun.objects.filter(enrolment=enrolment, step_key="welcome").count() == 1
     assert JourneyStepRun.objects.filter(enrolment=enrolment, step_key="thanks").count() == 1
     assert waiting.pk
