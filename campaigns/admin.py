@@ -514,6 +514,7 @@ class CampaignForm(forms.ModelForm):
             "exclude_segments",
             "channels",
             "mode",
+            "holdout_percent",
             "offer",
             "coupon_mode",
             "shared_code",
@@ -553,7 +554,8 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", ("goal", "kpi", "kpi_target"), ("category", "when_capped")],
                 "classes": ["step-audience"]}),
-        ("Who it goes to", {"fields": ["include_segments", "exclude_segments", "channels", "mode"],
+        ("Who it goes to", {"fields": ["include_segments", "exclude_segments", "channels", "mode",
+                                                  "holdout_percent"],
                             "classes": ["step-audience"]}),
         ("Message", {"fields": ["message"], "classes": ["step-message"]}),
         ("Offer (optional)", {"fields": ["offer", "coupon_mode", "shared_code"], "classes": ["step-message"]}),
