@@ -262,12 +262,11 @@ def coupon_redemption_rate(period: Period, campaign_ids: list[int]) -> Table:
         _sent(campaign_ids)
         .filter(_between("sent_at", period), coupon_code__isnull=False)
         .order_by()
-        .alias(any_place=redeemed(None), in_store=redeemed("store"), online=redeemed("online"))
         .aggregate(
             carried=Count("pk"),
-            redeemed=Count("pk", filter=Q(any_place=True)),
-            store=Count("pk", filter=Q(in_store=True)),
-            online=Count("pk", filter=Q(online=True)),
+            redeemed=Count("pk", filter=Q(redeemed(None))),
+            store=Count("pk", filter=Q(redeemed("store"))),
+            online=Count("pk", filter=Q(redeemed("online"))),
         )
     )
     carried = counts["carried"]
