@@ -107,7 +107,7 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
     held = holdout_sql(campaign, "launch.customer_id")
     if held:
         # The holdout is decided in the same statement: its rows are written skipped, without a code.
-        coupon_sql = f"CASE WHEN {held} THEN NULL ELSE %s END"
+        coupon_sql = f"CASE WHEN {held} THEN NULL ELSE CAST(%s AS bigint) END"
         status_sql = f"CASE WHEN {held} THEN '{Delivery.Status.SKIPPED}' ELSE %s END"
         reason = f"CASE WHEN {held} THEN '{Delivery.Reason.HOLDOUT}' ELSE {reason} END"
     # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
@@ -143,7 +143,8 @@ def holdout_sql(campaign: Campaign, customer_column: str) -> str:
     basis_points = int(campaign.holdout_percent * 100)
     if basis_points <= 0:
         return ""
-    bucket = f"((({customer_column} * 2654435761 + {int(campaign.pk)} * 40503) % 4294967296) % 10000)"
+    # "%%": the statement goes through the driver's parameter formatting.
+    bucket = f"((({customer_column} * 2654435761 + {int(campaign.pk)} * 40503) %% 4294967296) %% 10000)"
     return f"({bucket} < {basis_points})"
 
 
