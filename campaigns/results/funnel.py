@@ -21,7 +21,7 @@ from campaigns.models import Campaign, Delivery, Variant
 from campaigns.results.selectors import DEFAULT_ATTRIBUTION_WINDOW, DELIVERED_STATUSES, campaign_ids_touching
 from campaigns.results.selectors import last_touch_purchases as _last_touch
 from campaigns.results.sql import dt, qn, refunded_sql, rows
-from campaigns.results.tables import Table, percent
+from campaigns.results.tables import Table, money, percent
 from customers.models import Channel, Customer, Purchase
 from loyalty.models import Redemption
 
@@ -94,7 +94,7 @@ def campaign_results(
         ):
             entry = revenue.setdefault((channel, variant_id), [0, Decimal(0)])
             entry[0] += purchases
-            entry[1] += Decimal(amount or 0)
+            entry[1] += money(amount)
     personas = {
         row["pk"]: row["persona__name"] or "Default"
         for row in Variant.objects.filter(message_id=campaign.message_id).values("pk", "persona__name")
@@ -183,7 +183,7 @@ def _redemptions(campaign: Campaign) -> dict[tuple, tuple[int, Decimal]]:
         ") t WHERE t.touch = 1 GROUP BY t.channel, t.variant_id"
     )
     found = rows(sql, [Redemption.Status.CONFIRMED, CAMPAIGN, campaign.pk, Delivery.Status.SENT])
-    return {(channel, variant): (count, Decimal(amount or 0)) for channel, variant, count, amount in found}
+    return {(channel, variant): (count, money(amount)) for channel, variant, count, amount in found}
 
 
 def _kpi(campaign: Campaign, totals: dict) -> Table:

@@ -25,7 +25,7 @@ from campaigns.audience import sendable_q
 from campaigns.models import Campaign, Delivery, DeliveryEvent
 from campaigns.results.periods import Period
 from campaigns.results.sql import dt, minus, qn, refunded, refunded_sql, rows, subquery
-from campaigns.results.tables import Table, change, percent
+from campaigns.results.tables import Table, change, money, percent
 from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase, Source, Store
 from loyalty.models import LedgerEntry, LoyaltyAccount, Redemption
 
@@ -427,9 +427,9 @@ def message_conversion(period: Period, campaign_ids: list[int], *, window: timed
         entry = merged.setdefault((cause_id, channel, variant_id), {"purchases": 0, "buyers": 0, "revenue": Decimal(0)})
         entry["purchases"] += purchases
         entry["buyers"] += buyers
-        entry["revenue"] += Decimal(amount or 0)
+        entry["revenue"] += money(amount)
         place_totals[purchase_channel][0] += purchases
-        place_totals[purchase_channel][1] += Decimal(amount or 0)
+        place_totals[purchase_channel][1] += money(amount)
     table_rows = []
     for key in sorted(keys, key=lambda k: (names.get(k[0], ""), k[1], k[2] or 0)):
         send = sent.get(key, {"sent": 0, "people": 0})
@@ -554,7 +554,7 @@ def customer_value(period: Period) -> Table:
     profiles = Customer.objects.filter(merged_into__isnull=True, created_at__lt=period.end).aggregate(
         total=Count("pk"), without=Count("pk", filter=~Exists(Purchase.objects.filter(customer_id=OuterRef("pk"))))
     )
-    by_mix = {mix: (buyers, Decimal(spend or 0)) for mix, buyers, spend in grouped}
+    by_mix = {mix: (buyers, money(spend)) for mix, buyers, spend in grouped}
     table_rows = []
     for mix in ("store", "online", "both"):
         buyers, spend = by_mix.get(mix, (0, Decimal(0)))

@@ -24,6 +24,11 @@ class Table:
         return [row[index] for row in self.rows]
 
 
+def money(value) -> Decimal:
+    """A sum of amounts as a two-place Decimal (SQLite returns sums of decimals as floats)."""
+    return Decimal(str(value or 0)).quantize(Decimal("0.01"))
+
+
 def ratio(numerator, denominator) -> float | None:
     """``numerator / denominator`` as a float, or None when there is nothing to divide by."""
     if not denominator:

@@ -23,8 +23,14 @@ def test_funnel_counts_each_step_and_compares_the_kpi_with_its_target():
     campaign = sent_campaign(kpi=Campaign.Kpi.OPEN_RATE, kpi_target=Decimal("50"))
     code = CouponCodeFactory(max_uses=None)
     people = [CustomerFactory() for _ in range(5)]
-    deliver(campaign, people[0], coupon_code=code, provider_status="delivered", opened_at=march(2, 10),
-            clicked_at=march(2, 11))
+    deliver(
+        campaign,
+        people[0],
+        coupon_code=code,
+        provider_status="delivered",
+        opened_at=march(2, 10),
+        clicked_at=march(2, 11),
+    )
     deliver(campaign, people[1], coupon_code=code, provider_status="delivered", opened_at=march(2, 10))
     deliver(campaign, people[2], coupon_code=code, provider_status="bounced")
     deliver(campaign, people[3], status="skipped", reason="no_consent")
@@ -90,18 +96,25 @@ def test_lift_against_the_holdout_with_a_normal_approximation_interval():
     margin = 1.96 * math.sqrt(200 / 4 + 100 / 4)
     assert spend[1:4] == [10.0, 5.0, 5.0]
     assert spend[4:] == [round(5 - margin, 2), round(5 + margin, 2)]
-    assert "normal approximation" in lift.note and "read the interval with care" in lift.note
+    assert "normal approximation" in lift.note
+    assert "read the interval with care" in lift.note
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_quoted():
-    table = Table("t", "T", ["name", "value"], [["=HYPERLINK(\"http://x\")", 1], ["+1", -5], ["@a", None],
-                                                  ["\tx", "plain"], ["\rcr", 2]])
+    table = Table(
+        "t",
+        "T",
+        ["name", "value"],
+        [['=HYPERLINK("http://x")', 1], ["+1", -5], ["@a", None], ["\tx", "plain"], ["\rcr", 2]],
+    )
 
     text = table_csv(table)
 
     assert text.splitlines()[1:4] == ['"\'=HYPERLINK(""http://x"")",1', "'+1,'-5", "'@a,"]
-    assert "'\tx,plain" in text and "\"'\rcr\",2" in text
-    assert "\n=" not in text and ",=" not in text
+    assert "'\tx,plain" in text
+    assert '"\'\rcr",2' in text
+    assert "\n=" not in text
+    assert ",=" not in text
 
 
 def test_campaign_page_shows_the_results_and_exports_them(client, django_assert_max_num_queries):
@@ -115,7 +128,8 @@ def test_campaign_page_shows_the_results_and_exports_them(client, django_assert_
     export = client.get(reverse("admin:campaigns_campaign_results_csv", args=[campaign.pk]) + "?table=funnel")
 
     assert page.status_code == 200
-    assert b'id="campaign-results"' in page.content and b"<svg" in page.content
+    assert b'id="campaign-results"' in page.content
+    assert b"<svg" in page.content
     assert export["Content-Type"].startswith("text/csv")
     assert export.content.decode().splitlines()[1].startswith("Email,Default,3,3,3")
     assert PERIOD.days == 10

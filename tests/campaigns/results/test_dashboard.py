@@ -45,7 +45,8 @@ def test_a_period_with_no_data_gives_empty_tables_not_errors():
 
     assert _rows(tables["conversion"][0])["Both"][:2] == [0, Decimal("0")]
     health = tables["health"][0]
-    assert len(health.rows) == 10 and all(row[2] is None for row in health.rows)
+    assert len(health.rows) == 10
+    assert all(row[2] is None for row in health.rows)
     assert tables["loyalty"][1].rows == []  # no cohorts
 
 
@@ -137,8 +138,15 @@ def test_checkout_opt_in_rate_per_store_and_clerk():
     yes = CustomerFactory(source="store", source_store=store, source_clerk=clerk)
     CustomerFactory(source="store", source_store=store, source_clerk=clerk)
     Customer.objects.update(created_at=march(2))
-    ConsentEvidence.objects.create(customer=yes, channel="email", action="grant", method="checkout",
-                                   occurred_at=march(2), store=store, collected_by=clerk)
+    ConsentEvidence.objects.create(
+        customer=yes,
+        channel="email",
+        action="grant",
+        method="checkout",
+        occurred_at=march(2),
+        store=store,
+        collected_by=clerk,
+    )
 
     by_store, by_clerk = selectors.checkout_opt_in(PERIOD)
 
@@ -177,12 +185,20 @@ def test_points_issued_redeemed_and_the_outstanding_liability():
     gold = TierFactory(name="Gold")
     account = LoyaltyAccountFactory(tier=gold)
     LoyaltyAccountFactory(tier=gold)  # a member with no activity
-    LedgerEntry.objects.create(account=account, kind="earn", points=500, balance_after=500, occurred_at=march(2),
-                               idempotency_key="e1")
-    LedgerEntry.objects.create(account=account, kind="redeem", points=-200, balance_after=300, occurred_at=march(3),
-                               idempotency_key="r1")
-    LedgerEntry.objects.create(account=account, kind="earn", points=100, balance_after=400,
-                               occurred_at=march(1) - timedelta(days=1), idempotency_key="e0")
+    LedgerEntry.objects.create(
+        account=account, kind="earn", points=500, balance_after=500, occurred_at=march(2), idempotency_key="e1"
+    )
+    LedgerEntry.objects.create(
+        account=account, kind="redeem", points=-200, balance_after=300, occurred_at=march(3), idempotency_key="r1"
+    )
+    LedgerEntry.objects.create(
+        account=account,
+        kind="earn",
+        points=100,
+        balance_after=400,
+        occurred_at=march(1) - timedelta(days=1),
+        idempotency_key="e0",
+    )
     type(account).objects.filter(pk=account.pk).update(points_balance=400)
 
     points = _rows(selectors.points(PERIOD))
@@ -213,6 +229,8 @@ def test_channel_health_rates_per_day():
 
 def test_period_input_is_checked():
     period, problem = period_from("2026-03-10", "2026-03-01")
-    assert "ends before" in problem and period.days == 30
+    assert "ends before" in problem
+    assert period.days == 30
     period, problem = period_from("2026-03-01", "2026-03-10")
-    assert problem == "" and period == PERIOD
+    assert problem == ""
+    assert period == PERIOD

@@ -38,7 +38,8 @@ def test_dashboard_query_count_does_not_grow_with_the_data(client, marketer, siz
         response = client.get(URL)
 
     assert response.status_code == 200
-    assert b'id="goal-awareness"' in response.content and b'id="goal-health"' in response.content
+    assert b'id="goal-awareness"' in response.content
+    assert b'id="goal-health"' in response.content
     assert b"0.1 % complaint limit" in response.content
     assert b"last touch" in response.content
 
