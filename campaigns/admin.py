@@ -486,6 +486,14 @@ class ChannelOrderField(forms.MultiValueField):
 
 
 class CampaignForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "holdout_percent" in self.fields:
+            self.fields["holdout_percent"].required = False  # empty: no holdout
+
+    def clean_holdout_percent(self):
+        return self.cleaned_data.get("holdout_percent") or 0
+
     channels = ChannelOrderField(
         label="Channels",
         help_text="In order of preference. With “preferred channel” mode each customer gets the first one "

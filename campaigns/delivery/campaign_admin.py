@@ -111,8 +111,10 @@ class CampaignOperateAdminMixin:
                 pause_reason=campaign_pause_reason(campaign=obj),
                 health_limits=sender_health_limits(),
             )
-            from campaigns.results.admin import campaign_results_context
+            if obj.status in (Campaign.Status.SENT, Campaign.Status.CANCELLED):
+                # Results once sending is over; the sending page stays one delivery query for its polling.
+                from campaigns.results.admin import campaign_results_context
 
-            context.update(campaign_results_context(obj, request))
+                context.update(campaign_results_context(obj, request))
             context["results_csv_base"] = reverse("admin:campaigns_campaign_results_csv", args=[obj.pk]) + "?table="
         return super().render_change_form(request, context, add, change, form_url, obj)
