@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0014_delivery_feedback'),
+        ('campaigns', '0017_delivery_pending_by_id'),
     ]
 
     operations = [
