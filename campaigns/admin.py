@@ -486,6 +486,14 @@ class ChannelOrderField(forms.MultiValueField):
 
 
 class CampaignForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "holdout_percent" in self.fields:
+            self.fields["holdout_percent"].required = False  # empty: no holdout
+
+    def clean_holdout_percent(self):
+        return self.cleaned_data.get("holdout_percent") or 0
+
     channels = ChannelOrderField(
         label="Channels",
         help_text="In order of preference. With “preferred channel” mode each customer gets the first one "
@@ -514,6 +522,7 @@ class CampaignForm(forms.ModelForm):
             "exclude_segments",
             "channels",
             "mode",
+            "holdout_percent",
             "offer",
             "coupon_mode",
             "shared_code",
@@ -553,7 +562,8 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", ("goal", "kpi", "kpi_target"), ("category", "when_capped")],
                 "classes": ["step-audience"]}),
-        ("Who it goes to", {"fields": ["include_segments", "exclude_segments", "channels", "mode"],
+        ("Who it goes to", {"fields": ["include_segments", "exclude_segments", "channels", "mode",
+                                                  "holdout_percent"],
                             "classes": ["step-audience"]}),
         ("Message", {"fields": ["message"], "classes": ["step-message"]}),
         ("Offer (optional)", {"fields": ["offer", "coupon_mode", "shared_code"], "classes": ["step-message"]}),

@@ -21,6 +21,7 @@ class CampaignsConfig(AppConfig):
         from campaigns.delivery.progress import delivery_timeline_entries
         from campaigns.feedback import admin as feedback_admin  # noqa: F401
         from campaigns.journeys import admin as journeys_admin  # noqa: F401
+        from campaigns.results import admin as results_admin  # noqa: F401
         from customers.timeline_sources import timeline_source_register
 
         timeline_source_register("campaigns.deliveries", delivery_timeline_entries)

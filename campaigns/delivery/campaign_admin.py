@@ -31,6 +31,11 @@ class CampaignOperateAdminMixin:
                 name="campaigns_campaign_progress",
             ),
             path("<int:campaign_id>/why/", self.admin_site.admin_view(self.why_view), name="campaigns_campaign_why"),
+            path(
+                "<int:campaign_id>/results.csv",
+                self.admin_site.admin_view(self.results_csv_view),
+                name="campaigns_campaign_results_csv",
+            ),
             *super().get_urls(),
         ]
 
@@ -46,6 +51,12 @@ class CampaignOperateAdminMixin:
         data = campaign_progress(campaign=campaign).as_dict()
         data.update(status=campaign.status, status_label=campaign.get_status_display(), live=campaign.status in LIVE)
         return JsonResponse(data)
+
+    def results_csv_view(self, request, campaign_id: int):
+        """One table of the Results panel (funnel, skipped, KPI, lift) as formula-safe CSV."""
+        from campaigns.results.admin import campaign_results_csv
+
+        return campaign_results_csv(self._campaign_for_view(request, campaign_id), request)
 
     def why_view(self, request, campaign_id: int):
         """Search by email, phone or name; answer with each match's deliveries or why they had none."""
@@ -100,4 +111,10 @@ class CampaignOperateAdminMixin:
                 pause_reason=campaign_pause_reason(campaign=obj),
                 health_limits=sender_health_limits(),
             )
+            if obj.status in (Campaign.Status.SENT, Campaign.Status.CANCELLED):
+                # Results once sending is over; the sending page stays one delivery query for its polling.
+                from campaigns.results.admin import campaign_results_context
+
+                context.update(campaign_results_context(obj, request))
+            context["results_csv_base"] = reverse("admin:campaigns_campaign_results_csv", args=[obj.pk]) + "?table="
         return super().render_change_form(request, context, add, change, form_url, obj)

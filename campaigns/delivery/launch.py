@@ -103,11 +103,18 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
         anywhere = adapt(releases[ANYWHERE])
         select_params = [anywhere, adapt(now), Delivery.Reason.LOCAL_TIME, anywhere]
         params = [*params, *release_params]
+    coupon_sql, status_sql = "%s", "%s"
+    held = holdout_sql(campaign, "launch.customer_id")
+    if held:
+        # The holdout is decided in the same statement: its rows are written skipped, without a code.
+        coupon_sql = f"CASE WHEN {held} THEN NULL ELSE CAST(%s AS bigint) END"
+        status_sql = f"CASE WHEN {held} THEN '{Delivery.Status.SKIPPED}' ELSE %s END"
+        reason = f"CASE WHEN {held} THEN '{Delivery.Reason.HOLDOUT}' ELSE {reason} END"
     # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
     statement = (
         f"INSERT INTO {table} ({_COLUMNS}) "  # noqa: S608 (table and generated parts only)
-        f"SELECT %s, %s, launch.customer_id, launch.channel, %s, launch.variant_id, %s, %s, {reason}, '', '', '', 0, "
-        f"{not_before}, %s, %s, %s, NULL FROM {source} WHERE true ON CONFLICT DO NOTHING"
+        f"SELECT %s, %s, launch.customer_id, launch.channel, %s, launch.variant_id, {coupon_sql}, {status_sql}, "
+        f"{reason}, '', '', '', 0, {not_before}, %s, %s, %s, NULL FROM {source} WHERE true ON CONFLICT DO NOTHING"
     )
     head = [CAMPAIGN, campaign.pk, campaign.message_id, coupon, Delivery.Status.QUEUED, *select_params]
     tail = [adapt(lease), adapt(now), adapt(now)]
@@ -124,6 +131,21 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
         # Parameters follow their placeholders: the head literals, the audience parts, then the tail.
         cursor.execute(statement, [*head, *tail, *params])
         return max(cursor.rowcount, 0)
+
+
+def holdout_sql(campaign: Campaign, customer_column: str) -> str:
+    """A SQL condition true for the customers ``campaign`` holds back, or "" without a holdout.
+
+    The draw is a multiplicative hash of (customer, campaign) into 10,000 buckets, not ``random()``: the
+    same customer is held out on every channel and on a second launch, and each campaign draws its own
+    group. Only integers are inlined (the column name is the caller's constant).
+    """
+    basis_points = int(campaign.holdout_percent * 100)
+    if basis_points <= 0:
+        return ""
+    # "%%": the statement goes through the driver's parameter formatting.
+    bucket = f"((({customer_column} * 2654435761 + {int(campaign.pk)} * 40503) %% 4294967296) %% 10000)"
+    return f"({bucket} < {basis_points})"
 
 
 def deliveries_allot_unique_codes(*, campaign: Campaign, now: datetime) -> int:

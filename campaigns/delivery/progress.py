@@ -47,6 +47,7 @@ REASON_TEXT = {
     Delivery.Reason.MERGED: "Their profile was merged into another one.",
     Delivery.Reason.ERASED: "Their profile was erased.",
     Delivery.Reason.LOCAL_TIME: "The campaign sends at a local time; it waits for that time in their zone.",
+    Delivery.Reason.HOLDOUT: "They were drawn into the campaign's holdout (control group), to measure its lift.",
 }
 STATUS_TEXT = {
     Status.QUEUED: "Waiting to be sent.",

@@ -1,5 +1,5 @@
 from campaigns.models.audit import AuditEvent
-from campaigns.models.campaigns import Campaign
+from campaigns.models.campaigns import Campaign, GoalDashboard
 from campaigns.models.caps import FrequencyCounter, FrequencyRule
 from campaigns.models.deliveries import Delivery, OutboxMessage
 from campaigns.models.devices import CustomerPushDevice, CustomerWebPushDevice
@@ -21,6 +21,7 @@ __all__ = [
     "FeedbackCount",
     "FrequencyCounter",
     "FrequencyRule",
+    "GoalDashboard",
     "Journey",
     "JourneySegmentMark",
     "JourneyStepRun",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from customers.models import Channel
@@ -99,6 +100,14 @@ class Campaign(models.Model):
         default=WhenCapped.BY_CATEGORY,
         help_text="What happens to a message a frequency cap holds back; the reason is recorded either way.",
     )
+    holdout_percent = models.DecimalField(
+        "holdout (%)",
+        max_digits=4,
+        decimal_places=2,
+        default=0,
+        help_text="A random share of the audience held back at launch (never sent it) to measure lift against.",
+        validators=[MinValueValidator(0), MaxValueValidator(50)],
+    )
     message = models.ForeignKey("campaigns.Message", on_delete=models.PROTECT, related_name="campaigns")
     include_segments = models.ManyToManyField("campaigns.Segment", related_name="included_in", blank=True)
     exclude_segments = models.ManyToManyField("campaigns.Segment", related_name="excluded_from", blank=True)
@@ -190,3 +199,12 @@ class Campaign(models.Model):
                 raise ValidationError({"shared_code": "This code belongs to another offer."})
         if self.coupon_mode == self.CouponMode.UNIQUE and self.shared_code_id is not None:
             raise ValidationError({"shared_code": "Unique codes are drawn per message; leave the shared code empty."})
+
+
+class GoalDashboard(Campaign):
+    """The goal dashboard's entry in the admin index (no table of its own: it reads everything else)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "goal dashboard"
+        verbose_name_plural = "goal dashboard"

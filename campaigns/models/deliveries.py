@@ -47,6 +47,7 @@ class Delivery(models.Model):
         PAUSED = "paused", "Paused by the customer"
         CATEGORY_LEFT = "category_left", "Customer left this kind of message"
         LOCAL_TIME = "local_time", "Waiting for the local send time"
+        HOLDOUT = "holdout", "Held out (control group)"
 
     PENDING_STATUSES = (Status.QUEUED, Status.SENDING)
 

@@ -1,0 +1,119 @@
+"""B16: time each results page (goal dashboard, a campaign's results) over N customers and their history.
+
+Usage (PostgreSQL only; builds its own database, never touches yours):
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tandem_bench python -m bench.b16_results --customers 1000000
+
+Builds on B1's fixture (customers, consent, suppressions, purchases over 400 days), then adds four sent
+campaigns with one email delivery per customer each (opens, clicks, codes, a 10 % holdout), redemptions
+and provider events. Prints the median seconds of 3 runs per page, its SQL statements (must not grow
+with N) and peak RSS. A benchmark, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import timedelta
+
+from bench.b1_segment_count import _setup_django, _timed, fixture_build
+
+CAMPAIGNS = 4
+
+HISTORY_SQL = """
+DELETE FROM campaigns_delivery; DELETE FROM campaigns_deliveryevent;
+DELETE FROM loyalty_redemption WHERE idempotency_key LIKE 'b16-%%';
+INSERT INTO campaigns_delivery (cause_type, cause_id, customer_id, channel, message_id, variant_id, coupon_code_id,
+       status, reason, error, address, provider_message_id, attempts, created_at, updated_at, sent_at,
+       provider_status, opened_at, clicked_at)
+SELECT 'campaign', c.id, cu.id, 'email', c.message_id, NULL,
+       CASE WHEN (cu.id + c.id) %% 10 = 0 THEN NULL ELSE %(code)s END,
+       CASE WHEN (cu.id + c.id) %% 10 = 0 THEN 'skipped' ELSE 'sent' END,
+       CASE WHEN (cu.id + c.id) %% 10 = 0 THEN 'holdout' ELSE '' END, '', '', '', 1,
+       c.started_at, c.started_at, CASE WHEN (cu.id + c.id) %% 10 = 0 THEN NULL ELSE c.started_at END,
+       CASE WHEN (cu.id + c.id) %% 10 = 0 THEN '' ELSE 'delivered' END,
+       CASE WHEN cu.id %% 3 = 0 THEN c.started_at + interval '2 hours' END,
+       CASE WHEN cu.id %% 11 = 0 THEN c.started_at + interval '3 hours' END
+FROM campaigns_campaign c CROSS JOIN customers_customer cu WHERE c.name LIKE 'B16 %%';
+INSERT INTO campaigns_deliveryevent (provider, provider_event_id, delivery_id, kind, occurred_at, detail, created_at)
+SELECT 'bench', 'b16-' || d.id, d.id, CASE WHEN d.id %% 2 = 0 THEN 'bounced' ELSE 'complained' END,
+       d.sent_at + interval '1 hour', '{}', now()
+FROM campaigns_delivery d WHERE d.id %% 400 = 0 AND d.status = 'sent';
+INSERT INTO loyalty_redemption (kind, customer_id, offer_id, coupon_code_id, points, channel, store_id,
+       order_reference, order_amount, discount_amount, description, idempotency_key, status, created_at)
+SELECT 'code', cu.id, %(offer)s, %(code)s, 0, CASE WHEN cu.id %% 2 = 0 THEN 'online' ELSE 'store' END,
+       CASE WHEN cu.id %% 2 = 0 THEN NULL ELSE cu.home_store_id END, '', 40, 4, '', 'b16-' || cu.id, 'confirmed',
+       now() - interval '5 days'
+FROM customers_customer cu WHERE cu.id %% 25 = 0;
+ANALYZE;
+"""
+
+
+def history_build() -> None:
+    from django.db import connection
+    from django.utils import timezone
+
+    from campaigns.models import Campaign, Message
+    from loyalty.models import CouponCode, Offer, Programme
+
+    started = time.perf_counter()
+    programme, _ = Programme.objects.get_or_create(name="B16")
+    now = timezone.now()
+    offer, _ = Offer.objects.get_or_create(
+        programme=programme,
+        name="B16",
+        defaults={"kind": "amount_off", "amount_off": 5, "valid_from": now, "valid_until": now + timedelta(days=90)},
+    )
+    code, _ = CouponCode.objects.get_or_create(offer=offer, code="B16SHARED", defaults={"max_uses": None})
+    message, _ = Message.objects.get_or_create(name="B16")
+    Campaign.objects.filter(name__startswith="B16 ").delete()
+    for n in range(CAMPAIGNS):
+        campaign = Campaign.objects.create(
+            name=f"B16 {n}",
+            goal="conversion",
+            kpi="revenue",
+            message=message,
+            offer=offer,
+            shared_code=code,
+            holdout_percent=10,
+        )
+        when = now - timedelta(days=5 + 7 * n)
+        Campaign.objects.filter(pk=campaign.pk).update(status="sent", started_at=when, finished_at=when)
+    sql = HISTORY_SQL.replace("%(code)s", str(code.pk)).replace("%(offer)s", str(offer.pk)).replace("%%", "%")
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+    print(f"history: {CAMPAIGNS} campaigns of deliveries in {time.perf_counter() - started:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--reuse", action="store_true", help="keep the fixture if it has that many customers")
+    args = parser.parse_args()
+    _setup_django()
+
+    from django.utils import timezone
+
+    from campaigns.models import Campaign
+    from campaigns.results.funnel import campaign_results
+    from campaigns.results.periods import Period
+    from campaigns.results.selectors import campaign_ids_touching, channel_health, goal_dashboard
+
+    fixture_build(customers=args.customers, reuse=args.reuse)
+    history_build()
+    today = timezone.localdate()
+    period = Period(today - timedelta(days=29), today)
+    campaign = Campaign.objects.filter(name="B16 0").get()
+    _timed("goal dashboard (30 days)", lambda: sum(len(t) for t in goal_dashboard(period).values()))
+    _timed(
+        "goal dashboard (1 year)",
+        lambda: sum(len(t) for t in goal_dashboard(Period(today - timedelta(days=364), today)).values()),
+    )
+    ids = campaign_ids_touching(period.start, period.end)
+    _timed("channel health (30 days)", lambda: len(channel_health(period, ids).rows))
+    _timed("campaign results + lift", lambda: campaign_results(campaign=campaign).totals["sent"])
+    print(f"(period {period})")
+
+
+if __name__ == "__main__":
+    main()
