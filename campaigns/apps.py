@@ -29,11 +29,17 @@ class CampaignsConfig(AppConfig):
 
         timeline_source_register("campaigns.journeys", journey_timeline_entries)
 
-        from campaigns.customer_record import EXPORTED_MODELS, campaigns_export_sections, deliveries_header_panel
+        from campaigns.customer_record import (
+            EXPORTED_MODELS,
+            campaigns_export_sections,
+            deliveries_header_panel,
+            journeys_header_panel,
+        )
         from customers.export_sources import export_source_register
         from customers.header_sources import header_source_register
 
         header_source_register("campaigns.deliveries", deliveries_header_panel, order=30)
+        header_source_register("journeys", journeys_header_panel, order=20)
         export_source_register("campaigns", campaigns_export_sections, models=EXPORTED_MODELS)
 
         # ESP tracking events (bounces, complaints, opens) arrive through anymail's webhook views.

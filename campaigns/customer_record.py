@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from campaigns.delivery.causes import delivery_cause_label, delivery_causes
 from campaigns.delivery.progress import REASON_TEXT, deliveries_for_customer
 from campaigns.models import (
-    Campaign,
     CustomerPushDevice,
     CustomerWebPushDevice,
     DeliveryEvent,
+    Enrolment,
+    JourneySegmentMark,
+    JourneyStepRun,
     SegmentMember,
     SmsOptOutReview,
 )
@@ -27,6 +30,8 @@ EXPORTED_MODELS = {
     "campaigns.CustomerPushDevice": "push_devices",
     "campaigns.CustomerWebPushDevice": "push_devices",
     "campaigns.SegmentMember": "segment_memberships",
+    "campaigns.Enrolment": "journeys",
+    "campaigns.JourneySegmentMark": "journeys",
 }
 
 
@@ -37,11 +42,11 @@ def _iso(value) -> str | None:
 def deliveries_header_panel(customer, profile_ids: list[int]) -> HeaderPanel:
     """The last few messages sent (or not sent, and why) to the person."""
     rows = deliveries_for_customer(profile_ids=profile_ids, limit=HEADER_DELIVERIES)
-    names = dict(Campaign.objects.filter(pk__in={row.cause_id for row in rows}).values_list("pk", "name"))
+    causes = delivery_causes(rows)
     lines = [
         HeaderLine(
             label=row.get_channel_display(),
-            value=names.get(row.cause_id, f"Campaign {row.cause_id}"),
+            value=delivery_cause_label(causes, row)[0],
             note=" · ".join(
                 part
                 for part in (
@@ -53,16 +58,42 @@ def deliveries_header_panel(customer, profile_ids: list[int]) -> HeaderPanel:
                 )
                 if part
             ),
-            url=reverse("admin:campaigns_campaign_change", args=[row.cause_id]),
+            url=delivery_cause_label(causes, row)[1],
         )
         for row in rows
     ]
     return HeaderPanel(key="deliveries", title="Last messages", lines=lines, empty_text="No message yet.")
 
 
+def journeys_header_panel(customer, profile_ids: list[int]) -> HeaderPanel:
+    """The journeys the person is in now: which step they are on and when it runs."""
+    enrolments = (
+        Enrolment.objects.filter(customer_id__in=profile_ids, status=Enrolment.Status.ACTIVE)
+        .select_related("journey")
+        .order_by("entered_at", "pk")
+    )
+    lines = [
+        HeaderLine(
+            label=enrolment.journey.name,
+            value=f"step {enrolment.step_key}" if enrolment.step_key else "entering",
+            note=" · ".join(
+                part
+                for part in (
+                    f"entered {enrolment.entered_at:%Y-%m-%d}",
+                    f"next {enrolment.due_at:%Y-%m-%d %H:%M} UTC" if enrolment.due_at else "",
+                )
+                if part
+            ),
+            url=reverse("admin:campaigns_journey_change", args=[enrolment.journey_id]),
+        )
+        for enrolment in enrolments[:10]
+    ]
+    return HeaderPanel(key="journeys", title="Open journeys", lines=lines, empty_text="In no journey now.")
+
+
 def campaigns_export_sections(profile_ids: list[int]) -> dict:
     deliveries = deliveries_for_customer(profile_ids=profile_ids, limit=None)
-    names = dict(Campaign.objects.filter(pk__in={row.cause_id for row in deliveries}).values_list("pk", "name"))
+    causes = delivery_causes(deliveries)
     events: dict[int, list] = {row.pk: [] for row in deliveries}
     for event in DeliveryEvent.objects.filter(delivery_id__in=list(events)).order_by("occurred_at", "id"):
         events[event.delivery_id].append(
@@ -88,7 +119,7 @@ def campaigns_export_sections(profile_ids: list[int]) -> dict:
     return {
         "deliveries": [
             {
-                "campaign": names.get(row.cause_id, row.cause_id),
+                "sent_by": delivery_cause_label(causes, row)[0],
                 "channel": row.channel,
                 "address": row.address,
                 "status": row.status,
@@ -119,4 +150,30 @@ def campaigns_export_sections(profile_ids: list[int]) -> dict:
             {"segment": member.segment.name, "added_at": _iso(member.added_at)}
             for member in SegmentMember.objects.filter(customer_id__in=profile_ids).select_related("segment")
         ],
+        "journeys": _journeys_export(profile_ids),
     }
+
+
+def _journeys_export(profile_ids: list[int]) -> list[dict]:
+    enrolments = list(
+        Enrolment.objects.filter(customer_id__in=profile_ids).select_related("journey").order_by("entered_at", "pk")
+    )
+    steps: dict[int, list] = {enrolment.pk: [] for enrolment in enrolments}
+    for run in JourneyStepRun.objects.filter(enrolment_id__in=list(steps)).order_by("ran_at", "id"):
+        steps[run.enrolment_id].append(
+            {"step": run.step_key, "kind": run.kind, "outcome": run.outcome, "at": _iso(run.ran_at)}
+        )
+    marks = set(JourneySegmentMark.objects.filter(customer_id__in=profile_ids).values_list("journey__name", flat=True))
+    return [
+        {
+            "journey": enrolment.journey.name,
+            "status": enrolment.status,
+            "step": enrolment.step_key,
+            "entered_at": _iso(enrolment.entered_at),
+            "finished_at": _iso(enrolment.finished_at),
+            "exit_reason": enrolment.exit_reason,
+            "converted_at": _iso(enrolment.converted_at),
+            "steps": steps[enrolment.pk],
+        }
+        for enrolment in enrolments
+    ] + [{"journey": name, "segment_watched": True} for name in sorted(marks)]

@@ -309,33 +309,41 @@ def campaign_why(*, campaign: Campaign, customer: Customer, now: datetime | None
 
 
 def deliveries_for_customer(*, profile_ids: list[int], limit: int = 100) -> list[Delivery]:
-    """The latest deliveries of these profiles, across campaigns.
+    """The latest deliveries of these profiles, across campaigns and journeys.
 
     Deliveries carry no index on the customer alone (it would cost every launch a B-tree insert per row);
     naming every campaign id lets the unique key ``(cause_type, cause_id, customer_id, …)`` answer with one
     index probe per campaign instead of a scan.
     """
-    campaign_ids = list(Campaign.objects.exclude(started_at__isnull=True).values_list("pk", flat=True))
-    if not campaign_ids or not profile_ids:
+    from django.db.models import Q
+
+    from campaigns.models import JourneyStepRun
+
+    if not profile_ids:
         return []
-    return list(
-        Delivery.objects.filter(cause_type=CAMPAIGN, cause_id__in=campaign_ids, customer_id__in=profile_ids).order_by(
-            "-created_at", "-id"
-        )[:limit]
+    campaign_ids = list(Campaign.objects.exclude(started_at__isnull=True).values_list("pk", flat=True))
+    # A journey's messages are caused by the person's own step runs, found through their enrolments.
+    run_ids = list(JourneyStepRun.objects.filter(enrolment__customer_id__in=profile_ids).values_list("pk", flat=True))
+    if not campaign_ids and not run_ids:
+        return []
+    causes = Q(cause_type=CAMPAIGN, cause_id__in=campaign_ids) | Q(
+        cause_type=Delivery.Cause.JOURNEY_STEP, cause_id__in=run_ids
     )
+    return list(Delivery.objects.filter(causes, customer_id__in=profile_ids).order_by("-created_at", "-id")[:limit])
 
 
 def delivery_timeline_entries(profile_ids) -> list:
     """The customer's deliveries as entries of their 360° timeline (registered as a timeline source)."""
+    from campaigns.delivery.causes import delivery_cause_label, delivery_causes
     from customers.selectors import TimelineEntry
 
     rows = deliveries_for_customer(profile_ids=list(profile_ids))
-    names = dict(Campaign.objects.filter(pk__in={row.cause_id for row in rows}).values_list("pk", "name"))
+    causes = delivery_causes(rows)
     return [
         TimelineEntry(
             at=row.sent_at or row.updated_at or row.created_at,
             kind="delivery",
-            title=f"{row.get_channel_display()} from campaign “{names.get(row.cause_id, row.cause_id)}”: "
+            title=f"{row.get_channel_display()} from {delivery_cause_label(causes, row)[0]}: "
             f"{row.get_status_display().lower()}",
             details={
                 "Why": REASON_TEXT.get(row.reason, "") if row.reason else "",

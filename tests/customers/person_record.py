@@ -14,6 +14,11 @@ from campaigns.models import (
     CustomerWebPushDevice,
     Delivery,
     DeliveryEvent,
+    Enrolment,
+    Journey,
+    JourneySegmentMark,
+    JourneyStepRun,
+    JourneyVersion,
     SegmentMember,
     SmsOptOutReview,
 )
@@ -125,6 +130,13 @@ def person_with_everything(*, disclosures) -> dict:
         received_at=now,
     )
     SegmentMember.objects.create(segment=SegmentFactory(name="VIP upload"), customer=ben)
+    journey = Journey.objects.create(name="Welcome", trigger=Journey.Trigger.SEGMENT_JOINED)
+    version = JourneyVersion.objects.create(journey=journey, number=1, steps=[{"key": "hello", "kind": "exit"}])
+    enrolment = Enrolment.objects.create(
+        journey=journey, version=version, customer=ben, step_key="hello", entered_at=now, due_at=now
+    )
+    JourneyStepRun.objects.create(enrolment=enrolment, step_key="hello", kind="exit", version=version, ran_at=now)
+    JourneySegmentMark.objects.create(journey=journey, customer=ben)
     CustomerPushDevice.objects.create(
         customer=ben, device=GCMDevice.objects.create(registration_id="tok-1", cloud_message_type="FCM", name="Pixel")
     )

@@ -65,8 +65,7 @@ def test_header_answers_consent_choices_purchases_loyalty_and_messages(client, m
     assert f"Points {balance.points_balance:,}" in loyalty
     assert balance.card_number in loyalty
     assert "Spring sale" in _section(html, "deliveries")
-    # Journeys do not exist yet: no panel, no placeholder.
-    assert 'id="c360-journeys"' not in html
+    assert "Welcome step hello" in _section(html, "journeys")
     # The header comes before the form's fields and the timeline.
     assert html.index('id="customer-360"') < html.index('id="id_email"') < html.index('id="timeline"')
 

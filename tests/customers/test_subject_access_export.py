@@ -92,7 +92,7 @@ def test_the_export_content_of_loyalty_messages_and_merges(disclosures):
     assert data["loyalty_redemptions"][0]["order_reference"] == "WEB-2"
 
     (delivery,) = data["deliveries"]
-    assert delivery["campaign"] == "Spring sale"
+    assert delivery["sent_by"] == "campaign “Spring sale”"
     assert delivery["events"][0]["kind"] == "opened"
     assert data["sms_opt_out_reviews"][0]["body"] == "please stop texting me"
     assert {device["kind"] for device in data["push_devices"]} == {"app", "browser"}
