@@ -13,6 +13,7 @@ from campaigns.models import AuditEvent, Segment, Variant
 from campaigns.personalisation import coupon_value, loyalty_values
 from campaigns.rendering import RenderError, TemplateProblem, placeholder_context
 from customers.models import Customer
+from customers.selectors import customer_name_words_q
 
 PERSONA_SOFT_LIMIT = 4
 
@@ -55,12 +56,7 @@ def customers_search(*, query: str, limit: int = CUSTOMER_SEARCH_LIMIT) -> list[
     digits = "".join(char for char in term if char.isdigit())
     if len(digits) >= 4:
         wanted |= Q(phone__contains=digits)
-    words = [word for word in term.split() if not any(char.isdigit() for char in word) and "@" not in word]
-    if words:
-        name_match = Q()
-        for word in words:
-            name_match &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
-        wanted |= name_match
+    wanted |= customer_name_words_q(term)
     if not wanted:
         return []
     found = Customer.objects.active().filter(wanted).select_related("home_store")

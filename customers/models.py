@@ -24,6 +24,28 @@ class Channel(models.TextChoices):
     PUSH = "push", "Push"
 
 
+class AppendOnlyModel(models.Model):
+    """Rows written once, never edited or deleted: a change is recorded as a new row.
+
+    Erasure may still blank personal fields of a saved row (``save(_redaction=True)``).
+    """
+
+    #: how the row's kind reads in the error, e.g. "Consent evidence"
+    append_only_name = "This record"
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.pop("_redaction", False):
+            raise ValueError(f"{self.append_only_name} is append-only; record a new entry instead.")
+        kwargs.pop("_redaction", None)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError(f"{self.append_only_name} is append-only and cannot be deleted.")
+
+
 class Store(models.Model):
     code = models.SlugField(max_length=32, unique=True, help_text="Short code printed on receipts, e.g. NYC-5TH.")
     name = models.CharField(max_length=120)
@@ -157,8 +179,10 @@ class CategoryOptOut(models.Model):
         return f"Left {self.get_category_display().lower()}"
 
 
-class PreferenceEvidence(models.Model):
+class PreferenceEvidence(AppendOnlyModel):
     """One append-only line of what a customer changed about their messages besides consent."""
+
+    append_only_name = "Preference evidence"
 
     class Action(models.TextChoices):
         CATEGORY_LEFT = "category_left", "Left a category"
@@ -185,13 +209,6 @@ class PreferenceEvidence(models.Model):
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.value}".strip()
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValueError("Preference evidence is append-only; record a new entry instead.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Preference evidence is append-only and cannot be deleted.")
 
 
 class DisclosureText(models.Model):
@@ -234,8 +251,10 @@ class ConsentMethod(models.TextChoices):
     ERASURE = "erasure", "Erasure"
 
 
-class ConsentEvidence(models.Model):
+class ConsentEvidence(AppendOnlyModel):
     """One append-only line of the consent ledger: who agreed to (or withdrew) what, when, how, where."""
+
+    append_only_name = "Consent evidence"
 
     class Action(models.TextChoices):
         GRANT = "grant", "Granted"
@@ -273,13 +292,6 @@ class ConsentEvidence(models.Model):
     def __str__(self) -> str:
         return f"{self.get_channel_display()} {self.get_action_display().lower()} via {self.get_method_display()}"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None and not kwargs.pop("_redaction", False):
-            raise ValueError("Consent evidence is append-only; record a new entry instead.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Consent evidence is append-only and cannot be deleted.")
 
 
 class ConsentStatus(models.TextChoices):

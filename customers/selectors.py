@@ -473,3 +473,12 @@ def preference_page_context(*, link, customer: Customer, now: datetime | None = 
             else None
         ),
     }
+
+
+def customer_name_words_q(term: str):
+    """Every word of ``term`` that is not a number or an address found in the first or last name; ``Q()`` if none."""
+    words = [word for word in term.split() if not any(char.isdigit() for char in word) and "@" not in word]
+    matched = Q()
+    for word in words:
+        matched &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
+    return matched

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from customers.models import Customer, Purchase, Store
+from customers.models import AppendOnlyModel, Customer, Purchase, Store
 from loyalty.querysets import LedgerEntryQuerySet, LoyaltyAccountQuerySet
 
 
@@ -146,8 +146,10 @@ class LoyaltyAccount(models.Model):
         return f"Card {self.card_number}"
 
 
-class LedgerEntry(models.Model):
+class LedgerEntry(AppendOnlyModel):
     """One append-only line of an account's points ledger; the balance is the sum of ``points``."""
+
+    append_only_name = "The points ledger"
 
     class Kind(models.TextChoices):
         EARN = "earn", "Earned"
@@ -202,13 +204,6 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.points:+d}"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValueError("The points ledger is append-only; record a new entry instead.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("The points ledger is append-only and cannot be deleted.")
 
 
 class TierChange(models.Model):

@@ -20,7 +20,7 @@ from campaigns.models import Campaign, Delivery
 from customers.exceptions import InvalidContact
 from customers.models import Customer
 from customers.normalization import normalize_email, normalize_phone
-from customers.selectors import customer_profile_ids
+from customers.selectors import customer_name_words_q, customer_profile_ids
 
 Status = Delivery.Status
 CAMPAIGN = Delivery.Cause.CAMPAIGN
@@ -174,12 +174,7 @@ def customers_matching(*, query: str, limit: int = 10) -> list[Customer]:
     if any(char.isdigit() for char in term):
         with contextlib.suppress(InvalidContact):
             wanted |= Q(phone=normalize_phone(term))
-    words = [word for word in term.split() if not any(char.isdigit() for char in word) and "@" not in word]
-    if words:
-        name_match = Q()
-        for word in words:
-            name_match &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
-        wanted |= name_match
+    wanted |= customer_name_words_q(term)
     if not wanted:
         return []
     return list(Customer.objects.filter(wanted).order_by("pk")[:limit])
