@@ -26,7 +26,16 @@ from campaigns.models import Campaign, Delivery, DeliveryEvent
 from campaigns.results.periods import Period
 from campaigns.results.sql import dt, minus, qn, refunded, refunded_sql, rows, subquery
 from campaigns.results.tables import Table, change, money, percent
-from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase, Source, Store
+from customers.models import (
+    Channel,
+    ConsentEvidence,
+    ConsentMethod,
+    Customer,
+    Purchase,
+    Source,
+    Store,
+    SurveyResponse,
+)
 from loyalty.models import LedgerEntry, LoyaltyAccount, Redemption
 
 CAMPAIGN = Delivery.Cause.CAMPAIGN
@@ -709,6 +718,65 @@ def points(period: Period) -> Table:
     )
 
 
+PROMOTER_LOWEST = 9
+DETRACTOR_HIGHEST = 6
+
+
+def nps(period: Period) -> Table:
+    """Net promoter score of the survey answers given in the period and the previous one; one query.
+
+    Promoters answered 9-10, detractors 0-6; NPS = % promoters - % detractors, from -100 to +100.
+    """
+    current, previous, either = _both("answered_at", period)
+    promoter, detractor = Q(score__gte=PROMOTER_LOWEST), Q(score__lte=DETRACTOR_HIGHEST)
+    counts = SurveyResponse.objects.filter(either).aggregate(
+        n=Count("pk", filter=current),
+        promoters=Count("pk", filter=current & promoter),
+        detractors=Count("pk", filter=current & detractor),
+        n_prev=Count("pk", filter=previous),
+        promoters_prev=Count("pk", filter=previous & promoter),
+        detractors_prev=Count("pk", filter=previous & detractor),
+    )
+
+    def score(suffix: str) -> float | None:
+        n = counts["n" + suffix]
+        if not n:
+            return None
+        return round(100 * (counts["promoters" + suffix] - counts["detractors" + suffix]) / n, 1)
+
+    passives = counts["n"] - counts["promoters"] - counts["detractors"]
+    passives_prev = counts["n_prev"] - counts["promoters_prev"] - counts["detractors_prev"]
+    table_rows = [
+        ["Answers", counts["n"], counts["n_prev"], change(counts["n"], counts["n_prev"])],
+        [
+            "Promoters (9-10)",
+            counts["promoters"],
+            counts["promoters_prev"],
+            change(counts["promoters"], counts["promoters_prev"]),
+        ],
+        ["Passives (7-8)", passives, passives_prev, change(passives, passives_prev)],
+        [
+            "Detractors (0-6)",
+            counts["detractors"],
+            counts["detractors_prev"],
+            change(counts["detractors"], counts["detractors_prev"]),
+        ],
+    ]
+    current_score, previous_score = score(""), score("_prev")
+    points_change = (
+        "-" if current_score is None or previous_score is None else f"{current_score - previous_score:+.1f} pts"
+    )
+    table_rows.append(["NPS", current_score, previous_score, points_change])
+    return Table(
+        "nps",
+        "Net promoter score (survey)",
+        ["", "period", "previous", "change"],
+        table_rows,
+        "NPS = % promoters (9-10) - % detractors (0-6) of the answers given in the period, from -100 to +100; "
+        "a changed answer counts once, at its latest date.",
+    )
+
+
 # --- channel health -------------------------------------------------------------------------------
 
 HEALTH_KINDS = {
@@ -800,6 +868,7 @@ def goal_dashboard(period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WI
             customer_value(period),
             loyalty_members(period),
             points(period),
+            nps(period),
         ],
         "health": [channel_health(period, campaign_ids)],
     }

@@ -234,3 +234,33 @@ def test_period_input_is_checked():
     period, problem = period_from("2026-03-01", "2026-03-10")
     assert problem == ""
     assert period == PERIOD
+
+
+def test_nps_counts_promoters_minus_detractors_of_the_answers_in_each_period():
+    from customers.models import SurveyResponse
+
+    def answer(score, when, source):
+        SurveyResponse.objects.create(
+            customer=CustomerFactory(), source=source, score=score, answered_at=when, first_answered_at=when
+        )
+
+    for n, score in enumerate([10, 9, 9, 8, 7, 6, 0, 10]):  # 4 promoters, 2 passives, 2 detractors
+        answer(score, march(2 + n % 5), f"campaign:1 delivery:{n}")
+    for n, score in enumerate([10, 3, 2, 5]):  # previous period: 1 promoter, 3 detractors
+        answer(score, march(1) - timedelta(days=2), f"campaign:0 delivery:{n}")
+    answer(10, march(11, 1), "after the period")
+
+    rows = _rows(selectors.nps(PERIOD))
+
+    assert rows["Answers"][:2] == [8, 4]
+    assert rows["Promoters (9-10)"][:2] == [4, 1]
+    assert rows["Passives (7-8)"][:2] == [2, 0]
+    assert rows["Detractors (0-6)"][:2] == [2, 3]
+    assert rows["NPS"] == [25.0, -50.0, "+75.0 pts"]
+
+
+def test_nps_without_answers_is_blank_not_zero():
+    rows = _rows(selectors.nps(PERIOD))
+
+    assert rows["NPS"] == [None, None, "-"]
+    assert rows["Answers"] == [0, 0, "-"]
