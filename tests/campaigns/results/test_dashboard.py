@@ -279,7 +279,6 @@ def _journey(name):
 
 def _enrol(journey, entered, converted=None, sent_at=None, customer=None):
     from campaigns.models import Delivery, Enrolment, JourneyStepRun
-
     from tests.factories.campaigns import MessageFactory
 
     enrolment = Enrolment.objects.create(
