@@ -130,3 +130,11 @@ def test_bad_and_erased_links_answer_the_same_generic_page(customer, survey_path
 
     assert Client().get(survey_path).status_code == 404
     assert SurveyResponse.objects.get().comment == ""
+
+
+def test_an_old_survey_link_says_the_survey_has_closed_and_records_nothing(survey_path):
+    with time_machine.travel(timezone.now() + timedelta(days=61)):
+        response = Client().post(survey_path, {"score": "10"})
+
+    assert response.status_code == 410
+    assert not SurveyResponse.objects.exists()
