@@ -6,7 +6,8 @@ Usage (PostgreSQL only; builds its own database, never touches yours):
 
 Builds on B1's fixture (customers, consent, suppressions, purchases over 400 days), then adds four sent
 campaigns with one email delivery per customer each (opens, clicks, codes, a 10 % holdout), redemptions
-and provider events. Prints the median seconds of 3 runs per page, its SQL statements (must not grow
+and provider events, a journey a third of the customers entered (one message each, a fifth converted) and
+survey answers from a seventh. Prints the median seconds of 3 runs per page, its SQL statements (must not grow
 with N) and peak RSS. A benchmark, not a test: it asserts nothing.
 """
 
@@ -45,6 +46,24 @@ SELECT 'code', cu.id, %(offer)s, %(code)s, 0, CASE WHEN cu.id %% 2 = 0 THEN 'onl
        CASE WHEN cu.id %% 2 = 0 THEN NULL ELSE cu.home_store_id END, '', 40, 4, '', 'b16-' || cu.id, 'confirmed',
        now() - interval '5 days'
 FROM customers_customer cu WHERE cu.id %% 25 = 0;
+DELETE FROM customers_surveyresponse;
+INSERT INTO customers_surveyresponse (customer_id, source, score, comment, answered_at, first_answered_at)
+SELECT cu.id, 'campaign:0 delivery:' || cu.id, cu.id %% 11, '', now() - (cu.id %% 60) * interval '1 day',
+       now() - (cu.id %% 60) * interval '1 day'
+FROM customers_customer cu WHERE cu.id %% 7 = 0;
+INSERT INTO campaigns_enrolment (journey_id, version_id, customer_id, entry_key, step_key, status, exit_reason,
+       due_at, entered_at, finished_at, converted_at)
+SELECT %(journey)s, %(version)s, cu.id, '', '', 'completed', '', NULL, now() - (cu.id %% 60) * interval '1 day', NULL,
+       CASE WHEN cu.id %% 5 = 0 THEN now() - (cu.id %% 60) * interval '1 day' + interval '2 days' END
+FROM customers_customer cu WHERE cu.id %% 3 = 0;
+INSERT INTO campaigns_journeysteprun (enrolment_id, step_key, kind, version_id, outcome, ran_at)
+SELECT e.id, 'hello', 'send', %(version)s, 'sent', e.entered_at FROM campaigns_enrolment e;
+INSERT INTO campaigns_delivery (cause_type, cause_id, customer_id, channel, message_id, variant_id, coupon_code_id,
+       status, reason, error, address, provider_message_id, attempts, created_at, updated_at, sent_at,
+       provider_status, opened_at, clicked_at)
+SELECT 'journey_step', r.id, e.customer_id, 'email', %(message)s, NULL, NULL, 'sent', '', '', '', '', 1,
+       r.ran_at, r.ran_at, r.ran_at + interval '1 hour', 'delivered', NULL, NULL
+FROM campaigns_journeysteprun r JOIN campaigns_enrolment e ON e.id = r.enrolment_id;
 ANALYZE;
 """
 
@@ -53,7 +72,7 @@ def history_build() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from campaigns.models import Campaign, Message
+    from campaigns.models import Campaign, Journey, JourneyVersion, Message
     from loyalty.models import CouponCode, Offer, Programme
 
     started = time.perf_counter()
@@ -79,7 +98,23 @@ def history_build() -> None:
         )
         when = now - timedelta(days=5 + 7 * n)
         Campaign.objects.filter(pk=campaign.pk).update(status="sent", started_at=when, finished_at=when)
-    sql = HISTORY_SQL.replace("%(code)s", str(code.pk)).replace("%(offer)s", str(offer.pk)).replace("%%", "%")
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM campaigns_journeysteprun; DELETE FROM campaigns_enrolment")
+    Journey.objects.filter(name="B16 welcome").delete()
+    journey = Journey.objects.create(name="B16 welcome", trigger="consent_confirmed")
+    version = JourneyVersion.objects.create(
+        journey=journey, number=1, published_at=now, steps=[{"key": "hello", "kind": "send", "message": message.pk}]
+    )
+    sql = HISTORY_SQL
+    for name, value in (
+        ("code", code.pk),
+        ("offer", offer.pk),
+        ("journey", journey.pk),
+        ("version", version.pk),
+        ("message", message.pk),
+    ):
+        sql = sql.replace(f"%({name})s", str(int(value)))
+    sql = sql.replace("%%", "%")
     with connection.cursor() as cursor:
         cursor.execute(sql)
     print(f"history: {CAMPAIGNS} campaigns of deliveries in {time.perf_counter() - started:.1f} s")

@@ -490,9 +490,21 @@ class CampaignForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "holdout_percent" in self.fields:
             self.fields["holdout_percent"].required = False  # empty: no holdout
+        if "holdout_mode" in self.fields:
+            self.fields["holdout_mode"].required = False  # empty: a share of customers
 
     def clean_holdout_percent(self):
         return self.cleaned_data.get("holdout_percent") or 0
+
+    def clean_holdout_mode(self):
+        return self.cleaned_data.get("holdout_mode") or "customers"
+
+    def clean(self):
+        cleaned = super().clean()
+        stores_chosen = cleaned.get("holdout_stores")
+        if cleaned.get("holdout_mode") == "stores" and "holdout_stores" in self.fields and not stores_chosen:
+            self.add_error("holdout_stores", "Choose the stores whose customers are held back.")
+        return cleaned
 
     channels = ChannelOrderField(
         label="Channels",
@@ -523,6 +535,8 @@ class CampaignForm(forms.ModelForm):
             "channels",
             "mode",
             "holdout_percent",
+            "holdout_mode",
+            "holdout_stores",
             "offer",
             "coupon_mode",
             "shared_code",
@@ -554,7 +568,7 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
     ]
     list_filter = ["status", "goal", ChannelListFilter, "category"]
     search_fields = ["name"]
-    filter_horizontal = ["include_segments", "exclude_segments"]
+    filter_horizontal = ["include_segments", "exclude_segments", "holdout_stores"]
     inlines = [CampaignVariantInline]
     actions = ["duplicate_action"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
@@ -563,7 +577,7 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
         (None, {"fields": ["name", ("goal", "kpi", "kpi_target"), ("category", "when_capped")],
                 "classes": ["step-audience"]}),
         ("Who it goes to", {"fields": ["include_segments", "exclude_segments", "channels", "mode",
-                                                  "holdout_percent"],
+                                                  "holdout_percent", "holdout_mode", "holdout_stores"],
                             "classes": ["step-audience"]}),
         ("Message", {"fields": ["message"], "classes": ["step-message"]}),
         ("Offer (optional)", {"fields": ["offer", "coupon_mode", "shared_code"], "classes": ["step-message"]}),

@@ -1,6 +1,7 @@
-"""Links a message carries: one-click unsubscribe (RFC 8058, never expires) and the preference centre.
+"""Links a message carries: one-click unsubscribe (RFC 8058, never expires), the preference centre and
+the satisfaction survey.
 
-Each is a signed token of its own purpose, so neither works as the other. Both name what carried them
+Each is a signed token of its own purpose, so none works as another. Both name what carried them
 (``campaign:4 delivery:123``), which the evidence of any change made through them records.
 """
 
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from customers.services.preferences import preference_token_make
+from customers.services.surveys import survey_token_make
 from customers.tokens import token_make
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
@@ -38,13 +40,18 @@ def _preferences_url(token: str) -> str:
     return _url_template(settings.PUBLIC_BASE_URL, "public:preferences").replace(_URL_MARKER, token)
 
 
+def _survey_url(token: str) -> str:
+    return _url_template(settings.PUBLIC_BASE_URL, "public:survey").replace(_URL_MARKER, token)
+
+
 def link_source(*, source: str = "", cause: str = "") -> str:
     """What carried a link, as evidence records it: ``campaign:4 delivery:123``."""
     return " ".join(part for part in (cause, source) if part)[:200]
 
 
 def message_links(*, customer, channel: str, source: str = "", cause: str = "", category: str = "") -> dict[str, str]:
-    """``unsubscribe_url`` (one-click, this channel) and ``preferences_url`` (the preference centre).
+    """``unsubscribe_url`` (one-click, this channel), ``preferences_url`` (the preference centre) and
+    ``survey_url`` (the 0-10 question, its answer recorded against ``campaign:4 delivery:123``).
 
     ``source`` is the delivery (``delivery:123``), ``cause`` what caused it (``campaign:4``), and
     ``category`` the campaign's category, which the preference centre offers to leave.
@@ -52,11 +59,16 @@ def message_links(*, customer, channel: str, source: str = "", cause: str = "", 
     carried_by = link_source(source=source, cause=cause)
     unsubscribe = unsubscribe_token(customer=customer, channel=channel, source=carried_by)
     preferences = preference_token_make(customer=customer, source=carried_by, category=category)
-    return {"unsubscribe_url": _unsubscribe_url(unsubscribe), "preferences_url": _preferences_url(preferences)}
+    survey = survey_token_make(customer=customer, source=carried_by)
+    return {
+        "unsubscribe_url": _unsubscribe_url(unsubscribe),
+        "preferences_url": _preferences_url(preferences),
+        "survey_url": _survey_url(survey),
+    }
 
 
 def preview_links() -> dict[str, str]:
     """Links for previews and test sends: they lead to a page that says so and change nothing."""
     token = token_make(purpose=UNSUBSCRIBE_PURPOSE, payload={"preview": True})
     url = _unsubscribe_url(token)
-    return {"unsubscribe_url": url, "preferences_url": url}
+    return {"unsubscribe_url": url, "preferences_url": url, "survey_url": url}

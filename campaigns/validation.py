@@ -25,7 +25,11 @@ _FIELDS = {
 def _sample_context() -> dict[str, str]:
     """Placeholder values long enough to be honest about lengths (a long first name, a long store)."""
     context = placeholder_context(
-        links={"unsubscribe_url": "https://x.example/u", "preferences_url": "https://x.example/p"}
+        links={
+            "unsubscribe_url": "https://x.example/u",
+            "preferences_url": "https://x.example/p",
+            "survey_url": "https://x.example/s/a-signed-token-of-about-this-length",
+        }
     )
     context.update(first_name="Alexandra", store_name="Fifth Avenue", last_name="Smith")
     return context

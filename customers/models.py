@@ -497,3 +497,31 @@ class CustomerImport(models.Model):
 
     def __str__(self) -> str:
         return f"Import {self.pk} of {self.file_name} ({self.get_status_display()})"
+
+
+class SurveyResponse(models.Model):
+    """A customer's answer to the short satisfaction survey (NPS: 0-10) a message's link carried.
+
+    ``source`` names what carried the link as data (``campaign:4 delivery:123``): customers knows
+    nothing of campaigns. One answer per customer and source; answering again within the edit window
+    updates it.
+    """
+
+    MAX_COMMENT = 1000
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="survey_responses")
+    source = models.CharField(max_length=200, help_text="What carried the survey link, e.g. campaign:4 delivery:123")
+    score = models.PositiveSmallIntegerField(help_text="How likely to recommend us, 0 (not at all) to 10.")
+    comment = models.TextField(max_length=MAX_COMMENT, blank=True)
+    answered_at = models.DateTimeField(help_text="The latest answer.")
+    first_answered_at = models.DateTimeField(help_text="The first answer; the edit window runs from it.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "source"], name="survey_response_once_per_source"),
+            models.CheckConstraint(condition=models.Q(score__lte=10), name="survey_score_at_most_10"),
+        ]
+        indexes = [models.Index(fields=["answered_at"])]
+
+    def __str__(self) -> str:
+        return f"Score {self.score} ({self.source or 'no source'})"

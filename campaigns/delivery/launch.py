@@ -136,10 +136,21 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
 def holdout_sql(campaign: Campaign, customer_column: str) -> str:
     """A SQL condition true for the customers ``campaign`` holds back, or "" without a holdout.
 
-    The draw is a multiplicative hash of (customer, campaign) into 10,000 buckets, not ``random()``: the
+    In store mode: every customer whose home store is one of the campaign's ``holdout_stores``.
+
+    Otherwise the draw is a multiplicative hash of (customer, campaign) into 10,000 buckets, not ``random()``: the
     same customer is held out on every channel and on a second launch, and each campaign draws its own
     group. Only integers are inlined (the column name is the caller's constant).
     """
+    if campaign.holds_out_stores:
+        # Every customer whose home store the campaign holds out, read in the statement itself (no query
+        # before it); PostgreSQL hashes the small subquery once however many rows it tests.
+        customers = connection.ops.quote_name(Customer._meta.db_table)
+        chosen = connection.ops.quote_name(Campaign.holdout_stores.through._meta.db_table)
+        return (
+            f"({customer_column} IN (SELECT held_c.id FROM {customers} held_c JOIN {chosen} held_s "  # noqa: S608
+            f"ON held_s.store_id = held_c.home_store_id WHERE held_s.campaign_id = {int(campaign.pk)}))"
+        )
     basis_points = int(campaign.holdout_percent * 100)
     if basis_points <= 0:
         return ""

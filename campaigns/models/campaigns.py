@@ -108,6 +108,19 @@ class Campaign(models.Model):
         help_text="A random share of the audience held back at launch (never sent it) to measure lift against.",
         validators=[MinValueValidator(0), MaxValueValidator(50)],
     )
+    holdout_mode = models.CharField(
+        "hold back",
+        max_length=10,
+        choices=[("customers", "A random share of customers"), ("stores", "Every customer of the chosen stores")],
+        default="customers",
+        help_text="Whole stores measure in-store lift: their customers' till purchases against the other stores'.",
+    )
+    holdout_stores = models.ManyToManyField(
+        "customers.Store",
+        blank=True,
+        related_name="+",
+        help_text="With 'every customer of the chosen stores': the stores whose customers are held back.",
+    )
     message = models.ForeignKey("campaigns.Message", on_delete=models.PROTECT, related_name="campaigns")
     include_segments = models.ManyToManyField("campaigns.Segment", related_name="included_in", blank=True)
     exclude_segments = models.ManyToManyField("campaigns.Segment", related_name="excluded_from", blank=True)
@@ -156,6 +169,15 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def holds_out_stores(self) -> bool:
+        return self.holdout_mode == "stores"
+
+    @property
+    def holds_out(self) -> bool:
+        """Whether launch holds anyone back (in store mode: whoever belongs to the chosen stores)."""
+        return self.holds_out_stores or bool(self.holdout_percent)
 
     @property
     def channel_list(self) -> list[str]:

@@ -26,7 +26,16 @@ from campaigns.models import Campaign, Delivery, DeliveryEvent
 from campaigns.results.periods import Period
 from campaigns.results.sql import dt, minus, qn, refunded, refunded_sql, rows, subquery
 from campaigns.results.tables import Table, change, money, percent
-from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase, Source, Store
+from customers.models import (
+    Channel,
+    ConsentEvidence,
+    ConsentMethod,
+    Customer,
+    Purchase,
+    Source,
+    Store,
+    SurveyResponse,
+)
 from loyalty.models import LedgerEntry, LoyaltyAccount, Redemption
 
 CAMPAIGN = Delivery.Cause.CAMPAIGN
@@ -475,6 +484,98 @@ def message_conversion(period: Period, campaign_ids: list[int], *, window: timed
     ]
 
 
+#: how long after its step ran a journey message may still be sent (quiet hours, local send times)
+JOURNEY_SEND_SLACK = timedelta(days=2)
+
+
+def journey_conversion(period: Period) -> Table:
+    """Per journey: enrolments entered and converted, the conversion rate and the messages its send
+    steps sent, in the period and the previous one; three queries whatever the data.
+
+    Deliveries carry no index on their send time: the step runs of the two periods (and the slack
+    before them) name them through the deliveries' unique key ``(cause_type, cause_id, ...)``.
+    """
+    from campaigns.models import Enrolment, Journey, JourneyStepRun
+
+    current, previous, either = _both("entered_at", period)
+    converted, converted_prev, converted_either = _both("converted_at", period)
+    enrolments = {
+        row["journey_id"]: row
+        for row in Enrolment.objects.filter(either | converted_either)
+        .order_by()
+        .values("journey_id")
+        .annotate(
+            entered=Count("pk", filter=current),
+            entered_prev=Count("pk", filter=previous),
+            converted=Count("pk", filter=converted),
+            converted_prev=Count("pk", filter=converted_prev),
+            cohort_converted=Count("pk", filter=current & Q(converted_at__isnull=False)),
+            cohort_converted_prev=Count("pk", filter=previous & Q(converted_at__isnull=False)),
+        )
+    }
+    previous_period = period.previous
+    sql = (
+        f"SELECT e.journey_id, "  # noqa: S608 (quoted table names only; values are parameters)
+        f"SUM(CASE WHEN d.sent_at >= %s THEN 1 ELSE 0 END), SUM(CASE WHEN d.sent_at < %s THEN 1 ELSE 0 END) "
+        f"FROM {qn(JourneyStepRun._meta.db_table)} r "
+        f"JOIN {qn(Enrolment._meta.db_table)} e ON e.id = r.enrolment_id "
+        f"JOIN {qn(Delivery._meta.db_table)} d ON d.cause_type = %s AND d.cause_id = r.id "
+        f"WHERE r.ran_at >= %s AND r.ran_at < %s AND d.sent_at >= %s AND d.sent_at < %s "
+        f"GROUP BY e.journey_id"
+    )
+    params = [
+        dt(period.start),
+        dt(period.start),
+        Delivery.Cause.JOURNEY_STEP.value,
+        dt(previous_period.start - JOURNEY_SEND_SLACK),
+        dt(period.end),
+        dt(previous_period.start),
+        dt(period.end),
+    ]
+    sends = {journey_id: (int(cur or 0), int(prev or 0)) for journey_id, cur, prev in rows(sql, params)}
+    ids = set(enrolments) | set(sends)
+    names = dict(Journey.objects.filter(pk__in=ids).values_list("pk", "name"))
+    empty = dict.fromkeys(
+        ("entered", "entered_prev", "converted", "converted_prev", "cohort_converted", "cohort_converted_prev"), 0
+    )
+    table_rows = []
+    for journey_id in sorted(ids, key=lambda pk: (names.get(pk, ""), pk)):
+        row = enrolments.get(journey_id, empty)
+        sent, sent_prev = sends.get(journey_id, (0, 0))
+        table_rows.append(
+            [
+                names.get(journey_id, f"#{journey_id}"),
+                row["entered"],
+                row["converted"],
+                percent(row["cohort_converted"], row["entered"]),
+                sent,
+                row["entered_prev"],
+                row["converted_prev"],
+                percent(row["cohort_converted_prev"], row["entered_prev"]),
+                sent_prev,
+            ]
+        )
+    return Table(
+        "journey_conversion",
+        "Conversion per journey",
+        [
+            "journey",
+            "entered",
+            "converted",
+            "conversion %",
+            "messages sent",
+            "entered (prev)",
+            "converted (prev)",
+            "conversion % (prev)",
+            "messages sent (prev)",
+        ],
+        table_rows,
+        "Entered and converted: enrolments that entered, or met the journey's goal, in the period. Conversion % "
+        "= share of the period's entrants who have met the goal since. Messages sent: by the journey's send "
+        "steps, counted when sent.",
+    )
+
+
 # --- loyalty --------------------------------------------------------------------------------------
 
 
@@ -709,6 +810,65 @@ def points(period: Period) -> Table:
     )
 
 
+PROMOTER_LOWEST = 9
+DETRACTOR_HIGHEST = 6
+
+
+def nps(period: Period) -> Table:
+    """Net promoter score of the survey answers given in the period and the previous one; one query.
+
+    Promoters answered 9-10, detractors 0-6; NPS = % promoters - % detractors, from -100 to +100.
+    """
+    current, previous, either = _both("answered_at", period)
+    promoter, detractor = Q(score__gte=PROMOTER_LOWEST), Q(score__lte=DETRACTOR_HIGHEST)
+    counts = SurveyResponse.objects.filter(either).aggregate(
+        n=Count("pk", filter=current),
+        promoters=Count("pk", filter=current & promoter),
+        detractors=Count("pk", filter=current & detractor),
+        n_prev=Count("pk", filter=previous),
+        promoters_prev=Count("pk", filter=previous & promoter),
+        detractors_prev=Count("pk", filter=previous & detractor),
+    )
+
+    def score(suffix: str) -> float | None:
+        n = counts["n" + suffix]
+        if not n:
+            return None
+        return round(100 * (counts["promoters" + suffix] - counts["detractors" + suffix]) / n, 1)
+
+    passives = counts["n"] - counts["promoters"] - counts["detractors"]
+    passives_prev = counts["n_prev"] - counts["promoters_prev"] - counts["detractors_prev"]
+    table_rows = [
+        ["Answers", counts["n"], counts["n_prev"], change(counts["n"], counts["n_prev"])],
+        [
+            "Promoters (9-10)",
+            counts["promoters"],
+            counts["promoters_prev"],
+            change(counts["promoters"], counts["promoters_prev"]),
+        ],
+        ["Passives (7-8)", passives, passives_prev, change(passives, passives_prev)],
+        [
+            "Detractors (0-6)",
+            counts["detractors"],
+            counts["detractors_prev"],
+            change(counts["detractors"], counts["detractors_prev"]),
+        ],
+    ]
+    current_score, previous_score = score(""), score("_prev")
+    points_change = (
+        "-" if current_score is None or previous_score is None else f"{current_score - previous_score:+.1f} pts"
+    )
+    table_rows.append(["NPS", current_score, previous_score, points_change])
+    return Table(
+        "nps",
+        "Net promoter score (survey)",
+        ["", "period", "previous", "change"],
+        table_rows,
+        "NPS = % promoters (9-10) - % detractors (0-6) of the answers given in the period, from -100 to +100; "
+        "a changed answer counts once, at its latest date.",
+    )
+
+
 # --- channel health -------------------------------------------------------------------------------
 
 HEALTH_KINDS = {
@@ -793,6 +953,7 @@ def goal_dashboard(period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WI
             revenue(period),
             code_attributed_revenue(period, campaign_ids),
             *message_conversion(period, campaign_ids, window=window),
+            journey_conversion(period),
         ],
         "loyalty": [
             repeat_purchase(period),
@@ -800,6 +961,7 @@ def goal_dashboard(period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WI
             customer_value(period),
             loyalty_members(period),
             points(period),
+            nps(period),
         ],
         "health": [channel_health(period, campaign_ids)],
     }

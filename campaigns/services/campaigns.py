@@ -48,6 +48,7 @@ _TRACKED_FIELDS = (
     "channels",
     "mode",
     "holdout_percent",
+    "holdout_mode",
     "offer",
     "coupon_mode",
     "shared_code",
@@ -264,6 +265,7 @@ def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
         channels=campaign.channel_list,
         mode=campaign.mode,
         holdout_percent=campaign.holdout_percent,
+        holdout_mode=campaign.holdout_mode,
         offer=campaign.offer,
         coupon_mode=campaign.coupon_mode,
         shared_code=campaign.shared_code,
@@ -272,6 +274,7 @@ def campaign_duplicate(*, campaign: Campaign, actor) -> Campaign:
     )
     copy.include_segments.set(campaign.include_segments.all())
     copy.exclude_segments.set(campaign.exclude_segments.all())
+    copy.holdout_stores.set(campaign.holdout_stores.all())
     events.campaign_duplicated_event(campaign=copy, original=campaign, actor=actor)
     return copy
 

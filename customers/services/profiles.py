@@ -30,6 +30,7 @@ from customers.models import (
     Source,
     Store,
     Suppression,
+    SurveyResponse,
 )
 from customers.normalization import (
     address_hmac,
@@ -402,6 +403,7 @@ def customer_erase(*, customer: Customer, user) -> Customer:
         suppression_add(channel=Channel.SMS, address=customer.phone, reason=Suppression.Reason.ERASURE, user=user)
     ConsentEvidence.objects.filter(customer=customer).update(ip_address=None, user_agent="", address="", url="")
     PreferenceEvidence.objects.filter(customer=customer).update(ip_address=None, user_agent="", url="")
+    SurveyResponse.objects.filter(customer=customer).update(comment="")  # free text may name the person
     customer.email = None
     customer.phone = None
     customer.first_name = ""

@@ -10,10 +10,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from customers.exceptions import CustomerError, ExpiredToken, InvalidToken
+from customers.models import SurveyResponse
 from customers.ratelimit import client_ip, rate_limit_hit
 from customers.selectors import preference_page_context
 from customers.services import consent_confirm
 from customers.services.preferences import Choice, preference_choice_apply, preference_link_read
+from customers.services.surveys import survey_answer, survey_link_read, survey_response_for
 
 
 @require_http_methods(["GET", "POST"])
@@ -94,3 +96,47 @@ def preferences_view(request, token: str):
         context = preference_page_context(link=link, customer=customer)
         context.update(notice=notice, error=error, token=token)
         return render(request, "public/preferences.html", context, status=status)
+
+
+SURVEY_POSTS_PER_MINUTE = 30
+
+
+@csrf_exempt  # the signed token in the address authorises the answer, so the page works with cookies off
+@require_http_methods(["GET", "POST"])
+def survey_view(request, token: str):
+    """The 0-10 question. GET shows it (and any answer already given) and changes nothing; POST records."""
+    try:
+        link = survey_link_read(token=token)
+    except ExpiredToken:
+        return render(request, "public/survey_closed.html", status=410)
+    except InvalidToken:
+        if rate_limit_hit(scope="survey-bad-token", key=client_ip(request), limit=BAD_TOKENS_PER_MINUTE):
+            return render(request, "public/link_invalid.html", status=429)
+        return render(request, "public/link_invalid.html", status=404)
+    with translation.override(link.customer.locale or settings.LANGUAGE_CODE):
+        answer = survey_response_for(link)
+        error, thanks, status = "", False, 200
+        score, comment = (answer.score, answer.comment) if answer else (None, "")
+        if request.method == "POST":
+            if rate_limit_hit(scope="survey-post", key=client_ip(request), limit=SURVEY_POSTS_PER_MINUTE):
+                return render(request, "public/link_invalid.html", status=429)
+            try:
+                answer = survey_answer(
+                    link=link, score=request.POST.get("score"), comment=request.POST.get("comment", "")
+                )
+            except CustomerError as exc:
+                error, status = str(exc), 400
+                comment = request.POST.get("comment", "")[: SurveyResponse.MAX_COMMENT]
+            else:
+                thanks, score, comment = True, answer.score, answer.comment
+        context = {
+            "brand": settings.TANDEM["BRAND_NAME"],
+            "scores": range(11),
+            "score": score,
+            "comment": comment,
+            "answered": answer is not None,
+            "thanks": thanks,
+            "error": error,
+            "max_comment": SurveyResponse.MAX_COMMENT,
+        }
+        return render(request, "public/survey.html", context, status=status)

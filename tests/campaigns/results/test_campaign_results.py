@@ -4,6 +4,8 @@ import math
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from campaigns.delivery.launch import deliveries_insert_for_campaign
@@ -133,3 +135,71 @@ def test_campaign_page_shows_the_results_and_exports_them(client, django_assert_
     assert export["Content-Type"].startswith("text/csv")
     assert export.content.decode().splitlines()[1].startswith("Email,Default,3,3,3")
     assert PERIOD.days == 10
+
+
+def test_launch_holds_back_every_customer_of_the_chosen_stores_in_the_same_single_statement():
+    from tests.factories import StoreFactory
+
+    held_store, other_store = StoreFactory(), StoreFactory()
+    held = [granted(CustomerFactory(home_store=held_store), "email") for _ in range(3)]
+    others = [granted(CustomerFactory(home_store=other_store), "email") for _ in range(2)]
+    nowhere = granted(CustomerFactory(home_store=None), "email")
+    campaign = sending_campaign(holdout_mode="stores")
+    campaign.holdout_stores.set([held_store])
+    campaign.refresh_from_db()
+
+    by_share = sending_campaign(holdout_percent=Decimal("25"))
+    with CaptureQueriesContext(connection) as share_launch:
+        deliveries_insert_for_campaign(campaign=by_share, now=march(2))
+
+    with CaptureQueriesContext(connection) as store_launch:
+        inserted = deliveries_insert_for_campaign(campaign=campaign, now=march(2))
+
+    assert len(store_launch) == len(share_launch)  # the stores are read inside the one INSERT
+    assert sum("INSERT" in query["sql"] for query in store_launch.captured_queries) == 1
+    rows = Delivery.objects.filter(cause_id=campaign.pk)
+    assert inserted == 6
+    held_rows = rows.filter(status="skipped", reason="holdout", coupon_code__isnull=True)
+    assert set(held_rows.values_list("customer_id", flat=True)) == {c.pk for c in held}
+    queued = set(rows.filter(status="queued").values_list("customer_id", flat=True))
+    assert queued == {c.pk for c in [*others, nowhere]}
+
+
+def test_store_holdout_lift_compares_in_store_revenue_of_the_held_out_stores_with_the_others():
+    campaign = sent_campaign(holdout_mode="stores")
+    treated = [CustomerFactory() for _ in range(4)]
+    held = [CustomerFactory() for _ in range(4)]
+    for person in treated:
+        deliver(campaign, person)
+    for person in held:
+        deliver(campaign, person, status="skipped", reason="holdout")
+    from tests.factories import StoreFactory
+
+    store = StoreFactory()
+    buy(treated[0], march(3), "30.00", channel="store", store=store)
+    buy(treated[1], march(3), "10.00", channel="store", store=store)
+    buy(treated[2], march(3), "500.00")  # online: not in-store lift
+    buy(held[0], march(4), "20.00", channel="store", store=store)
+    buy(held[1], march(4), "900.00")  # online
+
+    lift = campaign_results(campaign=campaign, now=march(20)).lift
+
+    rows = {row[0]: row[1:] for row in lift.rows}
+    # In store: treated [30, 10, 0, 0] mean 10, sample variance 200; held [20, 0, 0, 0] mean 5, 100.
+    mean_t, mean_h = rows["In-store revenue per person"][:2]
+    assert (mean_t, mean_h) == (10.0, 5.0)
+    margin = 1.959964 * math.sqrt(200 / 4 + 100 / 4)
+    assert rows["In-store revenue per person"][2:] == [5.0, round(5 - margin, 2), round(5 + margin, 2)]
+    assert "held-out stores" in lift.note
+
+
+def test_a_store_holdout_without_stores_is_refused_by_the_campaign_form():
+    from django.forms import modelform_factory
+
+    from campaigns.admin import CampaignForm
+
+    form_class = modelform_factory(Campaign, form=CampaignForm, fields=["holdout_mode", "holdout_stores"])
+    form = form_class(data={"holdout_mode": "stores"})
+
+    assert not form.is_valid()
+    assert "holdout_stores" in form.errors

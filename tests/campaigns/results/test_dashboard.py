@@ -234,3 +234,100 @@ def test_period_input_is_checked():
     period, problem = period_from("2026-03-01", "2026-03-10")
     assert problem == ""
     assert period == PERIOD
+
+
+def test_nps_counts_promoters_minus_detractors_of_the_answers_in_each_period():
+    from customers.models import SurveyResponse
+
+    def answer(score, when, source):
+        SurveyResponse.objects.create(
+            customer=CustomerFactory(), source=source, score=score, answered_at=when, first_answered_at=when
+        )
+
+    for n, score in enumerate([10, 9, 9, 8, 7, 6, 0, 10]):  # 4 promoters, 2 passives, 2 detractors
+        answer(score, march(2 + n % 5), f"campaign:1 delivery:{n}")
+    for n, score in enumerate([10, 3, 2, 5]):  # previous period: 1 promoter, 3 detractors
+        answer(score, march(1) - timedelta(days=2), f"campaign:0 delivery:{n}")
+    answer(10, march(11, 1), "after the period")
+
+    rows = _rows(selectors.nps(PERIOD))
+
+    assert rows["Answers"][:2] == [8, 4]
+    assert rows["Promoters (9-10)"][:2] == [4, 1]
+    assert rows["Passives (7-8)"][:2] == [2, 0]
+    assert rows["Detractors (0-6)"][:2] == [2, 3]
+    assert rows["NPS"] == [25.0, -50.0, "+75.0 pts"]
+
+
+def test_nps_without_answers_is_blank_not_zero():
+    rows = _rows(selectors.nps(PERIOD))
+
+    assert rows["NPS"] == [None, None, "-"]
+    assert rows["Answers"] == [0, 0, "-"]
+
+
+def _journey(name):
+    from campaigns.models import Journey, JourneyVersion
+
+    journey = Journey.objects.create(name=name, trigger="consent_confirmed")
+    journey.live_version = JourneyVersion.objects.create(
+        journey=journey, number=1, published_at=march(1), steps=[{"key": "hello", "kind": "send", "message": 1}]
+    )
+    journey.save()
+    return journey
+
+
+def _enrol(journey, entered, converted=None, sent_at=None, customer=None):
+    from campaigns.models import Delivery, Enrolment, JourneyStepRun
+    from tests.factories.campaigns import MessageFactory
+
+    enrolment = Enrolment.objects.create(
+        journey=journey,
+        version=journey.live_version,
+        customer=customer or CustomerFactory(),
+        entered_at=entered,
+        converted_at=converted,
+    )
+    if sent_at is not None:
+        run = JourneyStepRun.objects.create(
+            enrolment=enrolment, step_key="hello", kind="send", version=journey.live_version, ran_at=entered
+        )
+        for channel in ("email", "sms"):
+            Delivery.objects.create(
+                cause_type="journey_step",
+                cause_id=run.pk,
+                customer=enrolment.customer,
+                channel=channel,
+                message=MessageFactory(),
+                status="sent" if channel == "email" else "skipped",
+                created_at=entered,
+                updated_at=entered,
+                sent_at=sent_at if channel == "email" else None,
+            )
+    return enrolment
+
+
+def test_journey_conversion_counts_entries_goals_and_sends_per_journey_in_each_period():
+    welcome, winback = _journey("Welcome"), _journey("Win-back")
+    _enrol(welcome, march(2), converted=march(4), sent_at=march(2))
+    _enrol(welcome, march(3), sent_at=march(3))
+    _enrol(welcome, march(5), sent_at=march(11, 1))  # sent after the period
+    _enrol(welcome, march(1) - timedelta(days=1), converted=march(2), sent_at=march(1) - timedelta(hours=20))
+    _enrol(winback, march(1) - timedelta(days=3), sent_at=march(1) - timedelta(days=3))
+    _enrol(winback, march(9), converted=march(12))  # converts after the period
+
+    table = selectors.journey_conversion(PERIOD)
+
+    rows = _rows(table)
+    assert rows["Welcome"] == [3, 2, 33.3, 2, 1, 0, 100.0, 1]
+    assert rows["Win-back"] == [1, 0, 100.0, 0, 1, 0, 0.0, 1]
+
+
+def test_journey_conversion_takes_three_queries_whatever_the_number_of_journeys(django_assert_num_queries):
+    for n in range(4):
+        _enrol(_journey(f"J{n}"), march(2), converted=march(3), sent_at=march(2))
+
+    with django_assert_num_queries(3):
+        table = selectors.journey_conversion(PERIOD)
+
+    assert len(table.rows) == 4
