@@ -377,7 +377,11 @@ def _send(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: d
     lease = now + dt.timedelta(seconds=conf("DELIVERY_REDRIVE_AFTER_SECONDS"))
     statement = (
         f"INSERT INTO {table} ({_COLUMNS}) "  # noqa: S608
-        "SELECT %s, run.id, reach.customer_id, reach.channel, %s, reach.variant_id, NULL, %s, '', '', '', '', 0, "
+        "SELECT %s, run.id, reach.customer_id, reach.channel, %s, reach.variant_id, "
+        # the code of the enrolment's latest coupon step, for the message's {{ coupon_code }}
+        f"(SELECT given.coupon_code_id FROM {runs_table} given WHERE given.enrolment_id = e.id "
+        "AND given.coupon_code_id IS NOT NULL ORDER BY given.id DESC LIMIT 1), "
+        "%s, '', '', '', '', 0, "
         f"NULL, %s, %s, %s, NULL FROM ({' UNION ALL '.join(parts)}) reach "
         f"JOIN {enrolments} e ON e.customer_id = reach.customer_id JOIN {runs_table} run ON run.enrolment_id = e.id "
         f"WHERE {in_sql} ON CONFLICT DO NOTHING RETURNING id, cause_id"
@@ -469,16 +473,24 @@ def _coupon(journey: Journey, step: dict, ran: dict[int, int], customer_of, now:
     runs = connection.ops.quote_name(JourneyStepRun._meta.db_table)
     enrolments = connection.ops.quote_name(Enrolment._meta.db_table)
     in_sql, in_params = _in("run.id", list(ran.values()))
+    # Each run is given its own free code first (the allotment lock keeps the free codes still), so
+    # the journey's later messages know which code is whose; then loyalty issues those codes.
+    pairs = (
+        "SELECT free.id AS code_id, wanting.run_id AS run_id FROM "  # noqa: S608
+        f"(SELECT run.id AS run_id, ROW_NUMBER() OVER (ORDER BY run.id) AS n FROM {runs} run WHERE {in_sql}) wanting "
+        f"JOIN (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM ({codes_sql}) c) free ON free.n = wanting.n"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {runs} SET coupon_code_id = pairs.code_id, outcome = %s FROM ({pairs}) pairs "  # noqa: S608
+            f"WHERE {runs}.id = pairs.run_id",
+            ["issued", *in_params, *codes_params],
+        )
     holders = (
-        "SELECT free.id AS code_id, wanting.customer_id AS customer_id FROM "  # noqa: S608
-        f"(SELECT e.customer_id, ROW_NUMBER() OVER (ORDER BY run.id) AS n FROM {runs} run "
-        f"JOIN {enrolments} e ON e.id = run.enrolment_id WHERE {in_sql}) wanting JOIN "
-        f"(SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM ({codes_sql}) c) free ON free.n = wanting.n"
+        f"SELECT run.coupon_code_id AS code_id, e.customer_id AS customer_id FROM {runs} run "  # noqa: S608
+        f"JOIN {enrolments} e ON e.id = run.enrolment_id WHERE {in_sql} AND run.coupon_code_id IS NOT NULL"
     )
-    coupon_codes_issue(
-        offer=offer, holders_sql=holders, params=[*in_params, *codes_params], reference=reference, now=now
-    )
-    JourneyStepRun.objects.filter(pk__in=list(ran.values())).update(outcome="issued")
+    coupon_codes_issue(offer=offer, holders_sql=holders, params=in_params, reference=reference, now=now)
 
 
 def _points(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: dt.datetime) -> None:

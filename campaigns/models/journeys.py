@@ -177,6 +177,10 @@ class JourneyStepRun(models.Model):
     # e.g. "sent" (deliveries written), "yes" / "no" (a branch), "issued" (a coupon), "skipped"
     outcome = models.CharField(max_length=32, blank=True)
     ran_at = models.DateTimeField()
+    # The code a coupon step handed out: the journey's later messages carry it as {{ coupon_code }}.
+    coupon_code = models.ForeignKey(
+        "loyalty.CouponCode", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["enrolment", "step_key"], name="journey_step_once")]
