@@ -380,7 +380,8 @@ def _send(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: d
         "SELECT %s, run.id, reach.customer_id, reach.channel, %s, reach.variant_id, "
         # the code of the enrolment's latest coupon step, for the message's {{ coupon_code }}
         f"(SELECT given.coupon_code_id FROM {runs_table} given WHERE given.enrolment_id = e.id "
-        "AND given.coupon_code_id IS NOT NULL ORDER BY given.id DESC LIMIT 1), "
+        # (by time, not by id: ordering by id would walk the runs' primary key, not the enrolment's)
+        "AND given.coupon_code_id IS NOT NULL ORDER BY given.ran_at DESC, given.id DESC LIMIT 1), "
         "%s, '', '', '', '', 0, "
         f"NULL, %s, %s, %s, NULL FROM ({' UNION ALL '.join(parts)}) reach "
         f"JOIN {enrolments} e ON e.customer_id = reach.customer_id JOIN {runs_table} run ON run.enrolment_id = e.id "
