@@ -121,18 +121,23 @@ def goals_count(*, now: dt.datetime) -> int:
     return converted
 
 
-def _claim(*, now: dt.datetime, batch_size: int) -> list[int]:
+def _claim(*, now: dt.datetime, batch_size: int) -> list[tuple]:
+    """The due enrolments, locked: rows ``(id, journey_id, version_id, step_key, customer_id, gone)``,
+    ``gone`` when the customer is erased or merged (only those rows need the checks that join them)."""
     table = connection.ops.quote_name(Enrolment._meta.db_table)
     journeys = connection.ops.quote_name(Journey._meta.db_table)
+    customers = connection.ops.quote_name(Customer._meta.db_table)
     lock = " FOR UPDATE OF e SKIP LOCKED" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT e.id FROM {table} e JOIN {journeys} j ON j.id = e.journey_id "  # noqa: S608
+            "SELECT e.id, e.journey_id, e.version_id, e.step_key, e.customer_id, "  # noqa: S608
+            "(c.erased_at IS NOT NULL OR c.merged_into_id IS NOT NULL) "
+            f"FROM {table} e JOIN {journeys} j ON j.id = e.journey_id JOIN {customers} c ON c.id = e.customer_id "
             "WHERE e.status = %s AND e.due_at <= %s AND j.status IN (%s, %s) "
             f"ORDER BY e.due_at, e.id LIMIT %s{lock}",
             [ACTIVE, connection.ops.adapt_datetimefield_value(now), *MOVING, batch_size],
         )
-        return [row[0] for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def _exit(ids_q: Q, reason: str, now: dt.datetime) -> int:
@@ -155,15 +160,27 @@ def _journey_channels(versions: dict[int, JourneyVersion]) -> dict[int, set[str]
     return {j: {c for m in ms for c in by_message[m]} for j, ms in messages_by_journey.items()}
 
 
-def _exit_rules(ids: list[int], journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult) -> None:
-    """Re-check, before any step runs, what ends an enrolment; a few UPDATEs per journey in the batch."""
+def _exit_rules(
+    ids: list[int], gone: list[int], journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult
+) -> int:
+    """Re-check, before any step runs, what ends an enrolment; a few UPDATEs per journey in the batch.
+
+    ``gone`` are the claimed enrolments whose customer was erased or merged when claimed: only they
+    are exited or moved to the survivor. Returns how many enrolments changed (exited or moved).
+    """
     from campaigns.audience import segment_member_q
     from campaigns.segments import consent_granted_q
 
+    changed = 0
+    if gone:
+        erased = _exit(_among(gone) & Q(customer__erased_at__isnull=False), "erased", now)
+        moved = _merged_move(gone)
+        merged = _exit(_among(gone) & Q(customer__merged_into__isnull=False), "merged", now)
+        result.exited["erased"] += erased
+        result.exited["merged"] += merged
+        changed += erased + moved + merged
     claimed = _among(ids)
-    result.exited["erased"] += _exit(claimed & Q(customer__erased_at__isnull=False), "erased", now)
-    _merged_move(ids)
-    result.exited["merged"] += _exit(claimed & Q(customer__merged_into__isnull=False), "merged", now)
+    exited_before = sum(result.exited.values())
     channels = _journey_channels(versions)
     for journey in journeys.values():
         rules = set(journey.exit_rules or [])
@@ -184,6 +201,7 @@ def _exit_rules(ids: list[int], journeys: dict[int, Journey], versions, now: dt.
             result.exited["left_segment"] += _exit(mine & ~Q(customer_id__in=members), "left_segment", now)
         if "goal" in rules:
             result.exited["converted"] += _exit(mine & Q(converted_at__isnull=False), "converted", now)
+    return changed + sum(result.exited.values()) - exited_before
 
 
 def _merged_move(ids: list[int]) -> int:
@@ -192,15 +210,15 @@ def _merged_move(ids: list[int]) -> int:
     table = connection.ops.quote_name(Enrolment._meta.db_table)
     customers = connection.ops.quote_name(Customer._meta.db_table)
     in_sql, in_params = _in(f"{table}.id", ids)
-    survivor = f"(SELECT c.merged_into_id FROM {customers} c WHERE c.id = {table}.customer_id)"  # noqa: S608
     statement = (
-        f"UPDATE {table} SET customer_id = {survivor} WHERE {in_sql} AND status = %s "  # noqa: S608
-        f"AND {survivor} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} other "
-        f"WHERE other.journey_id = {table}.journey_id AND other.customer_id = {survivor} "
+        f"UPDATE {table} SET customer_id = c.merged_into_id FROM {customers} c "  # noqa: S608
+        f"WHERE c.id = {table}.customer_id AND c.merged_into_id IS NOT NULL AND {in_sql} AND {table}.status = %s "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} other "
+        f"WHERE other.journey_id = {table}.journey_id AND other.customer_id = c.merged_into_id "
         f"AND (other.status = %s OR other.entry_key = {table}.entry_key)) "
         # two merged profiles' enrolments moving onto one survivor at once: only the first moves
         f"AND {table}.id = (SELECT MIN(twin.id) FROM {table} twin JOIN {customers} tc ON tc.id = twin.customer_id "
-        f"WHERE twin.journey_id = {table}.journey_id AND tc.merged_into_id = {survivor} AND twin.status = %s)"
+        f"WHERE twin.journey_id = {table}.journey_id AND tc.merged_into_id = c.merged_into_id AND twin.status = %s)"
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, [*in_params, ACTIVE, ACTIVE, ACTIVE])
@@ -211,17 +229,20 @@ def enrolments_step_batch(*, now: dt.datetime, batch_size: int, result: TickResu
     """Claim up to ``batch_size`` due enrolments and run their current step; returns how many were claimed."""
     result = result if result is not None else TickResult()
     with transaction.atomic():
-        ids = _claim(now=now, batch_size=batch_size)
-        if not ids:
+        claimed = _claim(now=now, batch_size=batch_size)
+        if not claimed:
             return 0
-        rows = list(Enrolment.objects.filter(_among(ids)).values_list("journey_id", "version_id").distinct())
-        journeys = Journey.objects.select_related("entry_segment").in_bulk({j for j, _ in rows})
-        versions = JourneyVersion.objects.in_bulk({v for _, v in rows})
-        _exit_rules(ids, journeys, versions, now, result)
+        ids = [row[0] for row in claimed]
+        journeys = Journey.objects.select_related("entry_segment").in_bulk({row[1] for row in claimed})
+        versions = JourneyVersion.objects.in_bulk({row[2] for row in claimed})
+        gone = [row[0] for row in claimed if row[5]]
+        if _exit_rules(ids, gone, journeys, versions, now, result):
+            # someone exited or moved to a survivor: read the rest as they are now
+            claimed = Enrolment.objects.filter(_among(ids), status=ACTIVE).values_list(
+                "pk", "journey_id", "version_id", "step_key", "customer_id"
+            )
         groups: dict[tuple[int, str], list[tuple[int, int]]] = defaultdict(list)
-        for pk, version_id, step_key, customer_id in Enrolment.objects.filter(_among(ids), status=ACTIVE).values_list(
-            "pk", "version_id", "step_key", "customer_id"
-        ):
+        for pk, _journey_id, version_id, step_key, customer_id, *_ in claimed:
             groups[(version_id, step_key)].append((pk, customer_id))
         for (version_id, step_key), members in sorted(groups.items()):
             version = versions[version_id]
