@@ -54,14 +54,16 @@ class SendPlan:
 
 class _AnyOf(Lookup):
     """``column = ANY(%s)`` with the ids as ONE array parameter: a list of thousands of placeholders
-    costs more to build, send and parse than the statement's own work."""
+    costs more to build, send and parse than the statement's own work. Typed ``bigint[]`` like the
+    keys, so that where the planner filters rows by it (stale statistics) it hashes the array rather
+    than comparing each row with every id."""
 
     lookup_name = "any_of"
     prepare_rhs = False
 
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", [*lhs_params, self.rhs]
+        return f"{lhs} = ANY(CAST(%s AS bigint[]))", [*lhs_params, self.rhs]
 
 
 def _among(ids, field: str = "pk") -> Q:
@@ -75,7 +77,7 @@ def _among(ids, field: str = "pk") -> Q:
 def _in(column: str, ids) -> tuple[str, list]:
     ids = list(ids)
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [ids]
+        return f"{column} = ANY(CAST(%s AS bigint[]))", [ids]
     return f"{column} IN ({', '.join(['%s'] * len(ids)) or 'NULL'})", ids
 
 
