@@ -15,7 +15,7 @@ from tests.factories.loyalty import LoyaltyAccountFactory, OfferFactory
 
 from .conftest import consented, live_journey
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+pytestmark = pytest.mark.django_db
 UTC = dt.UTC
 START = dt.datetime(2027, 1, 10, 7, 0, tzinfo=UTC)
 

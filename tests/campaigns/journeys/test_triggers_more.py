@@ -18,7 +18,7 @@ from tests.factories.loyalty import CouponCodeFactory, LoyaltyAccountFactory, Of
 
 from .conftest import consented, live_journey
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+pytestmark = pytest.mark.django_db
 UTC = dt.UTC
 START = dt.datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 EACH_TIME = Journey.Reentry.EACH_TIME
