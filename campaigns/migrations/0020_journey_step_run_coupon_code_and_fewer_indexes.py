@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0018_campaign_holdout_goal_dashboard'),
+        ('campaigns', '0019_campaign_holdout_stores'),
         ('customers', '0008_consent_method_esp_unsubscribe'),
         ('loyalty', '0005_account_status_change'),
     ]
