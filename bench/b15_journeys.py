@@ -57,6 +57,12 @@ def main() -> None:
     from customers.models import Customer
 
     fixture_build(customers=args.customers, reuse=args.reuse)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # Emptied, not deleted from: a reused fixture would otherwise keep every earlier run's dead
+        # index entries, and each later UPDATE would be slower than the one before.
+        cursor.execute("TRUNCATE campaigns_journeysteprun, campaigns_enrolment")
     Journey.objects.filter(name__startswith="B15").update(live_version=None)  # then versions go with it
     Journey.objects.filter(name__startswith="B15").delete()
     Message.objects.filter(name="B15").delete()

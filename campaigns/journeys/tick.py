@@ -19,7 +19,7 @@ import logging
 from collections import Counter, defaultdict
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, F, Lookup, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from campaigns.journeys.steps import EXIT, send_channels, steps_by_key, wait_duration
@@ -52,10 +52,32 @@ class SendPlan:
     when_capped: str = ""
 
 
+class _AnyOf(Lookup):
+    """``column = ANY(%s)`` with the ids as ONE array parameter: a list of thousands of placeholders
+    costs more to build, send and parse than the statement's own work. Typed ``bigint[]`` like the
+    keys, so that where the planner filters rows by it (stale statistics) it hashes the array rather
+    than comparing each row with every id."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(CAST(%s AS bigint[]))", [*lhs_params, self.rhs]
+
+
+def _among(ids, field: str = "pk") -> Q:
+    """Rows whose ``field`` is one of ``ids``, as a filter (one array parameter on PostgreSQL)."""
+    ids = list(ids)
+    if connection.vendor == "postgresql":
+        return Q(_AnyOf(F(field), ids))
+    return Q(**{f"{field}__in": ids})
+
+
 def _in(column: str, ids) -> tuple[str, list]:
     ids = list(ids)
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [ids]
+        return f"{column} = ANY(CAST(%s AS bigint[]))", [ids]
     return f"{column} IN ({', '.join(['%s'] * len(ids)) or 'NULL'})", ids
 
 
@@ -101,18 +123,23 @@ def goals_count(*, now: dt.datetime) -> int:
     return converted
 
 
-def _claim(*, now: dt.datetime, batch_size: int) -> list[int]:
+def _claim(*, now: dt.datetime, batch_size: int) -> list[tuple]:
+    """The due enrolments, locked: rows ``(id, journey_id, version_id, step_key, customer_id, gone)``,
+    ``gone`` when the customer is erased or merged (only those rows need the checks that join them)."""
     table = connection.ops.quote_name(Enrolment._meta.db_table)
     journeys = connection.ops.quote_name(Journey._meta.db_table)
+    customers = connection.ops.quote_name(Customer._meta.db_table)
     lock = " FOR UPDATE OF e SKIP LOCKED" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT e.id FROM {table} e JOIN {journeys} j ON j.id = e.journey_id "  # noqa: S608
+            "SELECT e.id, e.journey_id, e.version_id, e.step_key, e.customer_id, "  # noqa: S608
+            "(c.erased_at IS NOT NULL OR c.merged_into_id IS NOT NULL) "
+            f"FROM {table} e JOIN {journeys} j ON j.id = e.journey_id JOIN {customers} c ON c.id = e.customer_id "
             "WHERE e.status = %s AND e.due_at <= %s AND j.status IN (%s, %s) "
             f"ORDER BY e.due_at, e.id LIMIT %s{lock}",
             [ACTIVE, connection.ops.adapt_datetimefield_value(now), *MOVING, batch_size],
         )
-        return [row[0] for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def _exit(ids_q: Q, reason: str, now: dt.datetime) -> int:
@@ -135,15 +162,27 @@ def _journey_channels(versions: dict[int, JourneyVersion]) -> dict[int, set[str]
     return {j: {c for m in ms for c in by_message[m]} for j, ms in messages_by_journey.items()}
 
 
-def _exit_rules(ids: list[int], journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult) -> None:
-    """Re-check, before any step runs, what ends an enrolment; a few UPDATEs per journey in the batch."""
+def _exit_rules(
+    ids: list[int], gone: list[int], journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult
+) -> int:
+    """Re-check, before any step runs, what ends an enrolment; a few UPDATEs per journey in the batch.
+
+    ``gone`` are the claimed enrolments whose customer was erased or merged when claimed: only they
+    are exited or moved to the survivor. Returns how many enrolments changed (exited or moved).
+    """
     from campaigns.audience import segment_member_q
     from campaigns.segments import consent_granted_q
 
-    claimed = Q(pk__in=ids)
-    result.exited["erased"] += _exit(claimed & Q(customer__erased_at__isnull=False), "erased", now)
-    _merged_move(ids)
-    result.exited["merged"] += _exit(claimed & Q(customer__merged_into__isnull=False), "merged", now)
+    changed = 0
+    if gone:
+        erased = _exit(_among(gone) & Q(customer__erased_at__isnull=False), "erased", now)
+        moved = _merged_move(gone)
+        merged = _exit(_among(gone) & Q(customer__merged_into__isnull=False), "merged", now)
+        result.exited["erased"] += erased
+        result.exited["merged"] += merged
+        changed += erased + moved + merged
+    claimed = _among(ids)
+    exited_before = sum(result.exited.values())
     channels = _journey_channels(versions)
     for journey in journeys.values():
         rules = set(journey.exit_rules or [])
@@ -164,6 +203,7 @@ def _exit_rules(ids: list[int], journeys: dict[int, Journey], versions, now: dt.
             result.exited["left_segment"] += _exit(mine & ~Q(customer_id__in=members), "left_segment", now)
         if "goal" in rules:
             result.exited["converted"] += _exit(mine & Q(converted_at__isnull=False), "converted", now)
+    return changed + sum(result.exited.values()) - exited_before
 
 
 def _merged_move(ids: list[int]) -> int:
@@ -172,15 +212,15 @@ def _merged_move(ids: list[int]) -> int:
     table = connection.ops.quote_name(Enrolment._meta.db_table)
     customers = connection.ops.quote_name(Customer._meta.db_table)
     in_sql, in_params = _in(f"{table}.id", ids)
-    survivor = f"(SELECT c.merged_into_id FROM {customers} c WHERE c.id = {table}.customer_id)"  # noqa: S608
     statement = (
-        f"UPDATE {table} SET customer_id = {survivor} WHERE {in_sql} AND status = %s "  # noqa: S608
-        f"AND {survivor} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} other "
-        f"WHERE other.journey_id = {table}.journey_id AND other.customer_id = {survivor} "
+        f"UPDATE {table} SET customer_id = c.merged_into_id FROM {customers} c "  # noqa: S608
+        f"WHERE c.id = {table}.customer_id AND c.merged_into_id IS NOT NULL AND {in_sql} AND {table}.status = %s "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} other "
+        f"WHERE other.journey_id = {table}.journey_id AND other.customer_id = c.merged_into_id "
         f"AND (other.status = %s OR other.entry_key = {table}.entry_key)) "
         # two merged profiles' enrolments moving onto one survivor at once: only the first moves
         f"AND {table}.id = (SELECT MIN(twin.id) FROM {table} twin JOIN {customers} tc ON tc.id = twin.customer_id "
-        f"WHERE twin.journey_id = {table}.journey_id AND tc.merged_into_id = {survivor} AND twin.status = %s)"
+        f"WHERE twin.journey_id = {table}.journey_id AND tc.merged_into_id = c.merged_into_id AND twin.status = %s)"
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, [*in_params, ACTIVE, ACTIVE, ACTIVE])
@@ -191,23 +231,26 @@ def enrolments_step_batch(*, now: dt.datetime, batch_size: int, result: TickResu
     """Claim up to ``batch_size`` due enrolments and run their current step; returns how many were claimed."""
     result = result if result is not None else TickResult()
     with transaction.atomic():
-        ids = _claim(now=now, batch_size=batch_size)
-        if not ids:
+        claimed = _claim(now=now, batch_size=batch_size)
+        if not claimed:
             return 0
-        rows = list(Enrolment.objects.filter(pk__in=ids).values_list("journey_id", "version_id").distinct())
-        journeys = Journey.objects.select_related("entry_segment").in_bulk({j for j, _ in rows})
-        versions = JourneyVersion.objects.in_bulk({v for _, v in rows})
-        _exit_rules(ids, journeys, versions, now, result)
+        ids = [row[0] for row in claimed]
+        journeys = Journey.objects.select_related("entry_segment").in_bulk({row[1] for row in claimed})
+        versions = JourneyVersion.objects.in_bulk({row[2] for row in claimed})
+        gone = [row[0] for row in claimed if row[5]]
+        if _exit_rules(ids, gone, journeys, versions, now, result):
+            # someone exited or moved to a survivor: read the rest as they are now
+            claimed = Enrolment.objects.filter(_among(ids), status=ACTIVE).values_list(
+                "pk", "journey_id", "version_id", "step_key", "customer_id"
+            )
         groups: dict[tuple[int, str], list[tuple[int, int]]] = defaultdict(list)
-        for pk, version_id, step_key, customer_id in Enrolment.objects.filter(pk__in=ids, status=ACTIVE).values_list(
-            "pk", "version_id", "step_key", "customer_id"
-        ):
+        for pk, _journey_id, version_id, step_key, customer_id, *_ in claimed:
             groups[(version_id, step_key)].append((pk, customer_id))
         for (version_id, step_key), members in sorted(groups.items()):
             version = versions[version_id]
             step = steps_by_key(version.steps).get(step_key)
             if step is None:  # unreachable after a checked publish; never leave anyone stuck on it
-                result.exited["step_missing"] += _exit(Q(pk__in=[pk for pk, _ in members]), "step_missing", now)
+                result.exited["step_missing"] += _exit(_among(pk for pk, _ in members), "step_missing", now)
                 continue
             _step_run(journeys[version.journey_id], version, step, members, now, result)
             result.stepped += len(members)
@@ -236,7 +279,7 @@ def _advance(enrolment_ids, target: str | None, now: dt.datetime, *, due_at=None
     """Move enrolments to ``target`` (None: completed; "exit": exited), due at ``due_at`` (default now)."""
     if not enrolment_ids:
         return
-    chosen = Enrolment.objects.filter(pk__in=list(enrolment_ids), status=ACTIVE)
+    chosen = Enrolment.objects.filter(_among(enrolment_ids), status=ACTIVE)
     if target is None:
         chosen.update(status=Enrolment.Status.COMPLETED, step_key="", finished_at=now, due_at=None)
     elif target == EXIT:
@@ -289,7 +332,7 @@ def _wait(version: JourneyVersion, step: dict, ids: list[int], now: dt.datetime,
     arrived = _runs_insert(version, step, ids, "waited", now)
     result.runs[step["kind"]] += len(arrived)
     if step["kind"] == "wait":
-        Enrolment.objects.filter(pk__in=list(arrived), status=ACTIVE).update(due_at=now + wait_duration(step))
+        Enrolment.objects.filter(_among(arrived), status=ACTIVE).update(due_at=now + wait_duration(step))
     elif arrived:
         _due_at_local(list(arrived), step, now)
     _advance([pk for pk in ids if pk not in arrived], step.get("next") or None, now)
@@ -313,11 +356,11 @@ def branch_yes(journey: Journey, step: dict, members, now: dt.datetime) -> set[i
         else:
             q = segment_q(condition["rules"], now=now)
         inside = set(
-            Customer.objects.filter(q, pk__in={customer for _, customer in members}).values_list("pk", flat=True)
+            Customer.objects.filter(q, _among({customer for _, customer in members})).values_list("pk", flat=True)
         )
         return {pk for pk, customer in members if customer in inside}
     engaged = condition["engaged"]
-    runs = JourneyStepRun.objects.filter(enrolment_id__in=ids, step_key=condition["step"])
+    runs = JourneyStepRun.objects.filter(_among(ids, "enrolment_id"), step_key=condition["step"])
     deliveries = Delivery.objects.filter(
         cause_type=Delivery.Cause.JOURNEY_STEP,
         cause_id__in=runs.values("pk"),
@@ -336,7 +379,7 @@ def branch_yes(journey: Journey, step: dict, members, now: dt.datetime) -> set[i
             uses__gt=0,
             account__customer_id=OuterRef("customer_id"),
         )
-        return set(Enrolment.objects.filter(pk__in=ids).filter(Exists(used)).values_list("pk", flat=True))
+        return set(Enrolment.objects.filter(_among(ids)).filter(Exists(used)).values_list("pk", flat=True))
     deliveries = deliveries.filter(cause_id=OuterRef("pk"))
     return set(runs.filter(Exists(deliveries)).values_list("enrolment_id", flat=True))
 
@@ -359,7 +402,7 @@ def _send(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: d
     parts, params = [], []
     for channel in plan.channel_list:
         queryset = (
-            Customer.objects.filter(pk__in=customers)
+            Customer.objects.filter(_among(customers))
             .filter(reachable_q(channel, plan, now=now))
             .order_by()
             .annotate(variant_pick=variant_choice(message, channel, now=now))
@@ -377,7 +420,12 @@ def _send(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: d
     lease = now + dt.timedelta(seconds=conf("DELIVERY_REDRIVE_AFTER_SECONDS"))
     statement = (
         f"INSERT INTO {table} ({_COLUMNS}) "  # noqa: S608
-        "SELECT %s, run.id, reach.customer_id, reach.channel, %s, reach.variant_id, NULL, %s, '', '', '', '', 0, "
+        "SELECT %s, run.id, reach.customer_id, reach.channel, %s, reach.variant_id, "
+        # the code of the enrolment's latest coupon step, for the message's {{ coupon_code }}
+        f"(SELECT given.coupon_code_id FROM {runs_table} given WHERE given.enrolment_id = e.id "
+        # (by time, not by id: ordering by id would walk the runs' primary key, not the enrolment's)
+        "AND given.coupon_code_id IS NOT NULL ORDER BY given.ran_at DESC, given.id DESC LIMIT 1), "
+        "%s, '', '', '', '', 0, "
         f"NULL, %s, %s, %s, NULL FROM ({' UNION ALL '.join(parts)}) reach "
         f"JOIN {enrolments} e ON e.customer_id = reach.customer_id JOIN {runs_table} run ON run.enrolment_id = e.id "
         f"WHERE {in_sql} ON CONFLICT DO NOTHING RETURNING id, cause_id"
@@ -387,8 +435,8 @@ def _send(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: d
         cursor.execute(statement, [*head, adapt(lease), adapt(now), adapt(now), *params, *in_params])
         written = cursor.fetchall()
     sent_runs = {run_id for _, run_id in written}
-    JourneyStepRun.objects.filter(pk__in=sent_runs).update(outcome="sent")
-    JourneyStepRun.objects.filter(pk__in=set(ran.values()) - sent_runs).update(outcome="unreachable")
+    JourneyStepRun.objects.filter(_among(sent_runs)).update(outcome="sent")
+    JourneyStepRun.objects.filter(_among(set(ran.values()) - sent_runs)).update(outcome="unreachable")
     delivery_ids = sorted(delivery_id for delivery_id, _ in written)
     size = conf("DELIVERY_CHUNK_SIZE")
     ranges = [
@@ -469,16 +517,24 @@ def _coupon(journey: Journey, step: dict, ran: dict[int, int], customer_of, now:
     runs = connection.ops.quote_name(JourneyStepRun._meta.db_table)
     enrolments = connection.ops.quote_name(Enrolment._meta.db_table)
     in_sql, in_params = _in("run.id", list(ran.values()))
+    # Each run is given its own free code first (the allotment lock keeps the free codes still), so
+    # the journey's later messages know which code is whose; then loyalty issues those codes.
+    pairs = (
+        "SELECT free.id AS code_id, wanting.run_id AS run_id FROM "  # noqa: S608
+        f"(SELECT run.id AS run_id, ROW_NUMBER() OVER (ORDER BY run.id) AS n FROM {runs} run WHERE {in_sql}) wanting "
+        f"JOIN (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM ({codes_sql}) c) free ON free.n = wanting.n"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {runs} SET coupon_code_id = pairs.code_id, outcome = %s FROM ({pairs}) pairs "  # noqa: S608
+            f"WHERE {runs}.id = pairs.run_id",
+            ["issued", *in_params, *codes_params],
+        )
     holders = (
-        "SELECT free.id AS code_id, wanting.customer_id AS customer_id FROM "  # noqa: S608
-        f"(SELECT e.customer_id, ROW_NUMBER() OVER (ORDER BY run.id) AS n FROM {runs} run "
-        f"JOIN {enrolments} e ON e.id = run.enrolment_id WHERE {in_sql}) wanting JOIN "
-        f"(SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM ({codes_sql}) c) free ON free.n = wanting.n"
+        f"SELECT run.coupon_code_id AS code_id, e.customer_id AS customer_id FROM {runs} run "  # noqa: S608
+        f"JOIN {enrolments} e ON e.id = run.enrolment_id WHERE {in_sql} AND run.coupon_code_id IS NOT NULL"
     )
-    coupon_codes_issue(
-        offer=offer, holders_sql=holders, params=[*in_params, *codes_params], reference=reference, now=now
-    )
-    JourneyStepRun.objects.filter(pk__in=list(ran.values())).update(outcome="issued")
+    coupon_codes_issue(offer=offer, holders_sql=holders, params=in_params, reference=reference, now=now)
 
 
 def _points(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: dt.datetime) -> None:

@@ -138,9 +138,11 @@ class Enrolment(models.Model):
         EXITED = "exited", "Exited"
 
     id = models.BigAutoField(primary_key=True)
-    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="enrolments")
+    # No index of their own on journey and customer: the unique entry and ``enrolment_customer`` lead
+    # with them, and every index more is written again each time the tick moves an enrolment.
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="enrolments", db_index=False)
     version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
-    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False)
     # What made this entry, unique per journey and customer: "" when re-entry is never allowed, else the
     # trigger event ("purchase:123", "date:2026-11-29"), so the same event never enrols twice.
     entry_key = models.CharField(max_length=64, blank=True)
@@ -170,16 +172,27 @@ class JourneyStepRun(models.Model):
     """One step one enrolment went through; the unique key makes each step run at most once."""
 
     id = models.BigAutoField(primary_key=True)
-    enrolment = models.ForeignKey(Enrolment, on_delete=models.CASCADE, related_name="step_runs")
+    # indexed by the unique (enrolment, step_key), which leads with it
+    enrolment = models.ForeignKey(Enrolment, on_delete=models.CASCADE, related_name="step_runs", db_index=False)
     step_key = models.CharField(max_length=64)
     kind = models.CharField(max_length=16)
     version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
     # e.g. "sent" (deliveries written), "yes" / "no" (a branch), "issued" (a coupon), "skipped"
     outcome = models.CharField(max_length=32, blank=True)
     ran_at = models.DateTimeField()
+    # The code a coupon step handed out: the journey's later messages carry it as {{ coupon_code }}.
+    coupon_code = models.ForeignKey(
+        "loyalty.CouponCode", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["enrolment", "step_key"], name="journey_step_once")]
+        indexes = [
+            # only the runs that gave a code: the many other runs are inserted without touching it
+            models.Index(
+                fields=["coupon_code"], name="journey_step_run_code", condition=models.Q(coupon_code__isnull=False)
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.step_key} of enrolment {self.enrolment_id}"
