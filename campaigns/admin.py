@@ -576,9 +576,11 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", ("goal", "kpi", "kpi_target"), ("category", "when_capped")],
                 "classes": ["step-audience"]}),
-        ("Who it goes to", {"fields": ["include_segments", "exclude_segments", "channels", "mode",
-                                                  "holdout_percent", "holdout_mode", "holdout_stores"],
+        ("Who it goes to", {"fields": ["include_segments", "exclude_segments", "channels", "mode"],
                             "classes": ["step-audience"]}),
+        # Folded: most campaigns have no holdout, and the store picker is tall.
+        ("Holdout for measuring lift (optional)", {"fields": ["holdout_percent", "holdout_mode", "holdout_stores"],
+                                                   "classes": ["step-audience", "collapse"]}),
         ("Message", {"fields": ["message"], "classes": ["step-message"]}),
         ("Offer (optional)", {"fields": ["offer", "coupon_mode", "shared_code"], "classes": ["step-message"]}),
     ]

@@ -34,6 +34,7 @@ CUSTOMERS_MODELS = {
     "customers.ConsentConfirmation": "consent_confirmations",
     "customers.PreferenceEvidence": "preference_evidence",
     "customers.CategoryOptOut": "category_opt_outs",
+    "customers.SurveyResponse": "survey_responses",
     "customers.Purchase": "purchases",
     "customers.MergeProposal": "merge_history",
 }

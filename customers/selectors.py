@@ -314,7 +314,13 @@ def customer_export_data(customer: Customer, *, extra_sources=None) -> dict:
     accounts, ledger and redemptions; deliveries and their events). A handful of queries per section.
     """
     from customers.export_sources import export_sources
-    from customers.models import CategoryOptOut, ConsentConfirmation, MergeProposal, PreferenceEvidence
+    from customers.models import (
+        CategoryOptOut,
+        ConsentConfirmation,
+        MergeProposal,
+        PreferenceEvidence,
+        SurveyResponse,
+    )
 
     ids = customer_profile_ids(customer)
     profiles = {
@@ -389,6 +395,17 @@ def customer_export_data(customer: Customer, *, extra_sources=None) -> dict:
         "category_opt_outs": [
             {"profile": public.get(row.customer_id), "category": row.category, "created_at": _iso(row.created_at)}
             for row in CategoryOptOut.objects.filter(customer_id__in=ids).order_by("created_at", "id")
+        ],
+        "survey_responses": [
+            {
+                "profile": public.get(row.customer_id),
+                "source": row.source,
+                "score": row.score,
+                "comment": row.comment,
+                "answered_at": _iso(row.answered_at),
+                "first_answered_at": _iso(row.first_answered_at),
+            }
+            for row in SurveyResponse.objects.filter(customer_id__in=ids).order_by("first_answered_at", "id")
         ],
         "purchases": [
             {

@@ -22,7 +22,7 @@ from campaigns.models import (
     SegmentMember,
     SmsOptOutReview,
 )
-from customers.models import Channel, ConsentMethod, MergeProposal
+from customers.models import Channel, ConsentMethod, MergeProposal, SurveyResponse
 from customers.services.consent import Evidence, consent_grant, consent_withdraw
 from customers.services.preferences import customer_category_leave, customer_frequency_set, customer_messages_pause
 from customers.services.profiles import customer_merge
@@ -137,6 +137,9 @@ def person_with_everything(*, disclosures) -> dict:
     )
     JourneyStepRun.objects.create(enrolment=enrolment, step_key="hello", kind="exit", version=version, ran_at=now)
     JourneySegmentMark.objects.create(journey=journey, customer=ben)
+    SurveyResponse.objects.create(
+        customer=ben, source="campaign:1", score=9, comment="Great staff", answered_at=now, first_answered_at=now
+    )
     CustomerPushDevice.objects.create(
         customer=ben, device=GCMDevice.objects.create(registration_id="tok-1", cloud_message_type="FCM", name="Pixel")
     )
