@@ -616,6 +616,7 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
             actor=request.user,
             include_segments=form.cleaned_data.get("include_segments"),
             exclude_segments=form.cleaned_data.get("exclude_segments"),
+            holdout_stores=form.cleaned_data.get("holdout_stores"),
         )
 
     def save_formset(self, request, form, formset, change):
@@ -623,7 +624,8 @@ class CampaignAdmin(CampaignOperateAdminMixin, _RefusalShown, admin.ModelAdmin):
         _save_variant_formset(request, formset)
 
     def save_related(self, request, form, formsets, change):
-        # The segments were stored with the campaign (and audited there); only the variants are left.
+        # The segments and held-out stores were stored with the campaign (and audited there); only the
+        # variants are left.
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 

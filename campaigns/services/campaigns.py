@@ -70,6 +70,7 @@ def campaign_snapshot(campaign: Campaign) -> dict:
     if campaign.pk:
         data["include_segments"] = _display(campaign.include_segments.all())
         data["exclude_segments"] = _display(campaign.exclude_segments.all())
+        data["holdout_stores"] = _display(campaign.holdout_stores.all())
     return data
 
 
@@ -111,6 +112,8 @@ def campaign_problems(campaign: Campaign) -> list[str]:
             problems.append(f"The default {channel} variant has errors: {details}")
         except (TemplateProblem, RenderError) as exc:
             problems.append(f"The default {channel} variant has errors: {exc}")
+    if campaign.holds_out_stores and not campaign.holdout_stores.exists():
+        problems.append("Choose the stores whose customers are held back, or hold back a share of customers.")
     problems.extend(_offer_problems(campaign, list(campaign.message.variants.all())))
     if campaign.category == Campaign.Category.TRANSACTIONAL and campaign.message.is_marketing:
         problems.append("A transactional campaign needs a transactional message.")
@@ -330,8 +333,9 @@ def campaign_save(
     actor,
     include_segments: Iterable[Segment] | None = None,
     exclude_segments: Iterable[Segment] | None = None,
+    holdout_stores: Iterable | None = None,
 ) -> Campaign:
-    """Create or edit a campaign with its segments, and record what changed in the audit trail.
+    """Create or edit a campaign with its segments (and held-out stores), and record what changed in the audit trail.
 
     Locks the campaign row of an existing campaign and refuses (``CampaignError``, nothing stored) once
     it has left the editable statuses. The status is never changed here: it moves through
@@ -355,6 +359,8 @@ def campaign_save(
         campaign.include_segments.set(include_segments)
     if exclude_segments is not None:
         campaign.exclude_segments.set(exclude_segments)
+    if holdout_stores is not None:
+        campaign.holdout_stores.set(holdout_stores)
     campaign_record_changes(campaign=campaign, actor=actor, before=before)
     return campaign
 

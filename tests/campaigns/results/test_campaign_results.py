@@ -203,3 +203,21 @@ def test_a_store_holdout_without_stores_is_refused_by_the_campaign_form():
 
     assert not form.is_valid()
     assert "holdout_stores" in form.errors
+
+
+def test_held_out_stores_are_saved_and_audited_and_a_store_holdout_without_stores_blocks_launch():
+    from campaigns.models import AuditEvent
+    from campaigns.services.campaigns import campaign_problems, campaign_save
+    from tests.factories import StoreFactory
+    from tests.factories.campaigns import CampaignFactory
+
+    campaign = CampaignFactory(holdout_mode="stores")
+    assert any("held back" in problem for problem in campaign_problems(campaign))
+
+    store = StoreFactory(name="Harbour")
+    campaign_save(campaign=campaign, actor=MarketingUserFactory(), holdout_stores=[store])
+
+    assert list(campaign.holdout_stores.all()) == [store]
+    assert not any("held back" in problem for problem in campaign_problems(campaign))
+    changed = AuditEvent.objects.filter(campaign=campaign, action=AuditEvent.Action.CHANGED).latest("pk")
+    assert "holdout_stores" in changed.changes
