@@ -298,7 +298,13 @@ def test_a_spend_amount_typed_in_any_notation_but_plain_digits_is_refused(typed)
 
 
 def test_a_spend_amount_in_plain_digits_is_read(db):
-    rules_validate({"type": "purchase", "metric": "spend", "op": "gte", "value": "49.90"})
+    rule = {"type": "purchase", "metric": "spend", "op": "gte", "value": "49.90"}
+    rules_validate(rule)
+    for name, amount in (("Under", "49.89"), ("Exactly", "49.90")):
+        Purchase.objects.create(customer=CustomerFactory(first_name=name), channel="online", source="online_shop",
+                                external_ref=name, amount=Decimal(amount), occurred_at=timezone.now())
+
+    assert _names(rule) == {"Exactly"}
 
 
 def test_a_purchase_window_may_start_on_a_date_instead_of_a_number_of_days():
