@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from campaigns.exceptions import CampaignError
+from campaigns.journeys.selectors_admin import journey_draft
 from campaigns.models import Journey, JourneyVersion
 
 
@@ -40,7 +41,7 @@ def journey_draft_save(*, journey: Journey, steps: list[dict], actor) -> Journey
     published version itself (the draft is dropped before it publishes).
     """
     Journey.objects.select_for_update().filter(pk=journey.pk).first()
-    draft = JourneyVersion.objects.filter(journey=journey, published_at__isnull=True).order_by("-number").first()
+    draft = journey_draft(journey)
     live = JourneyVersion.objects.filter(pk=journey.live_version_id).first() if journey.live_version_id else None
     if live is not None and live.steps == steps:
         if draft is not None:
@@ -68,7 +69,7 @@ def journey_draft_publish(*, journey: Journey, moves: dict[str, str], actor):
     except ImportError as exc:
         raise JourneyEngineMissing("Publishing journeys is not available in this installation yet.") from exc
     Journey.objects.select_for_update().filter(pk=journey.pk).first()
-    draft = JourneyVersion.objects.filter(journey=journey, published_at__isnull=True).order_by("-number").first()
+    draft = journey_draft(journey)
     if draft is None:
         raise CampaignError("There are no unpublished changes to publish.")
     steps = draft.steps
