@@ -26,24 +26,17 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=8, help="chunks sent at each place")
     args = parser.parse_args()
     from bench.b1_segment_count import _setup_django, fixture_build
+    from bench.campaign_runs import campaign_launch_for_bench, deliveries_reset, null_channels_use
 
     _setup_django()
     from django.conf import settings
-    from django.db import connection, transaction
-    from django.utils import timezone
 
-    from campaigns.channels.null import null_counters_reset
-    from campaigns.delivery import launch
     from campaigns.delivery.sending import delivery_chunk_send
     from campaigns.models import Campaign, Delivery, FrequencyRule, Message, QuietHoursRule, Segment, Variant
     from customers.models import Store
 
     fixture_build(customers=args.customers, reuse=True)
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE campaigns_delivery, campaigns_outboxmessage, campaigns_frequencycounter")
-    Campaign.objects.filter(name__startswith="B10").delete()
-    Message.objects.filter(name="B10").delete()
-    Segment.objects.filter(name__startswith="B10").delete()
+    deliveries_reset("B10")
     FrequencyRule.objects.all().delete()  # every campaign reaches the same people: caps would skip them
     QuietHoursRule.objects.all().delete()
     message = Message.objects.create(name="B10")
@@ -61,9 +54,7 @@ def main() -> None:
         ("100 %", {}),
     ]
     settings.DEBUG = False
-    settings.DELIVERY_OUTBOX_CHANNELS = []
-    settings.TANDEM_NULL_CHANNELS = ["email", "sms", "push"]
-    null_counters_reset()
+    null_channels_use(settings)
     rates: list[tuple[str, str, int, float]] = []
     for label, rules in audiences:
         campaign = Campaign.objects.create(
@@ -75,10 +66,7 @@ def main() -> None:
             status="scheduled",
         )
         campaign.include_segments.set([Segment.objects.create(name=f"B10 {label}", rules=rules)])
-        published: list[tuple[int, int]] = []
-        launch._publish = lambda cause_type, cause_id, ranges, into=published: into.extend(ranges)
-        with transaction.atomic():
-            result = launch.campaign_launch(campaign=campaign, now=timezone.now())
+        result, published = campaign_launch_for_bench(campaign)
         size = max(1, min(args.sample, len(published) // 3))  # three samples that do not overlap
         middle = len(published) // 2 - size // 2
         places = {"start": published[:size], "middle": published[middle : middle + size], "end": published[-size:]}

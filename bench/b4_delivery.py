@@ -32,23 +32,18 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the fixture if it has that many customers")
     args = parser.parse_args()
     from bench.b1_segment_count import _setup_django, fixture_build
+    from bench.campaign_runs import campaign_launch_for_bench, deliveries_reset, null_channels_use
 
     _setup_django()
     from django.conf import settings
-    from django.db import connection, transaction
-    from django.utils import timezone
+    from django.db import connection
 
-    from campaigns.channels.null import null_counters_reset, null_sent_count
-    from campaigns.delivery import launch
+    from campaigns.channels.null import null_sent_count
     from campaigns.delivery.sending import delivery_chunk_send
     from campaigns.models import Campaign, Delivery, Message, OutboxMessage, Segment, Variant
 
     fixture_build(customers=args.customers, reuse=args.reuse)
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE campaigns_delivery, campaigns_outboxmessage, campaigns_frequencycounter")
-    Campaign.objects.filter(name__startswith="B4").delete()
-    Message.objects.filter(name="B4").delete()
-    Segment.objects.filter(name="B4 everyone").delete()
+    deliveries_reset("B4")
     message = Message.objects.create(name="B4")
     Variant.objects.create(
         message=message,
@@ -65,8 +60,6 @@ def main() -> None:
     campaign.include_segments.set([Segment.objects.create(name="B4 everyone", rules={})])
 
     settings.DEBUG = False  # DEBUG keeps the last 9,000 statements, and the outbox's carry every email
-    published: list[tuple[int, int]] = []
-    launch._publish = lambda cause_type, cause_id, ranges: published.extend(ranges)
     settings.DELIVERY_CHUNK_SIZE = args.chunk
     counted = [0]
 
@@ -76,8 +69,7 @@ def main() -> None:
 
     with connection.execute_wrapper(count):
         started = time.perf_counter()
-        with transaction.atomic():
-            result = launch.campaign_launch(campaign=campaign, now=timezone.now())
+        result, published = campaign_launch_for_bench(campaign)
         launch_seconds = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
@@ -89,9 +81,7 @@ def main() -> None:
         return
     if args.backend == "null":
         # The counting null channels (TANDEM_NULL_CHANNELS): the real channels build every payload.
-        settings.DELIVERY_OUTBOX_CHANNELS = []
-        settings.TANDEM_NULL_CHANNELS = ["email", "sms", "push"]
-        null_counters_reset()
+        null_channels_use(settings)
     elif args.backend == "providers":
         from bench.http_answer import providers_answer_in_process
 

@@ -37,11 +37,10 @@ def _setup(engine: str) -> None:
 
 
 def _campaign():
+    from bench.campaign_runs import deliveries_reset
     from campaigns.models import Campaign, Message, Segment, Variant
 
-    Campaign.objects.filter(name="B5").delete()
-    Message.objects.filter(name="B5").delete()
-    Segment.objects.filter(name="B5 everyone").delete()
+    deliveries_reset("B5")
     message = Message.objects.create(name="B5")
     Variant.objects.create(message=message, channel="email", subject=SUBJECT, html_body=HTML)
     campaign = Campaign.objects.create(
@@ -53,20 +52,13 @@ def _campaign():
 
 def run_tandem() -> int:
     from django.conf import settings
-    from django.db import connection, transaction
-    from django.utils import timezone
 
-    from campaigns.delivery import launch
+    from bench.campaign_runs import campaign_launch_for_bench
     from campaigns.delivery.sending import delivery_chunk_send
     from campaigns.models import Delivery
 
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE campaigns_delivery, campaigns_outboxmessage, campaigns_frequencycounter")
     campaign = _campaign()
-    published: list[tuple[int, int]] = []
-    launch._publish = lambda cause_type, cause_id, ranges: published.extend(ranges)
-    with transaction.atomic():
-        launch.campaign_launch(campaign=campaign, now=timezone.now())
+    _, published = campaign_launch_for_bench(campaign)
     for first_id, last_id in published:
         delivery_chunk_send(cause_type="campaign", cause_id=campaign.pk, first_id=first_id, last_id=last_id)
     settings.DEBUG = False

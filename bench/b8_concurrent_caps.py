@@ -27,23 +27,18 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=500)
     args = parser.parse_args()
     from bench.b1_segment_count import _setup_django, fixture_build
+    from bench.campaign_runs import campaign_launch_for_bench, deliveries_reset, null_channels_use
 
     _setup_django()
     from django.conf import settings
-    from django.db import connection, connections, transaction
-    from django.utils import timezone
+    from django.db import connections
 
-    from campaigns.channels.null import null_counters_reset, null_sent_count
-    from campaigns.delivery import launch
+    from campaigns.channels.null import null_sent_count
     from campaigns.delivery.sending import delivery_chunk_send
     from campaigns.models import Campaign, Delivery, FrequencyRule, Message, QuietHoursRule, Segment, Variant
 
     fixture_build(customers=args.customers, reuse=True)
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE campaigns_delivery, campaigns_outboxmessage, campaigns_frequencycounter")
-    Campaign.objects.filter(name__startswith="B8").delete()
-    Message.objects.filter(name="B8").delete()
-    Segment.objects.filter(name="B8 everyone").delete()
+    deliveries_reset("B8")
     FrequencyRule.objects.all().delete()
     QuietHoursRule.objects.all().delete()
     FrequencyRule.objects.create(name="At most 1 message a day", window="calendar_day", limit=1)
@@ -52,9 +47,7 @@ def main() -> None:
     everyone = Segment.objects.create(name="B8 everyone", rules={})
     settings.DEBUG = False
     settings.DELIVERY_CHUNK_SIZE = args.chunk
-    settings.DELIVERY_OUTBOX_CHANNELS = []
-    settings.TANDEM_NULL_CHANNELS = ["email", "sms", "push"]
-    null_counters_reset()
+    null_channels_use(settings)
 
     plans: list[tuple[int, list[tuple[int, int]]]] = []
     for number in range(1, CAMPAIGNS + 1):
@@ -68,10 +61,7 @@ def main() -> None:
             when_capped="skip",
         )
         campaign.include_segments.set([everyone])
-        published: list[tuple[int, int]] = []
-        launch._publish = lambda cause_type, cause_id, ranges, into=published: into.extend(ranges)
-        with transaction.atomic():
-            launch.campaign_launch(campaign=campaign, now=timezone.now())
+        _, published = campaign_launch_for_bench(campaign)
         plans.append((campaign.pk, published))
     reachable = Delivery.objects.filter(cause_id=plans[0][0]).count()
 
