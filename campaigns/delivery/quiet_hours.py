@@ -26,7 +26,7 @@ Unknown zone, unknown region. A message may go only at a minute that is allowed 
 so it is never early anywhere. When the region (state) is unknown, every region rule of the country
 applies at once, and when the country is unknown every rule of the channel does: the narrowest window
 wins. A customer's regions are their home store's state and their phone area's state (US numbers, from
-phonenumbers' geocoder: "Florida", "New York, NY"); when both are known and differ, both apply.
+libphonenumber's geocoding data, see ``us_phone_states``); when both are known and differ, both apply.
 
 Empty intersections. Candidate zones far apart (stores in Paris and Sydney) may share no allowed minute on
 some days; the search then simply moves on to the next day on which they do (DST shifts can open one).
@@ -51,7 +51,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib.resources
-import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -59,8 +58,9 @@ from pathlib import Path
 
 import phonenumbers
 from django.conf import settings
-from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezones
+
+from campaigns.delivery.us_phone_states import state_from_description, us_phone_state
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
@@ -133,32 +133,13 @@ def country_zones(country: str) -> tuple[str, ...]:
     return _zone_tab().get((country or "").upper(), ())
 
 
-_US_STATES = {
-    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA", "colorado": "CO",
-    "connecticut": "CT", "delaware": "DE", "district of columbia": "DC", "washington d.c.": "DC", "florida": "FL",
-    "georgia": "GA", "hawaii": "HI", "idaho": "ID", "illinois": "IL", "indiana": "IN", "iowa": "IA", "kansas": "KS",
-    "kentucky": "KY", "louisiana": "LA", "maine": "ME", "maryland": "MD", "massachusetts": "MA", "michigan": "MI",
-    "minnesota": "MN", "mississippi": "MS", "missouri": "MO", "montana": "MT", "nebraska": "NE", "nevada": "NV",
-    "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM", "new york": "NY", "north carolina": "NC",
-    "north dakota": "ND", "ohio": "OH", "oklahoma": "OK", "oregon": "OR", "pennsylvania": "PA",
-    "rhode island": "RI", "south carolina": "SC", "south dakota": "SD", "tennessee": "TN", "texas": "TX",
-    "utah": "UT", "vermont": "VT", "virginia": "VA", "washington": "WA", "west virginia": "WV", "wisconsin": "WI",
-    "wyoming": "WY",
-}  # fmt: skip
-_STATE_SUFFIX = re.compile(r",\s*([A-Z]{2})$")
-
-
 def _region_code(country: str, value: str) -> str:
-    """A state as rules write it (FL) from a store's state field or a geocoder description; "" if unsure."""
+    """A state as rules write it (FL) from a store's state field; "" if unsure."""
     value = (value or "").strip()
     if not value:
         return ""
     if country == "US":
-        if match := _STATE_SUFFIX.search(value):
-            return match.group(1)
-        if len(value) == 2 and value.isalpha():
-            return value.upper()
-        return _US_STATES.get(value.lower(), "")
+        return state_from_description(value)
     return value.upper() if len(value) <= 3 and value.isalnum() else ""
 
 
@@ -183,7 +164,7 @@ def _phone_place(e164: str) -> _PhonePlace | None:
     if own:
         # The +1 plan lists every zone from Guam to Bermuda for a non-geographic number: keep the country's.
         zones = tuple(z for z in zones if z in own) or own
-    region = _region_code(country, geocoder.description_for_number(number, "en")) if country else ""
+    region = us_phone_state(str(number.national_number)) if country == "US" else ""
     if not zones and not country:
         return None
     return _PhonePlace(zones=tuple(sorted(set(zones))), country=country, region=region)

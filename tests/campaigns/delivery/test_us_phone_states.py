@@ -1,0 +1,72 @@
+"""The committed US area -> state table answers exactly as phonenumbers' geocoder would."""
+
+import sys
+
+import phonenumbers
+import pytest
+from phonenumbers import geocoder
+from phonenumbers.geodata import GEOCODE_DATA
+
+from campaigns.delivery.quiet_hours import _phone_place
+from campaigns.delivery.us_phone_states import state_from_description, us_phone_state
+
+
+def _us_prefixes():
+    for key, names in GEOCODE_DATA.items():
+        if key.startswith("1") and len(key) >= 4 and names.get("en"):
+            number = phonenumbers.parse(f"+1{key[1:4]}2345678", None)
+            if phonenumbers.region_code_for_number(number) == "US":
+                yield key[1:], names["en"]
+
+
+def test_every_us_geocoding_prefix_gives_the_geocoders_state():
+    # Fails after a phonenumbers upgrade that moved a prefix: run scripts/us_phone_states.py.
+    checked = 0
+    for prefix, description in _us_prefixes():
+        national = (prefix + "0000000")[:10]
+        assert us_phone_state(national) == state_from_description(description), (prefix, description)
+        checked += 1
+    assert checked > 300
+
+
+@pytest.mark.parametrize(
+    "e164",
+    ["+13055550100", "+12015550100", "+12016315555", "+15645550100", "+12125550100", "+18005550100", "+19075550123"],
+)
+def test_a_numbers_state_is_the_geocoders(e164):
+    number = phonenumbers.parse(e164, None)
+    expected = state_from_description(geocoder.description_for_number(number, "en"))
+    assert us_phone_state(str(number.national_number)) == expected
+
+
+def test_named_states_and_odd_descriptions():
+    assert us_phone_state("3055550100") == "FL"
+    assert us_phone_state("2016315555") == "NY"  # an exchange that the data places across the river
+    assert us_phone_state("2015550100") == "NJ"
+    assert us_phone_state("5645550100") == "WA"  # "Washington State"
+    assert us_phone_state("8005550100") == ""  # toll free: no state
+    assert us_phone_state("") == ""
+    assert state_from_description("Miami, FL") == "FL"
+    assert state_from_description("new york") == "NY"
+    assert state_from_description("Narnia") == ""
+
+
+def test_the_quiet_hours_place_of_a_florida_number_has_its_state():
+    _phone_place.cache_clear()
+    assert _phone_place("+13055550100").region == "FL"
+    assert _phone_place("+13055550100").country == "US"
+    assert _phone_place("+442071234567").region == ""
+
+
+def test_sending_does_not_load_the_geocoder_data(tmp_path):
+    import subprocess
+
+    code = (
+        "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup(); "
+        "import campaigns.delivery.sending, campaigns.delivery.launch, campaigns.tasks; "
+        "print('phonenumbers.geodata' in sys.modules)"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DATABASE_URL",)}
+    env["TANDEM_VAR_DIR"] = str(tmp_path)
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert answer.stdout.strip().splitlines()[-1] == "False"
