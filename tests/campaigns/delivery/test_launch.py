@@ -50,6 +50,33 @@ def test_launching_twice_adds_nothing(audience):
     assert Delivery.objects.filter(cause_id=campaign.pk).count() == 3
 
 
+def test_a_relaunch_writes_only_the_rows_still_missing_and_leaves_the_others_untouched(audience):
+    campaign = sending_campaign()
+    campaign_launch(campaign=campaign)
+    Delivery.objects.filter(cause_id=campaign.pk, channel="email").update(status="sent")
+    granted(audience["none"], "email", "sms")  # consented since the first launch
+    other = sending_campaign()  # same customers, another cause: its rows never count as this one's
+    campaign_launch(campaign=other)
+
+    relaunch = campaign_launch(campaign=campaign)
+
+    newcomer = audience["none"].pk
+    assert relaunch.created == 2
+    assert {(newcomer, "email"), (newcomer, "sms")} <= _rows(campaign)
+    assert len(_rows(campaign)) == 5
+    assert Delivery.objects.filter(cause_id=campaign.pk, channel="email", status="sent").count() == 2
+
+
+def test_rows_are_written_in_customer_then_channel_order(audience):
+    campaign = sending_campaign()
+    campaign_launch(campaign=campaign)
+
+    written = list(
+        Delivery.objects.filter(cause_id=campaign.pk).order_by("id").values_list("customer_id", "channel")
+    )
+    assert written == sorted(written)
+
+
 def test_preferred_mode_takes_the_first_consented_channel_in_campaign_order(audience):
     campaign = sending_campaign(channels="sms,email", mode=Campaign.Mode.PREFERRED)
 
