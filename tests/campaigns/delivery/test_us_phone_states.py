@@ -1,5 +1,7 @@
 """The committed US area -> state table answers exactly as phonenumbers' geocoder would."""
 
+import os
+import subprocess
 import sys
 
 import phonenumbers
@@ -59,14 +61,12 @@ def test_the_quiet_hours_place_of_a_florida_number_has_its_state():
 
 
 def test_sending_does_not_load_the_geocoder_data(tmp_path):
-    import subprocess
-
     code = (
         "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup(); "
         "import campaigns.delivery.sending, campaigns.delivery.launch, campaigns.tasks; "
         "print('phonenumbers.geodata' in sys.modules)"
     )
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DATABASE_URL",)}
-    env["TANDEM_VAR_DIR"] = str(tmp_path)
-    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"TANDEM_VAR_DIR": str(tmp_path)}
+    command = [sys.executable, "-c", code]  # our own interpreter and code only
+    answer = subprocess.run(command, capture_output=True, text=True, env=env, check=True)  # noqa: S603
     assert answer.stdout.strip().splitlines()[-1] == "False"
