@@ -277,7 +277,7 @@ def _merge_propose(customer: Customer, other: Customer, *, store, user) -> Merge
 def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
     """Merge ``other`` into ``survivor``: history moves or stays linked, the most restrictive consent wins.
 
-    Purchases move to the survivor; the other profile's consent ledger stays on it (append-only) and
+    Purchases and survey answers move to the survivor; the other profile's consent ledger stays on it (append-only) and
     is shown in the survivor's timeline through ``merged_into``. For each channel the survivor ends
     with the most restrictive of the two explicit states (a channel never asked on one side takes the
     other side's state). Missing contact details and names are filled from the other profile. The
@@ -350,6 +350,7 @@ def customer_merge(*, survivor: Customer, other: Customer, user) -> Customer:
             )
 
     Purchase.objects.filter(customer=other).update(customer=survivor)
+    _survey_answers_merge(survivor, other)
     MergeProposal.objects.filter(
         status=MergeProposal.Status.OPEN, customer__in=[survivor, other], other__in=[survivor, other]
     ).update(status=MergeProposal.Status.MERGED, resolved_at=timezone.now(), resolved_by=user)
@@ -369,6 +370,23 @@ def _own_limits_merge(survivor: Customer, other: Customer) -> None:
     left = set(CategoryOptOut.objects.filter(customer=other).values_list("category", flat=True))
     left -= set(CategoryOptOut.objects.filter(customer=survivor).values_list("category", flat=True))
     CategoryOptOut.objects.bulk_create(CategoryOptOut(customer=survivor, category=c) for c in sorted(left))
+
+
+def _survey_answers_merge(survivor: Customer, other: Customer) -> None:
+    """The other profile's survey answers move to the survivor, one answer per source as for one person:
+    when both answered the same survey, the later answer is kept, as answering again would have done."""
+    mine = {answer.source: answer for answer in SurveyResponse.objects.filter(customer=survivor)}
+    for answer in SurveyResponse.objects.filter(customer=other).order_by("pk"):
+        kept = mine.get(answer.source)
+        if kept is None:
+            answer.customer = survivor
+            answer.save(update_fields=["customer"])
+            continue
+        if answer.answered_at > kept.answered_at:
+            kept.score, kept.comment, kept.answered_at = answer.score, answer.comment, answer.answered_at
+        kept.first_answered_at = min(kept.first_answered_at, answer.first_answered_at)
+        kept.save(update_fields=["score", "comment", "answered_at", "first_answered_at"])
+        answer.delete()
 
 
 def merge_proposal_dismiss(*, proposal: MergeProposal, user) -> None:

@@ -142,3 +142,36 @@ def test_merge_keeps_the_persons_own_limits_on_the_survivor():
         "promotional",
         "event",
     }
+
+
+def test_survey_answers_move_to_the_survivor_and_one_survey_answered_twice_keeps_the_later_answer():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from customers.models import SurveyResponse
+
+    survivor, other = CustomerFactory(), CustomerFactory()
+    early, late = timezone.now() - timedelta(days=3), timezone.now() - timedelta(days=1)
+
+    def answer(customer, source, score, when, comment=""):
+        return SurveyResponse.objects.create(
+            customer=customer, source=source, score=score, comment=comment, answered_at=when, first_answered_at=when
+        )
+
+    answer(survivor, "campaign:1", 3, early)
+    answer(other, "campaign:1", 9, late, "Much better now")
+    answer(survivor, "campaign:2", 8, late)
+    answer(other, "campaign:2", 2, early)
+    answer(other, "campaign:3", 10, early)
+
+    customer_merge(survivor=survivor, other=other, user=MarketingUserFactory())
+
+    kept = {r.source: r for r in SurveyResponse.objects.all()}
+    assert set(kept) == {"campaign:1", "campaign:2", "campaign:3"}
+    assert SurveyResponse.objects.count() == 3
+    assert {r.customer_id for r in kept.values()} == {survivor.pk}
+    assert (kept["campaign:1"].score, kept["campaign:1"].comment) == (9, "Much better now")
+    assert kept["campaign:1"].first_answered_at == early  # the edit window still runs from the first answer
+    assert kept["campaign:2"].score == 8
+    assert kept["campaign:3"].score == 10
