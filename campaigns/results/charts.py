@@ -139,7 +139,7 @@ def score_chart(
     """A score on a fixed scale (NPS: -100 to +100) at each of ``labels``, each point with its value
     written above it; a label without a value (no answers) is marked "none" on the zero line and breaks
     the line there."""
-    left, right, top, bottom = 44, 20, 24, 40
+    left, right, top, bottom = 44, 24, 24, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     span = (high - low) or 1
 
@@ -148,6 +148,12 @@ def score_chart(
 
     def y_at(value: float) -> float:
         return top + plot_h - plot_h * (min(max(value, low), high) - low) / span
+
+    def anchor(index: int) -> str:
+        # The first and last labels hang inwards so neither is cut at the chart's edge.
+        if len(labels) > 1 and index == 0:
+            return "start"
+        return "end" if len(labels) > 1 and index == len(labels) - 1 else "middle"
 
     zero = y_at(0) if low < 0 < high else top + plot_h
     parts = [
@@ -165,7 +171,7 @@ def score_chart(
     for index, label in enumerate(labels):
         if index % step == 0 or index == len(labels) - 1:
             parts.append(
-                f'<text x="{x_at(index):.1f}" y="{height - 8}" font-size="10" text-anchor="middle">'
+                f'<text x="{x_at(index):.1f}" y="{height - 8}" font-size="10" text-anchor="{anchor(index)}">'
                 f"{escape(str(label))}</text>"
             )
     run: list[tuple[float, float]] = []
@@ -174,7 +180,7 @@ def score_chart(
         if value is None:
             parts.append(
                 f'<text x="{x_at(index):.1f}" y="{zero - 6:.1f}" font-size="9" fill="#666" '
-                'text-anchor="middle">none</text>'
+                f'text-anchor="{anchor(index)}">none</text>'
             )
             run = []
             runs.append(run)
