@@ -152,3 +152,48 @@ def test_a_text_twilio_refuses_has_no_cost(twilio, http_stub):
 
     assert Delivery.objects.get(cause_id=campaign.pk).status == "failed"
     assert not SmsCost.objects.exists()
+
+
+# --- the price table in the admin ------------------------------------------------------------------
+
+
+@pytest.fixture
+def marketer(client):
+    from tests.factories import MarketingUserFactory
+    from tests.factories.customers import PASSWORD
+
+    user = MarketingUserFactory()
+    client.login(username=user.username, password=PASSWORD)
+    return user
+
+
+ADD_PRICE = "/admin/campaigns/smsprice/add/"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({"country": "gb", "price_per_segment": "0.04", "currency": "GBP"}, "two-letter ISO 3166 code"),
+        ({"country": "GB", "price_per_segment": "0.04", "currency": "gbp"}, "three-letter ISO 4217 code"),
+        ({"country": "GB", "price_per_segment": "-0.01", "currency": "GBP"}, "greater than or equal to 0"),
+    ],
+)
+def test_the_price_table_refuses_bad_input_and_saves_nothing(client, marketer, form, error):
+    response = client.post(ADD_PRICE, form)
+
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not SmsPrice.objects.exists()
+
+
+@pytest.mark.django_db
+def test_staff_keep_one_price_per_country_and_one_for_every_other_country(client, marketer):
+    assert client.post(ADD_PRICE, {"country": "GB", "price_per_segment": "0.04", "currency": "GBP"}).status_code == 302
+    assert client.post(ADD_PRICE, {"country": "", "price_per_segment": "0.06", "currency": "USD"}).status_code == 302
+    again = client.post(ADD_PRICE, {"country": "GB", "price_per_segment": "0.05", "currency": "GBP"})
+
+    assert again.status_code == 200
+    assert "already exists" in again.content.decode()
+    assert PriceBook().price_for("FR") == (Decimal("0.060000"), "USD")
+    assert "Every other country" in client.get("/admin/campaigns/smsprice/").content.decode()
