@@ -10,7 +10,7 @@ The segments then come from Twilio's ``num_segments`` or, failing that, from cou
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from campaigns.models import SmsCost, SmsPrice
@@ -18,6 +18,8 @@ from campaigns.models.costs import MICROS
 from campaigns.sms import sms_count
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+#: how long after a send the provider is first asked for its final price (the carrier bills later)
+SETTLE_FIRST_DELAY = timedelta(minutes=15)
 
 
 class PriceBook:
@@ -51,7 +53,7 @@ def destination_country(number: str) -> str:
     return region if region and region != "ZZ" else ""
 
 
-def _provider_price(detail: dict) -> tuple[int, str] | None:
+def provider_price(detail: dict) -> tuple[int, str] | None:
     """Twilio's price of the whole message in micros with its currency, when it gave both."""
     price, unit = detail.get("price"), str(detail.get("price_unit") or "").upper()
     if price in (None, "") or not _CURRENCY.match(unit):
@@ -92,7 +94,7 @@ def sms_cost_make(
     """
     segments = _segments(detail, body)
     country = destination_country(to)
-    provider = _provider_price(detail)
+    provider = provider_price(detail)
     amount, currency, source = None, "", SmsCost.Source.UNKNOWN
     if provider is not None:
         (amount, currency), source = provider, SmsCost.Source.PROVIDER
@@ -110,3 +112,11 @@ def sms_cost_make(
         currency=currency,
         source=source,
     )
+
+
+def sms_costs_stamp(costs: list[SmsCost], *, sent_at: datetime) -> None:
+    """Date the costs with their send time; those not priced by the provider are due to ask it again
+    after ``SETTLE_FIRST_DELAY`` (``campaigns.costs.settle``)."""
+    for cost in costs:
+        cost.sent_at = sent_at
+        cost.settle_after = None if cost.source == SmsCost.Source.PROVIDER else sent_at + SETTLE_FIRST_DELAY

@@ -19,7 +19,7 @@ from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
 from campaigns.audience import checks_for
-from campaigns.costs.pricing import PriceBook, sms_cost_make
+from campaigns.costs.pricing import PriceBook, sms_cost_make, sms_costs_stamp
 from campaigns.delivery.caps import CapRequest, caps_release, caps_reserve
 from campaigns.delivery.conf import conf
 from campaigns.delivery.pacing import Pacer, retry_delay
@@ -209,8 +209,7 @@ def deliveries_record(
         if outbox:
             OutboxMessage.objects.bulk_create(outbox, ignore_conflicts=True)
         costs = [cost for cost in costs if cost.delivery_id in updated]
-        for cost in costs:
-            cost.sent_at = now
+        sms_costs_stamp(costs, sent_at=now)
         if costs:
             SmsCost.objects.bulk_create(costs, ignore_conflicts=True)
     return len(updated)

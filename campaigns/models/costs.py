@@ -65,9 +65,18 @@ class SmsCost(models.Model):
     amount_micros = models.BigIntegerField(null=True, blank=True, help_text="Millionths of the currency unit.")
     currency = models.CharField(max_length=3, blank=True)
     source = models.CharField(max_length=12, choices=Source.choices)
+    # When to ask the provider again for its final price (it is usually null when the text is accepted
+    # and set once the carrier bills it); null once the provider's price is in, or it stopped asking.
+    settle_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "SMS cost"
+        indexes = [
+            # Small: rows leave it once the provider's price is in (or after a few days of asking).
+            models.Index(
+                fields=["settle_after"], name="sms_cost_to_settle", condition=models.Q(settle_after__isnull=False)
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(amount_micros__isnull=True) | ~models.Q(currency=""), name="sms_cost_has_currency"

@@ -133,6 +133,8 @@ def test_each_text_sent_records_its_cost_from_twilios_answer_or_the_table(twilio
         cost = costs[delivery[customer_id]]
         assert (cost.amount_micros, cost.currency, cost.source, cost.segments, cost.country) == values
         assert cost.sent_at == sent_at[delivery[customer_id]]
+        # Only the provider's price is final; the others ask Twilio again later.
+        assert (cost.settle_after is None) == (cost.source == "provider")
 
     # A second copy of the task claims nothing and records nothing twice.
     delivery_chunk_send(cause_type="campaign", cause_id=campaign.pk, first_id=first, last_id=last)
