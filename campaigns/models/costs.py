@@ -72,10 +72,12 @@ class SmsCost(models.Model):
     class Meta:
         verbose_name = "SMS cost"
         indexes = [
+            # A campaign's results sum its texts' costs without reading its (many more) deliveries.
+            models.Index(fields=["cause_type", "cause_id"], name="sms_cost_by_cause"),
             # Small: rows leave it once the provider's price is in (or after a few days of asking).
             models.Index(
                 fields=["settle_after"], name="sms_cost_to_settle", condition=models.Q(settle_after__isnull=False)
-            )
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db.models import Count, Sum
+
 from campaigns.models import Campaign, Delivery, SmsCost
 from campaigns.models.costs import MICROS
 from campaigns.results.periods import Period
@@ -125,16 +127,26 @@ def sms_cost_per_conversion(period: Period, campaign_ids: list[int], *, attribut
     )
 
 
-def campaign_channel_costs(campaign: Campaign, *, purchases: dict[str, int]) -> Table:
+def campaign_channel_costs(campaign: Campaign, *, sent: dict[str, int], purchases: dict[str, int]) -> Table:
     """Per channel of one campaign: messages sent, their cost where known and the cost per purchase
-    (``purchases`` per channel, last touch, as the funnel counted them); one query."""
-    spend: dict[str, Spend] = {}
-    sql = _spend_sql("d.cause_id = %s", "d.channel")
-    for channel, currency, sent, priced, micros in rows(sql, [CAMPAIGN, Delivery.Status.SENT, campaign.pk]):
-        spend.setdefault(channel, Spend()).add(currency=currency, sent=sent, priced=priced, micros=micros)
+    (``sent`` and ``purchases`` per channel as the funnel counted them, purchases by last touch); one
+    query on the texts' costs (by their cause, not through the campaign's deliveries)."""
+    priced = (
+        SmsCost.objects.filter(cause_type=CAMPAIGN, cause_id=campaign.pk, amount_micros__isnull=False)
+        .order_by()
+        .values("currency")
+        .annotate(priced=Count("pk"), micros=Sum("amount_micros"))
+    )
+    spend = {channel: Spend() for channel, count in sent.items() if count}
+    spend.setdefault(Channel.SMS, Spend())
+    for row in priced:
+        spend[Channel.SMS].add(currency=row["currency"], sent=0, priced=row["priced"], micros=row["micros"])
     table_rows = []
     for channel in sorted(set(spend) | {key for key, value in purchases.items() if value}):
         channel_spend = spend.get(channel, Spend())
+        channel_spend.sent = sent.get(channel, 0)
+        if not channel_spend.sent and not purchases.get(channel):
+            continue
         cells = channel_spend.cells(purchases.get(channel, 0))
         label = Channel(channel).label if channel in Channel.values else channel
         table_rows.append([label, channel_spend.sent, *cells[:3], purchases.get(channel, 0), cells[3]])

@@ -162,11 +162,13 @@ def campaign_results(
         ["reason", "messages"],
         sorted(([k, v] for k, v in skipped.items()), key=lambda r: -r[1]),
     )
+    sent_by_channel: dict[str, int] = {}
     purchases_by_channel: dict[str, int] = {}
     for (channel, _variant_id), cell in cells.items():
+        sent_by_channel[channel] = sent_by_channel.get(channel, 0) + cell["sent"]
         purchases_by_channel[channel] = purchases_by_channel.get(channel, 0) + cell.get("purchases", 0)
     return CampaignResults(
-        cost=campaign_channel_costs(campaign, purchases=purchases_by_channel),
+        cost=campaign_channel_costs(campaign, sent=sent_by_channel, purchases=purchases_by_channel),
         funnel=funnel,
         skipped=skipped_table,
         kpi=_kpi(campaign, totals),

@@ -92,7 +92,8 @@ def test_a_campaigns_cost_per_conversion_per_channel():
 def test_the_channel_costs_take_one_query(django_assert_num_queries):
     texts = history()
     with django_assert_num_queries(1):
-        campaign_channel_costs(texts, purchases={"sms": 2})
+        table = campaign_channel_costs(texts, sent={"sms": 3, "email": 2}, purchases={"sms": 2})
+    assert [row[:3] for row in table.rows] == [["Email", 2, "0 of 2"], ["SMS", 3, "3 of 3"]]
 
 
 def test_texts_priced_in_two_currencies_are_not_added_together():
