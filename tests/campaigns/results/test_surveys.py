@@ -181,3 +181,14 @@ def test_csv_export_of_the_selected_answers_is_formula_safe(client, marketer, an
     assert "Campaign “Spring”" in lines[2]
     assert "ann@example.com" in lines[2]
     assert "North" in lines[2]
+
+
+def test_the_list_takes_as_many_queries_for_many_answers_as_for_one(client, marketer, django_assert_max_num_queries):
+    for n in range(15):
+        campaign = sent_campaign(f"Campaign {n}")
+        answer(n % 11, march(2), f"campaign:{campaign.pk} delivery:{n}")
+
+    with django_assert_max_num_queries(12):
+        page = client.get(URL)
+
+    assert page.content.decode().count("Campaign “Campaign ") >= 15
