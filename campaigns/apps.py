@@ -17,11 +17,13 @@ class CampaignsConfig(AppConfig):
 
         segment_resolver_register(customer_in_segment_named)
 
+        from campaigns.costs import admin as costs_admin  # noqa: F401
         from campaigns.delivery import admin as delivery_admin  # noqa: F401 (registers its admin pages)
         from campaigns.delivery.progress import delivery_timeline_entries
         from campaigns.feedback import admin as feedback_admin  # noqa: F401
         from campaigns.journeys import admin as journeys_admin  # noqa: F401
         from campaigns.results import admin as results_admin  # noqa: F401
+        from campaigns.results import survey_admin  # noqa: F401
         from customers.timeline_sources import timeline_source_register
 
         timeline_source_register("campaigns.deliveries", delivery_timeline_entries)

@@ -52,3 +52,11 @@ def journeys_tick_task() -> None:
     from campaigns.journeys.tick import journeys_tick
 
     journeys_tick()
+
+
+@shared_task(name="campaigns.sms_costs_settle", ignore_result=True)
+def sms_costs_settle_task() -> None:
+    """Record Twilio's final price of the texts first priced from the table (beat, every 10 minutes)."""
+    from campaigns.costs.settle import sms_costs_settle
+
+    sms_costs_settle()

@@ -214,6 +214,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.journeys_tick",
         "schedule": 60.0,
     },
+    "sms-costs-settle": {
+        "task": "campaigns.sms_costs_settle",
+        "schedule": 600.0,
+    },
 }
 # Sending has its own queue, so a large campaign never delays the minutely dispatch and sweep.
 CELERY_TASK_ROUTES = {
@@ -221,6 +225,8 @@ CELERY_TASK_ROUTES = {
     "campaigns.deliveries_sweep": {"queue": "dispatch"},
     "campaigns.frequency_counters_prune": {"queue": "dispatch"},
     "campaigns.journeys_tick": {"queue": "dispatch"},
+    # Up to a few hundred requests to Twilio: with the senders, never ahead of the minutely dispatch.
+    "campaigns.sms_costs_settle": {"queue": "sending"},
     "campaigns.delivery_chunk_send": {"queue": "sending"},
 }
 

@@ -19,6 +19,8 @@ _READ_ONLY_MODELS = {
     "deliveryevent",
     "auditevent",
     "tierchange",
+    "surveyresponse",
+    "smscost",
 }
 _MARKETING_APPS = ("customers", "loyalty", "campaigns")
 

@@ -111,7 +111,9 @@ class SmsChannel:
             raise PermanentChannelError(str(exc.msg)) from exc
         except (TwilioException, OSError) as exc:
             raise TransientChannelError(str(exc)) from exc
-        return SendResult(provider_id=getattr(message, "sid", "") or "")
+        # What the answer says the text costs (the price is often still null at creation).
+        detail = {name: getattr(message, name, None) for name in ("price", "price_unit", "num_segments")}
+        return SendResult(provider_id=getattr(message, "sid", "") or "", detail=detail)
 
     def send_many(self, payloads: list[dict]) -> list[SendResult | Exception]:
         """Each payload's result or channel error, through one client (one HTTP session)."""

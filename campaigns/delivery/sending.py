@@ -19,12 +19,21 @@ from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
 from campaigns.audience import checks_for
+from campaigns.costs.pricing import PriceBook, sms_cost_make, sms_costs_stamp
 from campaigns.delivery.caps import CapRequest, caps_release, caps_reserve
 from campaigns.delivery.conf import conf
 from campaigns.delivery.pacing import Pacer, retry_delay
 from campaigns.delivery.quiet_hours import quiet_hours_check, recipient_zones
 from campaigns.links import message_links
-from campaigns.models import Campaign, CustomerPushDevice, CustomerWebPushDevice, Delivery, OutboxMessage, Variant
+from campaigns.models import (
+    Campaign,
+    CustomerPushDevice,
+    CustomerWebPushDevice,
+    Delivery,
+    OutboxMessage,
+    SmsCost,
+    Variant,
+)
 from customers.models import Channel, Customer
 
 logger = logging.getLogger(__name__)
@@ -166,11 +175,15 @@ def _outcomes_source(outcomes: list[Outcome]) -> tuple[str, str]:
     return json.dumps(rows), source
 
 
-def deliveries_record(*, outcomes: list[Outcome], now: datetime, outbox: list[OutboxMessage] = ()) -> int:
-    """Write the outcomes of claimed rows in ONE ``UPDATE … FROM`` a JSON row set, with their outbox rows.
+def deliveries_record(
+    *, outcomes: list[Outcome], now: datetime, outbox: list[OutboxMessage] = (), costs: list[SmsCost] = ()
+) -> int:
+    """Write the outcomes of claimed rows in ONE ``UPDATE … FROM`` a JSON row set, with their outbox rows
+    and the costs of the texts sent (stamped ``now``, their send time).
 
     Only rows still ``sending`` change (the sweeper may have resolved a row whose lease ran out), and only
-    they get their outbox message, so recording twice changes nothing. Returns the number of rows updated.
+    they get their outbox message and cost, so recording twice changes nothing. Returns the number of
+    rows updated.
     """
     if not outcomes:
         return 0
@@ -195,6 +208,10 @@ def deliveries_record(*, outcomes: list[Outcome], now: datetime, outbox: list[Ou
         outbox = [message for message in outbox if message.delivery_id in updated]
         if outbox:
             OutboxMessage.objects.bulk_create(outbox, ignore_conflicts=True)
+        costs = [cost for cost in costs if cost.delivery_id in updated]
+        sms_costs_stamp(costs, sent_at=now)
+        if costs:
+            SmsCost.objects.bulk_create(costs, ignore_conflicts=True)
     return len(updated)
 
 
@@ -418,6 +435,8 @@ def delivery_chunk_send(
 
     # Each batch is what the provider's shared rate limit grants now; what does not fit is queued again.
     pacer = Pacer(now=now)
+    costs: list[SmsCost] = []
+    prices = PriceBook()
     for channel, items in pending.items():
         for batch in pacer.batches(channel, backends[channel], items):
             deliveries_mark_handed(ids=[row.id for row, *_ in batch], now=now)
@@ -438,12 +457,14 @@ def delivery_chunk_send(
                     outcomes.append(
                         Outcome(row.id, Status.SENT, address=address, provider_message_id=result.provider_id)
                     )
+                    if channel == Channel.SMS:
+                        costs.append(_sms_cost(row, cause_type, address, _payload, result, prices))
         outcomes.extend(
             Outcome(row.id, Status.QUEUED, "", RATE_LIMITED, address, not_before=due, uncount=True)
             for (row, _customer, address, _payload), due in pacer.deferred(channel)
         )
 
-    deliveries_record(outcomes=outcomes, now=timezone.now(), outbox=outbox)
+    deliveries_record(outcomes=outcomes, now=timezone.now(), outbox=outbox, costs=costs)
     unsent = [item.id for item in outcomes if item.status not in (Status.SENT, Status.UNKNOWN)]
     released = [slot for delivery_id in unsent for slot in reservations.get(delivery_id, ())]
     if released:  # a slot held for a message that did not leave frees for the next one
@@ -452,6 +473,18 @@ def delivery_chunk_send(
         _carrier_opt_out(customer=customer, row=row, address=address)
     cause_finish_if_done(cause_type=cause_type, cause_id=cause_id)
     return ChunkResult(claimed=len(claimed), statuses=dict(Counter(item.status for item in outcomes)))
+
+
+def _sms_cost(row: Claimed, cause_type: str, address: str, payload: dict, result, prices: PriceBook) -> SmsCost:
+    return sms_cost_make(
+        delivery_id=row.id,
+        cause_type=cause_type,
+        cause_id=row.cause_id,
+        to=address,
+        body=payload.get("body", ""),
+        detail=result.detail,
+        prices=prices,
+    )
 
 
 def _gate(*, claimed: list[Claimed], customers: dict[int, Customer], checks, cause, now: datetime):

@@ -1,6 +1,7 @@
 from campaigns.models.audit import AuditEvent
 from campaigns.models.campaigns import Campaign, GoalDashboard
 from campaigns.models.caps import FrequencyCounter, FrequencyRule
+from campaigns.models.costs import SmsCost, SmsPrice
 from campaigns.models.deliveries import Delivery, OutboxMessage
 from campaigns.models.devices import CustomerPushDevice, CustomerWebPushDevice
 from campaigns.models.feedback import DeliveryEvent, FeedbackCount, SmsOptOutReview
@@ -31,7 +32,9 @@ __all__ = [
     "QuietHoursRule",
     "Segment",
     "SegmentMember",
+    "SmsCost",
     "SmsOptOutReview",
+    "SmsPrice",
     "StaffTestRecipient",
     "Variant",
 ]

@@ -80,6 +80,11 @@ def dashboard_charts(tables: dict[str, list[Table]]) -> dict[str, object]:
         unit=" %",
     )
     drawn["health"] = health_chart(found["health"])
+    if "nps_trend" in found:
+        trend = found["nps_trend"]
+        drawn["nps_trend"] = charts.score_chart(
+            title=trend.title + " (-100 to +100)", labels=trend.column("from"), values=trend.column("NPS")
+        )
     return drawn
 
 
@@ -121,15 +126,22 @@ def funnel_chart(results) -> object:
     return charts.bar_chart(title="Funnel", items=[(label, totals.get(key, 0)) for key, label in steps])
 
 
+def results_tables(results) -> list[Table]:
+    """The campaign's result tables in the order the page shows them (and the CSV links name them)."""
+    optional = [table for table in (results.cost, results.lift) if table is not None]
+    return [results.funnel, results.skipped, results.kpi, *optional]
+
+
 def campaign_results_context(campaign, request) -> dict:
     """What the campaign page's Results panel shows; a fixed number of queries."""
     from campaigns.results.funnel import campaign_results
 
     results = campaign_results(campaign=campaign, window=window_from(request.GET.get("window")))
-    tables = [results.funnel, results.skipped, results.kpi, *([results.lift] if results.lift else [])]
     return {
         "results": results,
-        "results_tables": [(table, funnel_chart(results) if table.key == "funnel" else None) for table in tables],
+        "results_tables": [
+            (table, funnel_chart(results) if table.key == "funnel" else None) for table in results_tables(results)
+        ],
         "results_revenue": results.totals["revenue"],
     }
 
@@ -138,10 +150,7 @@ def campaign_results_csv(campaign, request) -> HttpResponse:
     from campaigns.results.funnel import campaign_results
 
     results = campaign_results(campaign=campaign, window=window_from(request.GET.get("window")))
-    table = find_table(
-        [results.funnel, results.skipped, results.kpi, *([results.lift] if results.lift else [])],
-        request.GET.get("table", ""),
-    )
+    table = find_table(results_tables(results), request.GET.get("table", ""))
     if table is None:
         raise Http404("No such table.")
     return csv_response(table, prefix=f"campaign-{campaign.pk}")

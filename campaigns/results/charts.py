@@ -124,3 +124,77 @@ def line_chart(
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+def score_chart(
+    *,
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    low: float = -100,
+    high: float = 100,
+    width: int = 640,
+    height: int = 240,
+) -> SafeString:
+    """A score on a fixed scale (NPS: -100 to +100) at each of ``labels``, each point with its value
+    written above it; a label without a value (no answers) is marked "none" on the zero line and breaks
+    the line there."""
+    left, right, top, bottom = 44, 24, 24, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    span = (high - low) or 1
+
+    def x_at(index: int) -> float:
+        return left + (plot_w * index / (len(labels) - 1) if len(labels) > 1 else plot_w / 2)
+
+    def y_at(value: float) -> float:
+        return top + plot_h - plot_h * (min(max(value, low), high) - low) / span
+
+    def anchor(index: int) -> str:
+        # The first and last labels hang inwards so neither is cut at the chart's edge.
+        if len(labels) > 1 and index == 0:
+            return "start"
+        return "end" if len(labels) > 1 and index == len(labels) - 1 else "middle"
+
+    zero = y_at(0) if low < 0 < high else top + plot_h
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="results-chart" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" {FONT}><title>{escape(title)}</title>'
+        f'<text x="0" y="14" font-weight="bold">{escape(title)}</text>'
+        f'<line x1="{left}" y1="{zero:.1f}" x2="{left + plot_w}" y2="{zero:.1f}" stroke="#999"/>'
+        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" font-size="10">{escape(_number(high))}</text>'
+        f'<text x="{left - 4}" y="{zero + 4:.1f}" text-anchor="end" font-size="10">0</text>'
+        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" font-size="10">{escape(_number(low))}</text>'
+    ]
+    if not labels:
+        parts.append(f'<text x="{left + 8}" y="{top + 30}" fill="#666">No data in this period.</text>')
+    step = max(1, len(labels) // 8)  # at most about eight axis labels, so they never overlap
+    for index, label in enumerate(labels):
+        if index % step == 0 or index == len(labels) - 1:
+            parts.append(
+                f'<text x="{x_at(index):.1f}" y="{height - 8}" font-size="10" text-anchor="{anchor(index)}">'
+                f"{escape(str(label))}</text>"
+            )
+    run: list[tuple[float, float]] = []
+    runs = [run]
+    for index, value in enumerate(values):
+        if value is None:
+            parts.append(
+                f'<text x="{x_at(index):.1f}" y="{zero - 6:.1f}" font-size="9" fill="#666" '
+                f'text-anchor="{anchor(index)}">none</text>'
+            )
+            run = []
+            runs.append(run)
+            continue
+        x, y = x_at(index), y_at(float(value))
+        run.append((x, y))
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{PALETTE[0]}"/>'
+            f'<text x="{x:.1f}" y="{y - 7:.1f}" font-size="10" text-anchor="middle">'
+            f"{escape(_number(float(value)))}</text>"
+        )
+    for points in runs:
+        if len(points) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(f'<polyline fill="none" stroke="{PALETTE[0]}" stroke-width="2" points="{path}"/>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

@@ -18,6 +18,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, Variant
+from campaigns.results.costs import campaign_channel_costs
 from campaigns.results.selectors import DEFAULT_ATTRIBUTION_WINDOW, DELIVERED_STATUSES, campaign_ids_touching
 from campaigns.results.selectors import last_touch_purchases as _last_touch
 from campaigns.results.sql import dt, qn, refunded_sql, rows
@@ -60,6 +61,7 @@ class CampaignResults:
     lift: Table | None
     totals: dict[str, object]
     window_days: int
+    cost: Table | None = None
 
 
 def _attribution_end(campaign: Campaign, window: timedelta, now: datetime) -> datetime:
@@ -69,7 +71,8 @@ def _attribution_end(campaign: Campaign, window: timedelta, now: datetime) -> da
 def campaign_results(
     *, campaign: Campaign, window: timedelta = DEFAULT_ATTRIBUTION_WINDOW, now: datetime | None = None
 ) -> CampaignResults:
-    """The campaign's funnel and lift; a fixed number of queries (six, seven with a holdout)."""
+    """The campaign's funnel, cost per conversion and lift; a fixed number of queries (seven, eight with a
+    holdout)."""
     now = now or timezone.now()
     deliveries = Delivery.objects.filter(cause_type=CAMPAIGN, cause_id=campaign.pk).order_by()
     grouped = deliveries.values("channel", "variant_id", "status", "reason").annotate(
@@ -159,7 +162,13 @@ def campaign_results(
         ["reason", "messages"],
         sorted(([k, v] for k, v in skipped.items()), key=lambda r: -r[1]),
     )
+    sent_by_channel: dict[str, int] = {}
+    purchases_by_channel: dict[str, int] = {}
+    for (channel, _variant_id), cell in cells.items():
+        sent_by_channel[channel] = sent_by_channel.get(channel, 0) + cell["sent"]
+        purchases_by_channel[channel] = purchases_by_channel.get(channel, 0) + cell.get("purchases", 0)
     return CampaignResults(
+        cost=campaign_channel_costs(campaign, sent=sent_by_channel, purchases=purchases_by_channel),
         funnel=funnel,
         skipped=skipped_table,
         kpi=_kpi(campaign, totals),

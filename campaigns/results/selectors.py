@@ -408,12 +408,16 @@ def last_touch_purchases(
     return rows(sql, [CAMPAIGN, Delivery.Status.SENT, dt(start), dt(end), *lower_params])
 
 
-def message_conversion(period: Period, campaign_ids: list[int], *, window: timedelta) -> list[Table]:
+def message_conversion(
+    period: Period, campaign_ids: list[int], *, window: timedelta, attributed: list[tuple] | None = None
+) -> list[Table]:
     """Purchases after a message (last touch within ``window``) per campaign, channel and variant, with
-    the messages sent; four queries (attribution, sends, campaign names, variant names)."""
+    the messages sent; four queries (attribution, sends, campaign names, variant names), three when the
+    caller passes the period's ``last_touch_purchases`` rows as ``attributed``."""
     from campaigns.models import Variant
 
-    attributed = last_touch_purchases(start=period.start, end=period.end, window=window, campaign_ids=campaign_ids)
+    if attributed is None:
+        attributed = last_touch_purchases(start=period.start, end=period.end, window=window, campaign_ids=campaign_ids)
     sends = (
         _sent(campaign_ids)
         .filter(_between("sent_at", period))
@@ -940,7 +944,12 @@ def channel_health(period: Period, campaign_ids: list[int]) -> Table:
 
 def goal_dashboard(period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WINDOW) -> dict[str, list[Table]]:
     """Every table of the goal dashboard, by goal; a fixed number of queries whatever the data."""
+    from campaigns.results.costs import sms_cost_per_conversion
+    from campaigns.results.surveys import nps_over_time
+
     campaign_ids = campaign_ids_touching(period.previous.start - window, period.end)
+    # The period's attribution, worked out once for the conversion table and the SMS cost per conversion.
+    attributed = last_touch_purchases(start=period.start, end=period.end, window=window, campaign_ids=campaign_ids)
     return {
         "awareness": [*new_profiles(period), reachable_audience()],
         "engagement": [
@@ -952,7 +961,8 @@ def goal_dashboard(period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WI
         "conversion": [
             revenue(period),
             code_attributed_revenue(period, campaign_ids),
-            *message_conversion(period, campaign_ids, window=window),
+            *message_conversion(period, campaign_ids, window=window, attributed=attributed),
+            sms_cost_per_conversion(period, campaign_ids, attributed=attributed),
             journey_conversion(period),
         ],
         "loyalty": [
@@ -962,6 +972,7 @@ def goal_dashboard(period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WI
             loyalty_members(period),
             points(period),
             nps(period),
+            nps_over_time(period),
         ],
         "health": [channel_health(period, campaign_ids)],
     }

@@ -86,3 +86,27 @@ def test_appending_never_lowers_the_segment_count(text, extra):
     after = sms_count(text + extra)
     if before.encoding == after.encoding:
         assert after.segments >= before.segments
+
+
+BMP_NON_GSM = st.characters(min_codepoint=0x100, max_codepoint=0xD7FF).filter(
+    lambda char: char not in GSM7_BASIC and char not in GSM7_EXTENSION
+)
+
+
+@given(st.lists(BMP_NON_GSM, min_size=1, max_size=400).map("".join))
+def test_ucs2_text_of_single_unit_characters_takes_70_then_67_per_part(text):
+    count = sms_count(text)
+    n = len(text)
+    assert (count.encoding, count.units) == ("UCS-2", n)
+    assert count.segments == (1 if n <= 70 else math.ceil(n / 67))
+
+
+@given(st.integers(min_value=0, max_value=480), st.integers(min_value=0, max_value=480), BMP_NON_GSM)
+def test_one_non_gsm_character_anywhere_moves_the_text_to_the_ucs2_boundaries(before, after, char):
+    text = "a" * before + char + "a" * after
+    n = before + 1 + after
+    count = sms_count(text)
+    assert count.encoding == "UCS-2"
+    assert count.segments == (1 if n <= 70 else math.ceil(n / 67))
+    gsm = sms_count("a" * n)
+    assert gsm.segments == (1 if n <= 160 else math.ceil(n / 153))

@@ -2,7 +2,8 @@
 
 Runs after ``campaigns_demo_seed``. Writes a sent campaign (email and SMS, the Lincoln Road welcome
 message, the WELCOME10 code, a 10 % holdout) with its deliveries, opens, clicks, a few bounces and
-complaints, purchases after the message and redemptions of its code. Demo history is written directly
+complaints, purchases after the message and redemptions of its code, the texts' costs (from an SMS
+price table it fills when empty) and survey answers over the three weeks. Demo history is written directly
 (bulk inserts), not through the send pipeline, and dated in the past. Idempotent: a second run finds the
 campaign by name and changes nothing.
 """
@@ -17,8 +18,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign, Delivery, DeliveryEvent, Message
-from customers.models import ConsentState, Customer, Purchase
+from campaigns.costs.pricing import PriceBook, sms_cost_make
+from campaigns.models import Campaign, Delivery, DeliveryEvent, Message, SmsCost, SmsPrice
+from customers.models import ConsentState, Customer, Purchase, SurveyResponse
 from loyalty.models import CouponCode, Redemption
 
 NAME = "Spring sale (results demo)"
@@ -26,6 +28,8 @@ MESSAGE = "Welcome to Lincoln Road: 10% off"
 CODE = "WELCOME10"
 SEED = 20260316
 HOLDOUT_PERCENT = 10
+# Illustrative prices per segment, in one currency so the demo's totals add up.
+DEMO_SMS_PRICES = {"US": Decimal("0.0079"), "GB": Decimal("0.0450"), "": Decimal("0.0600")}
 
 
 class Command(BaseCommand):
@@ -149,4 +153,53 @@ class Command(BaseCommand):
                     )
                 )
         DeliveryEvent.objects.bulk_create(events)
+        self._costs(campaign, message)
+        self._survey_answers(campaign, rng, started, now)
         return len(deliveries)
+
+    def _costs(self, campaign: Campaign, message: Message) -> None:
+        if not SmsPrice.objects.exists():
+            SmsPrice.objects.bulk_create(
+                SmsPrice(country=country, price_per_segment=price, currency="USD")
+                for country, price in DEMO_SMS_PRICES.items()
+            )
+        prices, body = PriceBook(), message.variants.filter(channel="sms").values_list("sms_body", flat=True).first()
+        texts = Delivery.objects.filter(cause_type="campaign", cause_id=campaign.pk, channel="sms", status="sent")
+        costs = []
+        for delivery_id, address, sent_at in texts.values_list("pk", "address", "sent_at"):
+            cost = sms_cost_make(
+                delivery_id=delivery_id,
+                cause_type="campaign",
+                cause_id=campaign.pk,
+                to=address,
+                body=body or "",
+                detail={},
+                prices=prices,
+                sent_at=sent_at,
+            )
+            costs.append(cost)
+        SmsCost.objects.bulk_create(costs, batch_size=1000, ignore_conflicts=True)
+
+    def _survey_answers(self, campaign: Campaign, rng: random.Random, started, now) -> None:
+        sent_to = (
+            Delivery.objects.filter(cause_type="campaign", cause_id=campaign.pk, status="sent", channel="email")
+            .order_by("customer_id")
+            .values_list("customer_id", flat=True)
+        )
+        answers = []
+        for customer_id in sent_to:
+            if rng.random() > 0.3:
+                continue
+            when = min(started + timedelta(days=rng.randint(0, 17), hours=rng.randint(1, 12)), now)
+            draw = rng.random()
+            score = rng.randint(9, 10) if draw < 0.5 else rng.randint(7, 8) if draw < 0.75 else rng.randint(0, 6)
+            answers.append(
+                SurveyResponse(
+                    customer_id=customer_id,
+                    source=f"campaign:{campaign.pk}",
+                    score=score,
+                    answered_at=when,
+                    first_answered_at=when,
+                )
+            )
+        SurveyResponse.objects.bulk_create(answers, ignore_conflicts=True)
