@@ -20,7 +20,15 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from campaigns.models import Enrolment, Journey, JourneySegmentMark
-from customers.models import ConsentEvidence, ConsentMethod, Customer, Purchase, Source
+from customers.models import (
+    ConsentEvidence,
+    ConsentMethod,
+    Customer,
+    ProductCategory,
+    Purchase,
+    PurchaseCategory,
+    Source,
+)
 
 Trigger = Journey.Trigger
 # How far before the watermark each scan starts again (events whose transaction committed after a
@@ -84,6 +92,10 @@ def _events_first_capture(journey: Journey, since: dt.datetime, until: dt.dateti
     return f"{created[0]} UNION ALL {checkout[0]}", [*created[1], *checkout[1]]
 
 
+def _category_ids(params: dict) -> list[int]:
+    return [int(pk) for pk in params.get("category_ids") or []]
+
+
 def _events_purchase(journey: Journey, since: dt.datetime, until: dt.datetime):
     params = journey.trigger_params or {}
     purchases = Purchase.objects.filter(customer__isnull=False, created_at__gt=since, created_at__lte=until)
@@ -91,6 +103,10 @@ def _events_purchase(journey: Journey, since: dt.datetime, until: dt.datetime):
         purchases = purchases.filter(channel=params["channel"])
     if params.get("store_ids"):
         purchases = purchases.filter(store_id__in=[int(pk) for pk in params["store_ids"]])
+    if params.get("category_ids"):
+        # Any of the chosen categories; EXISTS keeps it one event per purchase however many match.
+        bought = PurchaseCategory.objects.filter(purchase_id=OuterRef("pk"), category_id__in=_category_ids(params))
+        purchases = purchases.filter(Exists(bought))
     return _events(purchases, "customer_id", _key("purchase:", "id"))
 
 
@@ -237,6 +253,81 @@ def _events_date(journey: Journey, since: dt.datetime, until: dt.datetime):
     return statement, table_params
 
 
+def _events_replenishment_due(journey: Journey, since: dt.datetime, until: dt.datetime):
+    """A customer's latest purchase in a category that usually runs out after N days, on the day it turns N
+    days old in their zone (at the journey's local time), unless they bought that category again since.
+
+    The local day of the purchase is compared as a UTC range per zone key (its midnights through
+    ``release_for_keys``, the rule the date trigger and the send window use), so the SQL needs no time
+    zone arithmetic and reads purchases through their ``occurred_at`` index. One event per
+    (category, purchase): the next purchase starts the next cycle.
+    """
+    from campaigns.delivery.local_time import active_store_zones, default_schedule_zone, release_for_keys, zone_key_sql
+
+    params = journey.trigger_params or {}
+    categories = ProductCategory.objects.filter(is_active=True, replenish_after_days__isnull=False)
+    if params.get("category_ids"):
+        categories = categories.filter(pk__in=_category_ids(params))
+    periods = sorted(set(categories.values_list("replenish_after_days", flat=True)))
+    if not periods:
+        return "", []
+    hour, minute = (int(part) for part in str(params.get("time") or "09:00").split(":"))
+    keys = _zone_keys_of("id")
+    hits = local_dates_reached(wall_time=dt.time(hour, minute), keys=keys, since=since, until=until)
+    if not hits:
+        return "", []
+    anywhere, schedule_zone = active_store_zones(), default_schedule_zone()
+    midnights: dict[dt.date, dict[str, dt.datetime]] = {}
+
+    def midnight(key: str, day: dt.date) -> dt.datetime:
+        if day not in midnights:
+            wall = dt.datetime.combine(day, dt.time(0, 0))
+            midnights[day] = release_for_keys(wall=wall, keys=keys, anywhere=anywhere, schedule_zone=schedule_zone)
+        return midnights[day][key]
+
+    adapt = connection.ops.adapt_datetimefield_value
+    stamp = "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
+    rows, row_params, starts, ends = [], [], [], []
+    for key, day in hits:
+        for days in periods:
+            bought_on = day - dt.timedelta(days=days)
+            start, end = midnight(key, bought_on), midnight(key, bought_on + dt.timedelta(days=1))
+            rows.append(f"SELECT CAST(%s AS TEXT) AS zone_key, %s AS days, {stamp} AS start, {stamp} AS stop")
+            row_params.extend([key, days, adapt(start), adapt(end)])
+            starts.append(start)
+            ends.append(end)
+    q = connection.ops.quote_name
+    purchases, lines, category_table = (
+        q(Purchase._meta.db_table),
+        q(PurchaseCategory._meta.db_table),
+        q(ProductCategory._meta.db_table),
+    )
+    customers, stores = q("customers_customer"), q("customers_store")
+    chosen, chosen_params = "", []
+    if params.get("category_ids"):
+        ids = _category_ids(params)
+        chosen = f"AND cat.id IN ({', '.join(['%s'] * len(ids))}) "
+        chosen_params = ids
+    statement = (
+        f"SELECT p.customer_id AS who, "  # noqa: S608
+        f"'replenish:' || CAST(cat.id AS TEXT) || ':' || CAST(p.id AS TEXT) AS event_key "
+        f"FROM {purchases} p "
+        f"JOIN {lines} line ON line.purchase_id = p.id "
+        f"JOIN {category_table} cat ON cat.id = line.category_id "
+        f"JOIN {customers} c ON c.id = p.customer_id "
+        f"LEFT JOIN {stores} s ON s.id = c.home_store_id "
+        f"JOIN ({' UNION ALL '.join(rows)}) hit ON hit.zone_key = {zone_key_sql('c', 's')} "
+        "AND hit.days = cat.replenish_after_days AND p.occurred_at >= hit.start AND p.occurred_at < hit.stop "
+        # The widest range on its own too, so the planner reads just those days of purchases by index.
+        "WHERE p.occurred_at >= %s AND p.occurred_at < %s AND cat.is_active "
+        f"{chosen}"
+        f"AND NOT EXISTS (SELECT 1 FROM {purchases} later JOIN {lines} again ON again.purchase_id = later.id "
+        "AND again.category_id = line.category_id WHERE later.customer_id = p.customer_id "
+        "AND (later.occurred_at > p.occurred_at OR (later.occurred_at = p.occurred_at AND later.id > p.id)))"
+    )
+    return statement, [*row_params, adapt(min(starts)), adapt(max(ends)), *chosen_params]
+
+
 def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
@@ -283,7 +374,11 @@ EVENTS: dict[str, Callable[[Journey, dt.datetime, dt.datetime], tuple[str, list]
     Trigger.TIER_CHANGED: _events_tier_changed,
     Trigger.COUPON_UNREDEEMED: _events_coupon_unredeemed,
     Trigger.SEGMENT_JOINED: _events_segment_joined,
+    Trigger.REPLENISHMENT_DUE: _events_replenishment_due,
 }
+# Triggers whose events are wall times reached in the window (keys repeat on re-reading): read from the
+# watermark exactly, as a wider window would only make work.
+EXACT_WINDOW = {Trigger.DATE, Trigger.REPLENISHMENT_DUE}
 
 
 def enrolments_insert(*, journey: Journey, events_sql: str, events_params: list, now: dt.datetime) -> int:
@@ -346,7 +441,7 @@ def journey_enrol_triggered(*, journey: Journey, now: dt.datetime) -> int:
         # Who is in the segment when the journey starts has not joined it: they are marked, not enrolled.
         _segment_marks_refresh(journey)
     elif watermark < now:
-        since = watermark if journey.trigger == Trigger.DATE else watermark - OVERLAP
+        since = watermark if journey.trigger in EXACT_WINDOW else watermark - OVERLAP
         events_sql, events_params = EVENTS[journey.trigger](journey, since, now)
         if events_sql:
             enrolled = enrolments_insert(journey=journey, events_sql=events_sql, events_params=events_params, now=now)
