@@ -12,6 +12,8 @@ also refuses anyone entered within those days.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import zoneinfo
 from collections.abc import Callable
 
 from django.db import connection, transaction
@@ -203,6 +205,28 @@ def _month_day_sql(column: str) -> tuple[str, str]:
     return f"CAST(strftime('%%m', {column}) AS INTEGER)", f"CAST(strftime('%%d', {column}) AS INTEGER)"
 
 
+@functools.lru_cache(maxsize=64)
+def _wall_time_instants(wall: dt.datetime) -> frozenset[dt.datetime]:
+    """Every UTC instant at which some IANA zone reaches the naive ``wall``; pure, so kept per process."""
+    from campaigns.delivery.quiet_hours import local_time_release
+
+    return frozenset(local_time_release(local_dt=wall, zones=zoneinfo.available_timezones()).values())
+
+
+def wall_time_reached_somewhere(*, wall_time: dt.time, since: dt.datetime, until: dt.datetime) -> bool:
+    """Whether any zone reaches ``wall_time`` in ``(since, until]``. Every zone key's instant is one of
+    these zones' (``release_for_keys`` takes the latest of a key's zones, or a fallback zone's), so a
+    False here means ``local_dates_reached`` finds nothing, without reading the customers' zone keys:
+    most minutes of the day, for a time on the hour."""
+    day = since.astimezone(UTC).date() - dt.timedelta(days=1)
+    last = until.astimezone(UTC).date() + dt.timedelta(days=1)
+    while day <= last:
+        if any(since < instant <= until for instant in _wall_time_instants(dt.datetime.combine(day, wall_time))):
+            return True
+        day += dt.timedelta(days=1)
+    return False
+
+
 def local_dates_reached(
     *, wall_time: dt.time, keys: dict, since: dt.datetime, until: dt.datetime
 ) -> list[tuple[str, dt.date]]:
@@ -231,6 +255,8 @@ def _events_date(journey: Journey, since: dt.datetime, until: dt.datetime):
     hour, minute = (int(part) for part in str(params.get("time") or "09:00").split(":"))
     # The window without its overlap: a date's event key repeats, so re-reading is harmless, but a
     # wide window would only make work.
+    if not wall_time_reached_somewhere(wall_time=dt.time(hour, minute), since=since, until=until):
+        return "", []
     hits = local_dates_reached(wall_time=dt.time(hour, minute), keys=_zone_keys_of(field), since=since, until=until)
     if not hits:
         return "", []
@@ -272,6 +298,8 @@ def _events_replenishment_due(journey: Journey, since: dt.datetime, until: dt.da
     if not periods:
         return "", []
     hour, minute = (int(part) for part in str(params.get("time") or "09:00").split(":"))
+    if not wall_time_reached_somewhere(wall_time=dt.time(hour, minute), since=since, until=until):
+        return "", []
     keys = _zone_keys_of("id")
     hits = local_dates_reached(wall_time=dt.time(hour, minute), keys=keys, since=since, until=until)
     if not hits:

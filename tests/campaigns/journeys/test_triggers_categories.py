@@ -193,3 +193,24 @@ def test_replenishment_is_found_set_based(django_assert_max_num_queries):
     with at(due), django_assert_max_num_queries(12):  # the same few statements for 25 people as for one
         done = journeys_enrol_due(now=due)
     assert done == {journey.pk: 25}
+
+
+def test_a_minute_in_which_no_zone_reaches_the_time_reads_no_customers(django_assert_max_num_queries):
+    from campaigns.journeys.triggers import wall_time_reached_somewhere
+
+    nine = dt.time(9, 0)
+    assert wall_time_reached_somewhere(
+        wall_time=nine, since=dt.datetime(2027, 2, 9, 13, 59, tzinfo=UTC), until=dt.datetime(2027, 2, 9, 14, tzinfo=UTC)
+    )
+    kathmandu = dt.datetime(2027, 2, 9, 3, 15, tzinfo=UTC)  # UTC+05:45
+    assert wall_time_reached_somewhere(wall_time=nine, since=kathmandu - dt.timedelta(minutes=1), until=kathmandu)
+    quiet = dt.datetime(2027, 2, 9, 14, 7, tzinfo=UTC)
+    assert not wall_time_reached_somewhere(wall_time=nine, since=quiet - dt.timedelta(minutes=1), until=quiet)
+
+    ProductCategoryFactory(name="Shampoo", replenish_after_days=30)
+    journey = journey_of(Journey.Trigger.REPLENISHMENT_DUE, {"time": "09:00"})
+    with at(quiet - dt.timedelta(minutes=1)):
+        journeys_enrol_due(now=quiet - dt.timedelta(minutes=1))
+    with at(quiet), django_assert_max_num_queries(6) as captured:
+        assert journeys_enrol_due(now=quiet) == {journey.pk: 0}
+    assert not any("customers_customer" in query["sql"] for query in captured.captured_queries)
