@@ -315,15 +315,16 @@ def _events_replenishment_due(journey: Journey, since: dt.datetime, until: dt.da
 
     adapt = connection.ops.adapt_datetimefield_value
     stamp = "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
-    rows, row_params, starts, ends = [], [], [], []
+    rows, row_params = [], []
+    spans: dict[int, tuple[dt.datetime, dt.datetime]] = {}
     for key, day in hits:
         for days in periods:
             bought_on = day - dt.timedelta(days=days)
             start, end = midnight(key, bought_on), midnight(key, bought_on + dt.timedelta(days=1))
             rows.append(f"SELECT CAST(%s AS TEXT) AS zone_key, %s AS days, {stamp} AS start, {stamp} AS stop")
             row_params.extend([key, days, adapt(start), adapt(end)])
-            starts.append(start)
-            ends.append(end)
+            low, high = spans.get(days, (start, end))
+            spans[days] = (min(low, start), max(high, end))
     q = connection.ops.quote_name
     purchases, lines, category_table = (
         q(Purchase._meta.db_table),
@@ -334,26 +335,33 @@ def _events_replenishment_due(journey: Journey, since: dt.datetime, until: dt.da
     chosen, chosen_params = "", []
     if params.get("category_ids"):
         ids = _category_ids(params)
-        chosen = f"AND cat.id IN ({', '.join(['%s'] * len(ids))}) "
+        chosen = f"AND cat.id IN ({', '.join(['%s'] * len(ids))})"
         chosen_params = ids
-    statement = (
-        f"SELECT p.customer_id AS who, "  # noqa: S608
-        f"'replenish:' || CAST(cat.id AS TEXT) || ':' || CAST(p.id AS TEXT) AS event_key "
-        f"FROM {purchases} p "
-        f"JOIN {lines} line ON line.purchase_id = p.id "
-        f"JOIN {category_table} cat ON cat.id = line.category_id "
-        f"JOIN {customers} c ON c.id = p.customer_id "
-        f"LEFT JOIN {stores} s ON s.id = c.home_store_id "
-        f"JOIN ({' UNION ALL '.join(rows)}) hit ON hit.zone_key = {zone_key_sql('c', 's')} "
-        "AND hit.days = cat.replenish_after_days AND p.occurred_at >= hit.start AND p.occurred_at < hit.stop "
-        # The widest range on its own too, so the planner reads just those days of purchases by index.
-        "WHERE p.occurred_at >= %s AND p.occurred_at < %s AND cat.is_active "
-        f"{chosen}"
-        f"AND NOT EXISTS (SELECT 1 FROM {purchases} later JOIN {lines} again ON again.purchase_id = later.id "
-        "AND again.category_id = line.category_id WHERE later.customer_id = p.customer_id "
-        "AND (later.occurred_at > p.occurred_at OR (later.occurred_at = p.occurred_at AND later.id > p.id)))"
+    # Those days' purchases first (a day or two per period, through the occurred_at index), then their
+    # customers' zones: left to itself the planner would hash every customer's zone key instead.
+    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
+    span_sql = " OR ".join(["(p.occurred_at >= %s AND p.occurred_at < %s)"] * len(spans))
+    period_sql = " OR ".join(
+        ["(cat.replenish_after_days = %s AND p.occurred_at >= %s AND p.occurred_at < %s)"] * len(spans)
     )
-    return statement, [*row_params, adapt(min(starts)), adapt(max(ends)), *chosen_params]
+    span_params = [adapt(when) for low, high in spans.values() for when in (low, high)]
+    period_params = [value for days, (low, high) in spans.items() for value in (days, adapt(low), adapt(high))]
+    statement = (
+        f"WITH bought AS {materialized}("  # noqa: S608
+        "SELECT p.id AS purchase_id, p.customer_id, p.occurred_at, cat.id AS category_id, "
+        f"cat.replenish_after_days AS days FROM {purchases} p "
+        f"JOIN {lines} line ON line.purchase_id = p.id JOIN {category_table} cat ON cat.id = line.category_id "
+        f"WHERE ({span_sql}) AND ({period_sql}) AND p.customer_id IS NOT NULL AND cat.is_active {chosen}) "
+        "SELECT b.customer_id AS who, "
+        "'replenish:' || CAST(b.category_id AS TEXT) || ':' || CAST(b.purchase_id AS TEXT) AS event_key "
+        f"FROM bought b JOIN {customers} c ON c.id = b.customer_id LEFT JOIN {stores} s ON s.id = c.home_store_id "
+        f"JOIN ({' UNION ALL '.join(rows)}) hit ON hit.zone_key = {zone_key_sql('c', 's')} "
+        "AND hit.days = b.days AND b.occurred_at >= hit.start AND b.occurred_at < hit.stop "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {purchases} later JOIN {lines} again ON again.purchase_id = later.id "
+        "AND again.category_id = b.category_id WHERE later.customer_id = b.customer_id "
+        "AND (later.occurred_at > b.occurred_at OR (later.occurred_at = b.occurred_at AND later.id > b.purchase_id)))"
+    )
+    return statement, [*span_params, *period_params, *chosen_params, *row_params]
 
 
 def _leap(year: int) -> bool:
