@@ -7,6 +7,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -374,6 +375,33 @@ class Suppression(models.Model):
         return f"{self.get_channel_display()} suppressed ({self.get_reason_display()})"
 
 
+class ProductCategory(models.Model):
+    """What a purchase contained, in the retailer's own words (e.g. Shampoo, Coffee beans), for journeys
+    that start on a purchase of a category or when what was bought usually runs out."""
+
+    name = models.CharField(max_length=80, help_text="As clerks and shops name it, e.g. Shampoo.")
+    replenish_after_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        verbose_name="runs out after (days)",
+        help_text="How many days after buying it a customer usually runs out; empty: no replenishment reminder.",
+    )
+    is_active = models.BooleanField(default=True, help_text="Offered at the till and in journeys.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "product categories"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="product_category_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        self.name = " ".join((self.name or "").split())  # "Coffee  beans " is "Coffee beans"
+
+
 class Purchase(models.Model):
     class Channel(models.TextChoices):
         STORE = "store", "In store"
@@ -398,6 +426,9 @@ class Purchase(models.Model):
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    categories = models.ManyToManyField(
+        ProductCategory, through="PurchaseCategory", related_name="purchases", blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -409,11 +440,32 @@ class Purchase(models.Model):
                 name="purchase_in_store_has_store",
             ),
         ]
-        indexes = [models.Index(fields=["customer", "occurred_at"])]
+        indexes = [
+            models.Index(fields=["customer", "occurred_at"]),
+            # The replenishment trigger reads one local day of purchases, N days back, at a time.
+            models.Index(fields=["occurred_at"], name="purchase_occurred_at"),
+        ]
         ordering = ["-occurred_at"]
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} ({self.external_ref})"
+
+
+class PurchaseCategory(models.Model):
+    """One category a purchase contained (no quantities or lines: what was bought, not how much)."""
+
+    # No index of their own: the unique pair leads with the purchase, the index below with the category.
+    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="+", db_index=False)
+    category = models.ForeignKey(ProductCategory, on_delete=models.PROTECT, related_name="+", db_index=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["purchase", "category"], name="purchase_category_unique"),
+        ]
+        indexes = [models.Index(fields=["category", "purchase"], name="purchase_category_by_category")]
+
+    def __str__(self) -> str:
+        return f"{self.purchase_id} · {self.category_id}"
 
 
 class MergeProposal(models.Model):

@@ -135,14 +135,18 @@ def customer_timeline(customer: Customer, *, extra_sources=()) -> list[TimelineE
         )
         for entry in evidence
     )
-    purchases = Purchase.objects.filter(customer_id__in=ids).select_related("store")
+    purchases = Purchase.objects.filter(customer_id__in=ids).select_related("store").prefetch_related("categories")
     purchase_entries = (
         TimelineEntry(
             at=purchase.occurred_at,
             kind="purchase",
             title=f"Purchase {purchase.amount} {purchase.currency} "
             + (f"at {purchase.store.name}" if purchase.store else "online"),
-            details={"Reference": purchase.external_ref, "Source": purchase.get_source_display()},
+            details={
+                "Categories": ", ".join(category.name for category in purchase.categories.all()),
+                "Reference": purchase.external_ref,
+                "Source": purchase.get_source_display(),
+            },
         )
         for purchase in purchases
     )
@@ -418,8 +422,12 @@ def customer_export_data(customer: Customer, *, extra_sources=None) -> dict:
                 "discount_amount": str(purchase.discount_amount),
                 "currency": purchase.currency,
                 "occurred_at": _iso(purchase.occurred_at),
+                "categories": [category.name for category in purchase.categories.all()],
             }
-            for purchase in Purchase.objects.filter(customer_id__in=ids).select_related("store").order_by("occurred_at")
+            for purchase in Purchase.objects.filter(customer_id__in=ids)
+            .select_related("store")
+            .prefetch_related("categories")
+            .order_by("occurred_at")
         ],
         "merge_history": {
             "merged_profiles": [

@@ -5,6 +5,7 @@ import uuid
 from django import forms
 
 from customers.forms import AmountField
+from customers.models import ProductCategory
 
 
 def _nonce() -> str:
@@ -19,6 +20,17 @@ class PurchaseForm(forms.Form):
     receipt = forms.CharField(max_length=80, label="Receipt number")
     amount = AmountField(label="Amount before discounts")
     discount = AmountField(required=False, label="Discounts and rewards")
+    categories = forms.ModelMultipleChoiceField(
+        ProductCategory.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="What they bought",
+        error_messages={"invalid_choice": "That product category is no longer offered; tick another."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["categories"].queryset = ProductCategory.objects.filter(is_active=True).order_by("name")
 
 
 class CouponForm(forms.Form):

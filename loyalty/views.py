@@ -160,6 +160,7 @@ def purchase(request, card_number: str):
                 receipt=data["receipt"],
                 amount=data["amount"],
                 discount_amount=data["discount"] or "0",
+                categories=data["categories"],
             )
         except LoyaltyError as exc:
             form.add_error(None, str(exc))

@@ -1,7 +1,8 @@
 """A dry run: who would enter a journey in the next days, and what each would receive when.
 
 Read only, from current data, before publishing. Time-based triggers (a date, inactivity, points
-expiring, a coupon not redeemed) are computed exactly: who crosses the threshold in the window, and when.
+expiring, a coupon not redeemed, a replenishment due) are computed exactly: who crosses the threshold
+in the window, and when.
 Event triggers (consent confirmed, a first capture, a purchase, a tier change) cannot be foreseen: the
 last window's events stand in as an estimate, each shifted one window ahead, and the result says so.
 Then the steps are walked for each entrant: waits add time (a wait until a time of day lands in the
@@ -140,6 +141,45 @@ def _threshold_entrants(journey: Journey, now: dt.datetime, window: dt.timedelta
     return []
 
 
+def _replenishment_entrants(journey: Journey, now: dt.datetime, window: dt.timedelta, default_zone: str):
+    """Latest purchases in a category that runs out after N days whose N-th local day at the journey's
+    time falls in the window (each customer's zone as the dry run reads it)."""
+    from django.db.models import Exists, OuterRef, Q
+
+    from customers.models import ProductCategory, PurchaseCategory
+
+    params = journey.trigger_params or {}
+    at = dt.time.fromisoformat(params.get("time") or "09:00")
+    categories = ProductCategory.objects.filter(is_active=True, replenish_after_days__isnull=False)
+    if params.get("category_ids"):
+        categories = categories.filter(pk__in=params["category_ids"])
+    for category in categories:
+        days = dt.timedelta(days=category.replenish_after_days)
+        later = PurchaseCategory.objects.filter(
+            category=category, purchase__customer_id=OuterRef("purchase__customer_id")
+        ).filter(
+            Q(purchase__occurred_at__gt=OuterRef("purchase__occurred_at"))
+            | Q(purchase__occurred_at=OuterRef("purchase__occurred_at"), purchase_id__gt=OuterRef("purchase_id"))
+        )
+        lines = (
+            PurchaseCategory.objects.filter(
+                category=category,
+                purchase__customer__isnull=False,
+                purchase__occurred_at__gte=now - days - dt.timedelta(days=2),
+                purchase__occurred_at__lt=now + window - days + dt.timedelta(days=2),
+            )
+            .filter(~Exists(later))
+            .select_related("purchase__customer__home_store")
+        )
+        for line in lines:
+            customer = line.purchase.customer
+            zone = _zone_of(customer, default_zone)
+            due = line.purchase.occurred_at.astimezone(zone).date() + days
+            enters = dt.datetime.combine(due, at, tzinfo=zone)
+            if now <= enters < now + window:
+                yield customer.pk, enters
+
+
 def _event_entrants(journey: Journey, now: dt.datetime, window: dt.timedelta):
     """Last window's events, each moved one window ahead."""
     from customers.models import ConsentState, Purchase, Source
@@ -163,6 +203,8 @@ def _event_entrants(journey: Journey, now: dt.datetime, window: dt.timedelta):
             purchases = purchases.filter(channel=params["channel"])
         if params.get("store_ids"):
             purchases = purchases.filter(store_id__in=params["store_ids"])
+        if params.get("category_ids"):
+            purchases = purchases.filter(categories__in=params["category_ids"]).distinct()
         rows = purchases.values_list("customer_id", "occurred_at")
     elif journey.trigger == Journey.Trigger.TIER_CHANGED:
         changes = TierChange.objects.filter(occurred_at__gte=since, occurred_at__lt=now)
@@ -252,9 +294,12 @@ def journey_dry_run(
         Journey.Trigger.INACTIVITY,
         Journey.Trigger.POINTS_EXPIRING,
         Journey.Trigger.COUPON_UNREDEEMED,
+        Journey.Trigger.REPLENISHMENT_DUE,
     )
     if journey.trigger == Journey.Trigger.DATE:
         found = list(_date_entrants(journey, now, window, default_zone))
+    elif journey.trigger == Journey.Trigger.REPLENISHMENT_DUE:
+        found = list(_replenishment_entrants(journey, now, window, default_zone))
     elif estimate:
         found = _event_entrants(journey, now, window)
     else:

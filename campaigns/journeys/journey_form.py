@@ -7,7 +7,7 @@ import datetime as dt
 from django import forms
 
 from campaigns.models import Journey, Segment
-from customers.models import Store
+from customers.models import ProductCategory, Store
 
 EXIT_RULES = [
     ("purchase", "They make a purchase"),
@@ -23,13 +23,14 @@ GOALS = [("", "No goal"), ("purchase", "A purchase")]
 TRIGGER_FIELDS = {
     Journey.Trigger.CONSENT_CONFIRMED: ["consent_channel"],
     Journey.Trigger.FIRST_CAPTURE: ["stores"],
-    Journey.Trigger.PURCHASE: ["purchase_channel", "stores"],
+    Journey.Trigger.PURCHASE: ["purchase_channel", "stores", "categories"],
     Journey.Trigger.DATE: ["date_field", "date_time"],
     Journey.Trigger.INACTIVITY: ["days"],
     Journey.Trigger.POINTS_EXPIRING: ["days"],
     Journey.Trigger.TIER_CHANGED: ["tiers"],
     Journey.Trigger.COUPON_UNREDEEMED: ["days", "coupon_offer"],
     Journey.Trigger.SEGMENT_JOINED: ["join_segment"],
+    Journey.Trigger.REPLENISHMENT_DUE: ["categories", "date_time"],
 }
 DAYS_LABEL = {
     Journey.Trigger.INACTIVITY: "Days without a purchase",
@@ -42,6 +43,10 @@ def _tiers():
     from loyalty.models import Tier
 
     return Tier.objects.order_by("programme", "rank")
+
+
+def _categories():
+    return ProductCategory.objects.filter(is_active=True).order_by("name")
 
 
 def _offers():
@@ -72,6 +77,14 @@ class JourneyForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         label="Only at these stores (none ticked: any store)",
     )
+    categories = forms.ModelMultipleChoiceField(
+        _categories(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Only these product categories (none ticked: any)",
+        help_text="A purchase enters if it contains any of them. A replenishment reminder counts only "
+        "categories with a number of days until they usually run out (set under Product categories).",
+    )
     consent_channel = forms.ChoiceField(choices=CONSENT_CHANNELS, required=False, label="Consent to")
     tiers = forms.ModelMultipleChoiceField(
         _tiers(), required=False, widget=forms.CheckboxSelectMultiple, label="Into these tiers (none ticked: any)"
@@ -100,6 +113,7 @@ class JourneyForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tiers"].queryset = _tiers()
+        self.fields["categories"].queryset = _categories()
         self.fields["coupon_offer"].queryset = _offers()
         self.fields["entry_segment"].queryset = Segment.objects.filter(is_persona=False).order_by("name")
         self.fields["entry_segment"].empty_label = "Everyone (no segment)"
@@ -117,6 +131,7 @@ class JourneyForm(forms.ModelForm):
                 params.get("channel", "any") if journey.trigger == Journey.Trigger.CONSENT_CONFIRMED else "any"
             ),
             stores=params.get("store_ids", []),
+            categories=params.get("category_ids", []),
             tiers=params.get("tier_ids", []),
             coupon_offer=params.get("offer_id"),
             join_segment=params.get("segment"),
@@ -138,8 +153,10 @@ class JourneyForm(forms.ModelForm):
         trigger = data.get("trigger")
         if trigger in DAYS_LABEL and not data.get("days"):
             self.add_error("days", f"{DAYS_LABEL[trigger]}: required for this trigger.")
-        if trigger == Journey.Trigger.DATE and not data.get("date_time"):
-            self.add_error("date_time", "Required for a date trigger.")
+        if trigger in (Journey.Trigger.DATE, Journey.Trigger.REPLENISHMENT_DUE) and not data.get("date_time"):
+            self.add_error("date_time", "Required for this trigger: the time of day, in the customer's zone.")
+        if trigger == Journey.Trigger.REPLENISHMENT_DUE:
+            self._check_replenishment(data.get("categories"))
         if trigger == Journey.Trigger.SEGMENT_JOINED and not data.get("join_segment"):
             self.add_error("join_segment", "Choose the segment they join.")
         if data.get("reentry") == Journey.Reentry.AFTER_DAYS and not data.get("reentry_days"):
@@ -150,6 +167,22 @@ class JourneyForm(forms.ModelForm):
             self.add_error("exit_rules", "Leaving the entry segment needs an entry segment.")
         return data
 
+    def _check_replenishment(self, chosen) -> None:
+        if chosen:
+            without = [category.name for category in chosen if not category.replenish_after_days]
+            if without:
+                self.add_error(
+                    "categories",
+                    f"No usual number of days until it runs out for: {', '.join(without)}. "
+                    "Set it under Product categories, or untick them.",
+                )
+        elif not ProductCategory.objects.filter(is_active=True, replenish_after_days__isnull=False).exists():
+            self.add_error(
+                "categories",
+                "No product category has a number of days until it usually runs out yet; "
+                "set one under Product categories first.",
+            )
+
     def trigger_params(self) -> dict:
         """The ``Journey.trigger_params`` JSON for the cleaned trigger."""
         data = self.cleaned_data
@@ -159,9 +192,15 @@ class JourneyForm(forms.ModelForm):
             return {"channel": data.get("consent_channel") or "any"}
         if trigger == Journey.Trigger.FIRST_CAPTURE:
             return {"store_ids": stores} if stores else {}
+        categories = [category.pk for category in data.get("categories") or []]
         if trigger == Journey.Trigger.PURCHASE:
             params = {"channel": data.get("purchase_channel") or "any"}
-            return {**params, "store_ids": stores} if stores else params
+            if stores:
+                params["store_ids"] = stores
+            return {**params, "category_ids": categories} if categories else params
+        if trigger == Journey.Trigger.REPLENISHMENT_DUE:
+            params = {"time": data["date_time"].strftime("%H:%M")}
+            return {**params, "category_ids": categories} if categories else params
         if trigger == Journey.Trigger.DATE:
             return {"field": data.get("date_field") or "birthday", "time": data["date_time"].strftime("%H:%M")}
         if trigger in (Journey.Trigger.INACTIVITY, Journey.Trigger.POINTS_EXPIRING):

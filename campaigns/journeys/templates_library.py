@@ -88,10 +88,7 @@ def _expiring_steps(ids, offer):
 
 
 def _replenish_steps(ids, offer):
-    return [
-        {"key": "wait-30-days", "kind": "wait", "hours": 30 * 24, "next": "reminder"},
-        {"key": "reminder", "kind": "send", "message": ids[REPLENISH]},
-    ]
+    return [{"key": "reminder", "kind": "send", "message": ids[REPLENISH]}]
 
 
 def _thank_you_steps(ids, offer):
@@ -217,9 +214,10 @@ TEMPLATES: dict[str, JourneyTemplate] = {
         JourneyTemplate(
             key="replenishment",
             name="Replenishment reminder",
-            description="After each purchase: a reminder 30 days later, when it usually runs out.",
-            trigger=Journey.Trigger.PURCHASE,
-            trigger_params={"channel": "any"},
+            description="On the day what they bought usually runs out (the days set on each product category), "
+            "at 09:00 their time, unless they bought it again: a reminder to stock up. Again after each new purchase.",
+            trigger=Journey.Trigger.REPLENISHMENT_DUE,
+            trigger_params={"time": "09:00"},
             reentry=Journey.Reentry.EACH_TIME,
             exit_rules=("purchase", "consent_withdrawn"),
             messages={
@@ -227,8 +225,8 @@ TEMPLATES: dict[str, JourneyTemplate] = {
                     "email": _email(
                         "Running low, {{ first_name }}?",
                         "Stock up at {{ store_name }}",
-                        "<h1>Hi {{ first_name }},</h1><p>It has been a month since your last visit: time to "
-                        "stock up? We have it ready at {{ store_name }} or online.</p>",
+                        "<h1>Hi {{ first_name }},</h1><p>What you bought last time usually runs out about now: "
+                        "time to stock up? We have it ready at {{ store_name }} or online.</p>",
                     ),
                     "sms": _sms("running low, {{ first_name }}? Stock up at {{ store_name }} or online."),
                 },

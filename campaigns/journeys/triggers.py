@@ -12,6 +12,8 @@ also refuses anyone entered within those days.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import zoneinfo
 from collections.abc import Callable
 
 from django.db import connection, transaction
@@ -20,7 +22,15 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from campaigns.models import Enrolment, Journey, JourneySegmentMark
-from customers.models import ConsentEvidence, ConsentMethod, Customer, Purchase, Source
+from customers.models import (
+    ConsentEvidence,
+    ConsentMethod,
+    Customer,
+    ProductCategory,
+    Purchase,
+    PurchaseCategory,
+    Source,
+)
 
 Trigger = Journey.Trigger
 # How far before the watermark each scan starts again (events whose transaction committed after a
@@ -84,6 +94,10 @@ def _events_first_capture(journey: Journey, since: dt.datetime, until: dt.dateti
     return f"{created[0]} UNION ALL {checkout[0]}", [*created[1], *checkout[1]]
 
 
+def _category_ids(params: dict) -> list[int]:
+    return [int(pk) for pk in params.get("category_ids") or []]
+
+
 def _events_purchase(journey: Journey, since: dt.datetime, until: dt.datetime):
     params = journey.trigger_params or {}
     purchases = Purchase.objects.filter(customer__isnull=False, created_at__gt=since, created_at__lte=until)
@@ -91,6 +105,10 @@ def _events_purchase(journey: Journey, since: dt.datetime, until: dt.datetime):
         purchases = purchases.filter(channel=params["channel"])
     if params.get("store_ids"):
         purchases = purchases.filter(store_id__in=[int(pk) for pk in params["store_ids"]])
+    if params.get("category_ids"):
+        # Any of the chosen categories; EXISTS keeps it one event per purchase however many match.
+        bought = PurchaseCategory.objects.filter(purchase_id=OuterRef("pk"), category_id__in=_category_ids(params))
+        purchases = purchases.filter(Exists(bought))
     return _events(purchases, "customer_id", _key("purchase:", "id"))
 
 
@@ -187,6 +205,28 @@ def _month_day_sql(column: str) -> tuple[str, str]:
     return f"CAST(strftime('%%m', {column}) AS INTEGER)", f"CAST(strftime('%%d', {column}) AS INTEGER)"
 
 
+@functools.lru_cache(maxsize=64)
+def _wall_time_instants(wall: dt.datetime) -> frozenset[dt.datetime]:
+    """Every UTC instant at which some IANA zone reaches the naive ``wall``; pure, so kept per process."""
+    from campaigns.delivery.quiet_hours import local_time_release
+
+    return frozenset(local_time_release(local_dt=wall, zones=zoneinfo.available_timezones()).values())
+
+
+def wall_time_reached_somewhere(*, wall_time: dt.time, since: dt.datetime, until: dt.datetime) -> bool:
+    """Whether any zone reaches ``wall_time`` in ``(since, until]``. Every zone key's instant is one of
+    these zones' (``release_for_keys`` takes the latest of a key's zones, or a fallback zone's), so a
+    False here means ``local_dates_reached`` finds nothing, without reading the customers' zone keys:
+    most minutes of the day, for a time on the hour."""
+    day = since.astimezone(UTC).date() - dt.timedelta(days=1)
+    last = until.astimezone(UTC).date() + dt.timedelta(days=1)
+    while day <= last:
+        if any(since < instant <= until for instant in _wall_time_instants(dt.datetime.combine(day, wall_time))):
+            return True
+        day += dt.timedelta(days=1)
+    return False
+
+
 def local_dates_reached(
     *, wall_time: dt.time, keys: dict, since: dt.datetime, until: dt.datetime
 ) -> list[tuple[str, dt.date]]:
@@ -215,6 +255,8 @@ def _events_date(journey: Journey, since: dt.datetime, until: dt.datetime):
     hour, minute = (int(part) for part in str(params.get("time") or "09:00").split(":"))
     # The window without its overlap: a date's event key repeats, so re-reading is harmless, but a
     # wide window would only make work.
+    if not wall_time_reached_somewhere(wall_time=dt.time(hour, minute), since=since, until=until):
+        return "", []
     hits = local_dates_reached(wall_time=dt.time(hour, minute), keys=_zone_keys_of(field), since=since, until=until)
     if not hits:
         return "", []
@@ -235,6 +277,91 @@ def _events_date(journey: Journey, since: dt.datetime, until: dt.datetime):
         f"AND hit.m = {month_sql} AND hit.d = {day_sql} WHERE c.{field} IS NOT NULL"
     )
     return statement, table_params
+
+
+def _events_replenishment_due(journey: Journey, since: dt.datetime, until: dt.datetime):
+    """A customer's latest purchase in a category that usually runs out after N days, on the day it turns N
+    days old in their zone (at the journey's local time), unless they bought that category again since.
+
+    The local day of the purchase is compared as a UTC range per zone key (its midnights through
+    ``release_for_keys``, the rule the date trigger and the send window use), so the SQL needs no time
+    zone arithmetic and reads purchases through their ``occurred_at`` index. One event per
+    (category, purchase): the next purchase starts the next cycle.
+    """
+    from campaigns.delivery.local_time import active_store_zones, default_schedule_zone, release_for_keys, zone_key_sql
+
+    params = journey.trigger_params or {}
+    categories = ProductCategory.objects.filter(is_active=True, replenish_after_days__isnull=False)
+    if params.get("category_ids"):
+        categories = categories.filter(pk__in=_category_ids(params))
+    periods = sorted(set(categories.values_list("replenish_after_days", flat=True)))
+    if not periods:
+        return "", []
+    hour, minute = (int(part) for part in str(params.get("time") or "09:00").split(":"))
+    if not wall_time_reached_somewhere(wall_time=dt.time(hour, minute), since=since, until=until):
+        return "", []
+    keys = _zone_keys_of("id")
+    hits = local_dates_reached(wall_time=dt.time(hour, minute), keys=keys, since=since, until=until)
+    if not hits:
+        return "", []
+    anywhere, schedule_zone = active_store_zones(), default_schedule_zone()
+    midnights: dict[dt.date, dict[str, dt.datetime]] = {}
+
+    def midnight(key: str, day: dt.date) -> dt.datetime:
+        if day not in midnights:
+            wall = dt.datetime.combine(day, dt.time(0, 0))
+            midnights[day] = release_for_keys(wall=wall, keys=keys, anywhere=anywhere, schedule_zone=schedule_zone)
+        return midnights[day][key]
+
+    adapt = connection.ops.adapt_datetimefield_value
+    stamp = "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
+    rows, row_params = [], []
+    spans: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+    for key, day in hits:
+        for days in periods:
+            bought_on = day - dt.timedelta(days=days)
+            start, end = midnight(key, bought_on), midnight(key, bought_on + dt.timedelta(days=1))
+            rows.append(f"SELECT CAST(%s AS TEXT) AS zone_key, %s AS days, {stamp} AS start, {stamp} AS stop")
+            row_params.extend([key, days, adapt(start), adapt(end)])
+            low, high = spans.get(days, (start, end))
+            spans[days] = (min(low, start), max(high, end))
+    q = connection.ops.quote_name
+    purchases, lines, category_table = (
+        q(Purchase._meta.db_table),
+        q(PurchaseCategory._meta.db_table),
+        q(ProductCategory._meta.db_table),
+    )
+    customers, stores = q("customers_customer"), q("customers_store")
+    chosen, chosen_params = "", []
+    if params.get("category_ids"):
+        ids = _category_ids(params)
+        chosen = f"AND cat.id IN ({', '.join(['%s'] * len(ids))})"
+        chosen_params = ids
+    # Those days' purchases first (a day or two per period, through the occurred_at index), then their
+    # customers' zones: left to itself the planner would hash every customer's zone key instead.
+    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
+    span_sql = " OR ".join(["(p.occurred_at >= %s AND p.occurred_at < %s)"] * len(spans))
+    period_sql = " OR ".join(
+        ["(cat.replenish_after_days = %s AND p.occurred_at >= %s AND p.occurred_at < %s)"] * len(spans)
+    )
+    span_params = [adapt(when) for low, high in spans.values() for when in (low, high)]
+    period_params = [value for days, (low, high) in spans.items() for value in (days, adapt(low), adapt(high))]
+    statement = (
+        f"WITH bought AS {materialized}("  # noqa: S608
+        "SELECT p.id AS purchase_id, p.customer_id, p.occurred_at, cat.id AS category_id, "
+        f"cat.replenish_after_days AS days FROM {purchases} p "
+        f"JOIN {lines} line ON line.purchase_id = p.id JOIN {category_table} cat ON cat.id = line.category_id "
+        f"WHERE ({span_sql}) AND ({period_sql}) AND p.customer_id IS NOT NULL AND cat.is_active {chosen}) "
+        "SELECT b.customer_id AS who, "
+        "'replenish:' || CAST(b.category_id AS TEXT) || ':' || CAST(b.purchase_id AS TEXT) AS event_key "
+        f"FROM bought b JOIN {customers} c ON c.id = b.customer_id LEFT JOIN {stores} s ON s.id = c.home_store_id "
+        f"JOIN ({' UNION ALL '.join(rows)}) hit ON hit.zone_key = {zone_key_sql('c', 's')} "
+        "AND hit.days = b.days AND b.occurred_at >= hit.start AND b.occurred_at < hit.stop "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {purchases} later JOIN {lines} again ON again.purchase_id = later.id "
+        "AND again.category_id = b.category_id WHERE later.customer_id = b.customer_id "
+        "AND (later.occurred_at > b.occurred_at OR (later.occurred_at = b.occurred_at AND later.id > b.purchase_id)))"
+    )
+    return statement, [*span_params, *period_params, *chosen_params, *row_params]
 
 
 def _leap(year: int) -> bool:
@@ -283,7 +410,11 @@ EVENTS: dict[str, Callable[[Journey, dt.datetime, dt.datetime], tuple[str, list]
     Trigger.TIER_CHANGED: _events_tier_changed,
     Trigger.COUPON_UNREDEEMED: _events_coupon_unredeemed,
     Trigger.SEGMENT_JOINED: _events_segment_joined,
+    Trigger.REPLENISHMENT_DUE: _events_replenishment_due,
 }
+# Triggers whose events are wall times reached in the window (keys repeat on re-reading): read from the
+# watermark exactly, as a wider window would only make work.
+EXACT_WINDOW = {Trigger.DATE, Trigger.REPLENISHMENT_DUE}
 
 
 def enrolments_insert(*, journey: Journey, events_sql: str, events_params: list, now: dt.datetime) -> int:
@@ -346,7 +477,7 @@ def journey_enrol_triggered(*, journey: Journey, now: dt.datetime) -> int:
         # Who is in the segment when the journey starts has not joined it: they are marked, not enrolled.
         _segment_marks_refresh(journey)
     elif watermark < now:
-        since = watermark if journey.trigger == Trigger.DATE else watermark - OVERLAP
+        since = watermark if journey.trigger in EXACT_WINDOW else watermark - OVERLAP
         events_sql, events_params = EVENTS[journey.trigger](journey, since, now)
         if events_sql:
             enrolled = enrolments_insert(journey=journey, events_sql=events_sql, events_params=events_params, now=now)

@@ -53,6 +53,7 @@ class Journey(models.Model):
         TIER_CHANGED = "tier_changed", "Loyalty tier changed"
         COUPON_UNREDEEMED = "coupon_unredeemed", "A coupon issued and not redeemed after a number of days"
         SEGMENT_JOINED = "segment_joined", "Joined a segment"
+        REPLENISHMENT_DUE = "replenishment_due", "What they bought usually runs out (replenishment)"
 
     class Reentry(models.TextChoices):
         NEVER = "never", "Never: each customer goes through once"
@@ -74,7 +75,8 @@ class Journey(models.Model):
         help_text="Frequency caps and preference-centre choices apply as for a campaign of this category.",
     )
     trigger = models.CharField(max_length=24, choices=Trigger.choices)
-    # e.g. {"channel": "store", "store_ids": [1]} | {"field": "birthday", "time": "09:00"} | {"days": 90}
+    # e.g. {"channel": "store", "store_ids": [1], "category_ids": [2]} | {"field": "birthday", "time": "09:00"}
+    # | {"days": 90} | {"time": "09:00", "category_ids": [2]} (replenishment: categories that run out)
     trigger_params = models.JSONField(default=dict, blank=True)
     entry_segment = models.ForeignKey(
         "campaigns.Segment",

@@ -1,4 +1,4 @@
-"""Stores with their staff, and purchases (recorded through the service, then read only)."""
+"""Stores with their staff, product categories, and purchases (recorded through the service, then read only)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 
 from customers.admin.base import DeleteOnlyWhenUnprotected
 from customers.exceptions import CustomerError
-from customers.models import Purchase, Store, StoreMembership
+from customers.models import ProductCategory, Purchase, Store, StoreMembership
 from customers.services.profiles import purchase_record
 from customers.services.stores import store_save
 
@@ -34,7 +34,25 @@ class StoreAdmin(DeleteOnlyWhenUnprotected, admin.ModelAdmin):
             self.message_user(request, note)
 
 
+@admin.register(ProductCategory)
+class ProductCategoryAdmin(DeleteOnlyWhenUnprotected, admin.ModelAdmin):
+    """A category bought on purchases cannot be deleted (their history keeps it); make it inactive instead."""
+
+    list_display = ("name", "replenish_after_days", "is_active")
+    list_editable = ("replenish_after_days", "is_active")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    fields = ("name", "replenish_after_days", "is_active")
+
+
 class PurchaseAddForm(forms.ModelForm):
+    categories = forms.ModelMultipleChoiceField(
+        ProductCategory.objects.filter(is_active=True),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="What was bought (product categories)",
+    )
+
     class Meta:
         model = Purchase
         fields = [
@@ -47,6 +65,7 @@ class PurchaseAddForm(forms.ModelForm):
             "discount_amount",
             "currency",
             "occurred_at",
+            "categories",
         ]
 
     def _post_clean(self):
@@ -55,12 +74,29 @@ class PurchaseAddForm(forms.ModelForm):
 
 @admin.register(Purchase)
 class PurchaseAdmin(admin.ModelAdmin):
-    list_display = ("external_ref", "customer", "channel", "store", "source", "amount", "currency", "occurred_at")
-    list_filter = ("channel", "source", "store", "occurred_at")
+    list_display = (
+        "external_ref",
+        "customer",
+        "channel",
+        "store",
+        "source",
+        "amount",
+        "currency",
+        "category_names",
+        "occurred_at",
+    )
+    list_filter = ("channel", "source", "store", "categories", "occurred_at")
     list_select_related = ("customer", "store")
     search_fields = ("external_ref", "customer__email")
     raw_id_fields = ("customer",)
     date_hierarchy = "occurred_at"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("categories")
+
+    @admin.display(description="Categories")
+    def category_names(self, obj):
+        return ", ".join(category.name for category in obj.categories.all())
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -77,7 +113,12 @@ class PurchaseAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return [f.name for f in Purchase._meta.fields]
+        return [*(f.name for f in Purchase._meta.fields), "category_names"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return super().get_fields(request, obj)
+        return [*(f.name for f in Purchase._meta.fields), "category_names"]
 
     def add_view(self, request, form_url="", extra_context=None):
         """Record through the service; what it refuses comes back as an error on the form."""
@@ -100,6 +141,7 @@ class PurchaseAdmin(admin.ModelAdmin):
                     occurred_at=data.get("occurred_at"),
                     store=data.get("store"),
                     recorded_by=request.user,
+                    categories=data.get("categories") or (),
                 )
             except CustomerError as exc:
                 form.add_error(None, str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -26,7 +27,9 @@ from customers.models import (
     Customer,
     MergeProposal,
     PreferenceEvidence,
+    ProductCategory,
     Purchase,
+    PurchaseCategory,
     Source,
     Store,
     Suppression,
@@ -457,6 +460,39 @@ def _clean_amount(value, label: str) -> Decimal:
     return amount
 
 
+MAX_CATEGORIES_PER_PURCHASE = 50
+
+
+def product_categories_clean(values: Iterable[ProductCategory | str]) -> list[ProductCategory]:
+    """The categories named by ``values`` (categories, or names matched ignoring case and surrounding
+    spaces, as an API or an import sends them), without repeats, in name order.
+
+    One query. Raises ``CustomerError`` naming every unknown name, or for more than
+    ``MAX_CATEGORIES_PER_PURCHASE``; a category no longer active is still known (older receipts).
+    """
+    values = list(values or ())
+    given = {value.pk: value for value in values if isinstance(value, ProductCategory)}
+    names = {}
+    for value in values:
+        if isinstance(value, ProductCategory):
+            continue
+        if not isinstance(value, str) or not value.strip() or len(value) > 200:
+            raise CustomerError("Each product category is given by its name.")
+        names.setdefault(value.strip().casefold(), value.strip())
+    if len(given) + len(names) > MAX_CATEGORIES_PER_PURCHASE:
+        raise CustomerError(f"A purchase has at most {MAX_CATEGORIES_PER_PURCHASE} product categories.")
+    if names:
+        # A shop has tens of categories, not thousands: matched here, so case folds alike on every database.
+        found = {category.name.strip().casefold(): category for category in ProductCategory.objects.all()}
+        found = {key: category for key, category in found.items() if key in names}
+        unknown = [shown for lowered, shown in names.items() if lowered not in found]
+        if unknown:
+            listed = ", ".join(repr(name) for name in sorted(unknown))
+            raise CustomerError(f"Unknown product categor{'y' if len(unknown) == 1 else 'ies'}: {listed}.")
+        given.update((category.pk, category) for category in found.values())
+    return sorted(given.values(), key=lambda category: (category.name.lower(), category.pk))
+
+
 @atomic_retry
 def purchase_record(
     *,
@@ -470,15 +506,17 @@ def purchase_record(
     store: Store | None = None,
     recorded_by=None,
     discount_amount=0,
+    categories: Iterable[ProductCategory | str] = (),
 ) -> tuple[Purchase, bool]:
     """Record a purchase or visit once per (source, external reference); returns (purchase, created).
 
     Repeating the same reference returns the first record unchanged (idempotent), also to a repeat
-    sent while the first was still in flight, or raises ``CustomerError`` when it disagrees on amount
-    or customer. A purchase of a profile merged away is recorded on the surviving profile. Locks the
-    person first (``person_lock``), so a purchase racing a merge lands on the survivor or moves with
-    the merge, never in between; a lock conflict is retried. Refuses negative, absurd or over-precise
-    amounts, and an in-store purchase without a store.
+    sent while the first was still in flight, or raises ``CustomerError`` when it disagrees on amount,
+    customer or (when the repeat names any) product categories. A purchase of a profile merged away is
+    recorded on the surviving profile. Locks the person first (``person_lock``), so a purchase racing
+    a merge lands on the survivor or moves with the merge, never in between; a lock conflict is
+    retried. Refuses negative, absurd or over-precise amounts, an in-store purchase without a store,
+    and unknown product categories (``product_categories_clean``), before writing anything.
     """
     external_ref = (external_ref or "").strip()
     if not external_ref or len(external_ref) > 100 or "\x00" in external_ref:
@@ -496,6 +534,7 @@ def purchase_record(
     currency = (currency or "").upper()
     if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
         raise CustomerError("The currency must be a three-letter code such as USD.")
+    bought = product_categories_clean(categories)
     if customer is not None:
         (customer,) = person_lock(customer)
     # Looked up under the person's lock: a repeat of a receipt still being recorded waits for it here
@@ -516,12 +555,19 @@ def purchase_record(
                     occurred_at=occurred_at or timezone.now(),
                     recorded_by=recorded_by,
                 )
+                PurchaseCategory.objects.bulk_create(
+                    [PurchaseCategory(purchase=purchase, category=category) for category in bought]
+                )
             return purchase, True
         except IntegrityError:
             # The same receipt was recorded concurrently: answer as for a repeat.
             existing = Purchase.objects.get(source=source, external_ref=external_ref)
     if existing.amount != amount or _survivor_id(existing.customer_id) != (customer.pk if customer else None):
         raise CustomerError(f"Receipt {external_ref} was already recorded with other details.")
+    if bought and {category.pk for category in bought} != set(
+        PurchaseCategory.objects.filter(purchase=existing).values_list("category_id", flat=True)
+    ):
+        raise CustomerError(f"Receipt {external_ref} was already recorded with other product categories.")
     return existing, False
 
 

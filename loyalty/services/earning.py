@@ -327,8 +327,10 @@ def till_purchase_record(
     amount,
     discount_amount=0,
     occurred_at: datetime | None = None,
+    categories=(),
 ) -> tuple[Purchase, EarnResult]:
-    """Record an in-store purchase for a member (``customers.services.purchase_record``) and earn on it.
+    """Record an in-store purchase for a member (``customers.services.purchase_record``, with the product
+    ``categories`` ticked) and earn on it.
 
     One transaction: a refused amount or receipt changes nothing. Idempotent per receipt number (a
     repeat returns the first purchase and what it earned, also while the first is still in flight).
@@ -353,6 +355,7 @@ def till_purchase_record(
             amount=amount,
             discount=discount,
             occurred_at=occurred_at,
+            categories=categories,
         )
     except CustomerError as exc:
         raise LoyaltyError(str(exc)) from exc
@@ -360,7 +363,7 @@ def till_purchase_record(
 
 
 @atomic_retry
-def _till_purchase_record_locked(*, account, store, clerk, receipt, amount, discount, occurred_at):
+def _till_purchase_record_locked(*, account, store, clerk, receipt, amount, discount, occurred_at, categories):
     from customers.services import purchase_record
 
     purchase, _created = purchase_record(
@@ -374,6 +377,7 @@ def _till_purchase_record_locked(*, account, store, clerk, receipt, amount, disc
         store=store,
         recorded_by=clerk,
         occurred_at=occurred_at,
+        categories=categories,
     )
     result = purchase_earn(purchase=purchase, programme=account.programme, acting_user=clerk)
     return purchase, result

@@ -324,6 +324,61 @@ def test_purchase_added_through_the_service(client, marketer, store):
     assert Purchase.objects.count() == 1
 
 
+def test_purchase_added_with_its_categories_and_an_unknown_one_refused(client, marketer):
+    from tests.factories.customers import ProductCategoryFactory
+
+    shampoo, coffee = ProductCategoryFactory(name="Shampoo"), ProductCategoryFactory(name="Coffee")
+    data = {
+        "channel": "online",
+        "source": "online_shop",
+        "external_ref": "WEB-1",
+        "amount": "19.99",
+        "discount_amount": "0",
+        "currency": "USD",
+        "occurred_at_0": "2026-05-01",
+        "occurred_at_1": "10:00:00",
+        "categories": [shampoo.pk, coffee.pk],
+    }
+    page = client.get(reverse("admin:customers_purchase_add")).content.decode()
+    assert 'type="checkbox" name="categories"' in page
+
+    refused = client.post(reverse("admin:customers_purchase_add"), {**data, "categories": [shampoo.pk, 999999]})
+    assert refused.status_code == 200
+    assert not Purchase.objects.exists()
+    response = client.post(reverse("admin:customers_purchase_add"), data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    purchase = Purchase.objects.get()
+    assert sorted(purchase.categories.values_list("name", flat=True)) == ["Coffee", "Shampoo"]
+    listing = client.get(reverse("admin:customers_purchase_changelist")).content.decode()
+    assert "Coffee, Shampoo" in listing
+    shown = client.get(reverse("admin:customers_purchase_change", args=[purchase.pk])).content.decode()
+    assert "Coffee, Shampoo" in shown
+
+
+def test_product_categories_are_edited_and_searched_in_the_admin(client, marketer):
+    from customers.models import ProductCategory
+    from tests.factories.customers import ProductCategoryFactory, PurchaseFactory
+
+    url = reverse("admin:customers_productcategory_add")
+    response = client.post(url, {"name": " Coffee   beans ", "replenish_after_days": "21", "is_active": "on"})
+    assert response.status_code == 302
+    coffee = ProductCategory.objects.get()
+    assert (coffee.name, coffee.replenish_after_days) == ("Coffee beans", 21)
+    twin = client.post(url, {"name": "coffee BEANS", "is_active": "on"})
+    assert twin.status_code == 200  # the name is unique whatever its case
+    assert ProductCategory.objects.count() == 1
+    assert client.post(url, {"name": "Tea", "replenish_after_days": "0"}).status_code == 200
+    ProductCategoryFactory(name="Shampoo")
+    found = client.get(reverse("admin:customers_productcategory_changelist"), {"q": "coff"}).content.decode()
+    assert "Coffee beans" in found
+    assert "Shampoo" not in found
+    # bought on a purchase: kept for its history (made inactive instead), so no delete button
+    PurchaseFactory(categories=[coffee])
+    change_page = client.get(reverse("admin:customers_productcategory_change", args=[coffee.pk])).content.decode()
+    assert "deletelink" not in change_page
+
+
 def test_purchase_add_form_writes_nothing_by_itself(store):
     from customers.admin.stores import PurchaseAddForm
 

@@ -5,9 +5,11 @@ from decimal import Decimal
 import pytest
 
 from customers.exceptions import CustomerError
-from customers.models import Purchase
+from customers.models import Purchase, PurchaseCategory
+from customers.selectors import customer_export_data, customer_timeline
 from customers.services import purchase_record
 from tests.factories import CustomerFactory
+from tests.factories.customers import ProductCategoryFactory, PurchaseFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +118,71 @@ def test_the_same_receipt_sent_concurrently_is_recorded_once():
     assert errors == []
     assert sorted(created_flags) == [False] * (threads_count - 1) + [True]
     assert Purchase.objects.filter(external_ref="RACE-1").count() == 1
+
+
+# --- product categories --------------------------------------------------------------------------
+
+
+def test_categories_by_name_ignore_case_and_spaces_and_repeats():
+    shampoo, coffee = ProductCategoryFactory(name="Shampoo"), ProductCategoryFactory(name="Coffee beans")
+    ProductCategoryFactory(name="Vitamins")
+
+    purchase, _ = record(categories=[" shampoo", "COFFEE BEANS", "Shampoo"])
+
+    assert list(purchase.categories.all()) == [coffee, shampoo]
+
+
+def test_categories_as_objects_and_an_inactive_one_by_name():
+    shampoo = ProductCategoryFactory(name="Shampoo")
+    retired = ProductCategoryFactory(name="Retired", is_active=False)  # an older receipt may still name it
+
+    purchase, _ = record(categories=[shampoo, "retired"])
+
+    assert set(purchase.categories.all()) == {shampoo, retired}
+
+
+@pytest.mark.parametrize(
+    ("categories", "message"),
+    [
+        (["Shampoo", "Soap", "Candles"], "Unknown product categories: 'Candles', 'Soap'"),
+        (["soap"], "Unknown product category: 'soap'"),
+        ([""], "by its name"),
+        ([12], "by its name"),
+        ([f"Name {n}" for n in range(51)], "at most 50"),
+    ],
+)
+def test_unknown_categories_are_refused_and_nothing_is_written(categories, message):
+    ProductCategoryFactory(name="Shampoo")
+    with pytest.raises(CustomerError, match=message):
+        record(customer=CustomerFactory(), categories=categories)
+    assert not Purchase.objects.exists()
+    assert not PurchaseCategory.objects.exists()
+
+
+def test_a_repeat_naming_other_categories_is_refused_one_naming_none_is_a_repeat():
+    shampoo, soap = ProductCategoryFactory(name="Shampoo"), ProductCategoryFactory(name="Soap")
+    customer = CustomerFactory()
+    first, _ = record(customer=customer, categories=["Shampoo"])
+
+    assert record(customer=customer, categories=["shampoo"]) == (first, False)
+    assert record(customer=customer) == (first, False)
+    with pytest.raises(CustomerError, match="other product categories"):
+        record(customer=customer, categories=["Shampoo", "Soap"])
+    assert list(first.categories.all()) == [shampoo]
+    assert soap.purchases.count() == 0
+
+
+def test_the_timeline_and_the_export_show_what_was_bought(django_assert_max_num_queries):
+    customer = CustomerFactory()
+    shampoo, coffee = ProductCategoryFactory(name="Shampoo"), ProductCategoryFactory(name="Coffee <beans>")
+    for n in range(3):
+        PurchaseFactory(customer=customer, external_ref=f"R-{n}", categories=[shampoo, coffee])
+    PurchaseFactory(customer=customer, external_ref="R-none")
+
+    with django_assert_max_num_queries(6):  # not one query per purchase
+        entries = [entry for entry in customer_timeline(customer) if entry.kind == "purchase"]
+
+    assert sorted(entry.details["Categories"] for entry in entries) == ["", *["Coffee <beans>, Shampoo"] * 3]
+    exported = {row["reference"]: row["categories"] for row in customer_export_data(customer)["purchases"]}
+    assert exported["R-0"] == ["Coffee <beans>", "Shampoo"]
+    assert exported["R-none"] == []

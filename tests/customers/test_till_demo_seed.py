@@ -14,6 +14,7 @@ from customers.models import (
     Customer,
     DisclosureText,
     MergeProposal,
+    ProductCategory,
     Purchase,
     Store,
     StoreMembership,
@@ -39,6 +40,7 @@ def fingerprint() -> dict:
         "evidence": ConsentEvidence.objects.count(),
         "states": rows(ConsentState.objects.values_list("customer__email", "channel", "status")),
         "purchases": rows(Purchase.objects.values_list("external_ref", "amount", "channel")),
+        "purchase_categories": rows(Purchase.objects.values_list("external_ref", "categories__name")),
         "disclosures": DisclosureText.objects.count(),
         "suppressions": Suppression.objects.count(),
         "merge_proposals": MergeProposal.objects.count(),
@@ -82,6 +84,10 @@ def test_demo_data_is_varied_its_consent_proven_and_its_logins_work(seeded, clie
     assert not customer_is_reachable(customer=granted_but_suppressed[0], channel="email")
     assert set(Purchase.objects.values_list("channel", flat=True)) == {"store", "online"}
     assert Purchase.objects.filter(customer__isnull=True).exists()
+    # what was bought, some of it running out: the till's tick boxes and the replenishment journey have data
+    assert ProductCategory.objects.filter(replenish_after_days__isnull=False).count() >= 3
+    assert Purchase.objects.filter(categories__replenish_after_days__isnull=False).distinct().count() > 50
+    assert Purchase.objects.filter(customer__isnull=False, categories__isnull=True).exists()
     assert MergeProposal.objects.filter(status="open").count() == 1
     assert Customer.objects.filter(erased_at__isnull=False).count() == 1
     grants = ConsentEvidence.objects.filter(action="grant", customer__erased_at__isnull=True)

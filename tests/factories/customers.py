@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from customers.models import Customer, DisclosureText, Purchase, Source, Store, StoreMembership
+from customers.models import Customer, DisclosureText, ProductCategory, Purchase, Source, Store, StoreMembership
 from customers.normalization import address_hmac
 from customers.roles import CLERK, MARKETING, roles_ensure
 
@@ -94,6 +94,7 @@ class CustomerFactory(factory.django.DjangoModelFactory):
 class PurchaseFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Purchase
+        skip_postgeneration_save = True
 
     customer = factory.SubFactory(CustomerFactory)
     channel = Purchase.Channel.ONLINE
@@ -102,3 +103,15 @@ class PurchaseFactory(factory.django.DjangoModelFactory):
     amount = Decimal("25.00")
     currency = "USD"
     occurred_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def categories(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.categories.add(*extracted)
+
+
+class ProductCategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ProductCategory
+
+    name = factory.Sequence(lambda n: f"Category {n}")

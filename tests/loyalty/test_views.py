@@ -9,7 +9,7 @@ from django.urls import reverse
 from loyalty.models import LedgerEntry, Redemption
 from loyalty.services import coupon_code_create, points_adjust
 from tests.factories import ClerkFactory, StoreFactory
-from tests.factories.customers import PASSWORD
+from tests.factories.customers import PASSWORD, ProductCategoryFactory
 from tests.factories.loyalty import BonusWindowFactory, CouponCodeFactory, OfferFactory
 
 
@@ -72,7 +72,8 @@ def test_lookup_unknown_or_malformed(till, account, query, status, message):
 
 def test_account_page_shows_balance_and_tier_in_bounded_queries(till, account, django_assert_max_num_queries):
     points_adjust(account=account, points=120, reason="Seed", user=None, idempotency_key="s")
-    with django_assert_max_num_queries(8):
+    ProductCategoryFactory.create_batch(5)
+    with django_assert_max_num_queries(9):  # one of them reads the product categories offered as tick boxes
         response = till.get(_url("account", account))
     body = response.content.decode()
     assert response.status_code == 200
@@ -97,6 +98,41 @@ def test_record_purchase_earns_with_bonus(till, account, programme, store, clerk
     till.post(_url("purchase", account), {"receipt": "R-100", "amount": "30.00", "discount": "5"})
     account.refresh_from_db()
     assert account.points_balance == 50
+
+
+def test_record_purchase_with_the_product_categories_ticked(till, account):
+    shampoo, coffee = ProductCategoryFactory(name="Shampoo"), ProductCategoryFactory(name="Coffee beans")
+    ProductCategoryFactory(name="Retired", is_active=False)
+    page = till.get(_url("account", account)).content.decode()
+    # offered as tick boxes, active categories only
+    assert re.search(rf'<input type="checkbox" name="categories" value="{shampoo.pk}"', page)
+    assert "Coffee beans" in page
+    assert "Retired" not in page
+
+    response = till.post(
+        _url("purchase", account), {"receipt": "R-7", "amount": "12.00", "categories": [shampoo.pk, coffee.pk]}
+    )
+
+    assert response.status_code == 302
+    purchase = account.customer.purchases.get()
+    assert sorted(purchase.categories.values_list("name", flat=True)) == ["Coffee beans", "Shampoo"]
+
+
+def test_a_purchase_without_categories_is_still_recorded(till, account):
+    ProductCategoryFactory(name="Shampoo")
+    response = till.post(_url("purchase", account), {"receipt": "R-8", "amount": "12.00"})
+    assert response.status_code == 302
+    assert not account.customer.purchases.get().categories.exists()
+
+
+def test_a_category_no_longer_offered_is_refused_and_changes_nothing(till, account):
+    retired = ProductCategoryFactory(name="Retired", is_active=False)
+    before = _state()
+    response = till.post(_url("purchase", account), {"receipt": "R-9", "amount": "12.00", "categories": [retired.pk]})
+    assert response.status_code == 400
+    assert "no longer offered" in response.content.decode()
+    assert _state() == before
+    assert not account.customer.purchases.exists()
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,9 @@ from customers.models import (
     ConsentConfirmation,
     ConsentMethod,
     Customer,
+    ProductCategory,
     Purchase,
+    PurchaseCategory,
     Source,
     Store,
     StoreMembership,
@@ -48,6 +50,15 @@ from customers.services.profiles import customer_refresh_derived
 DEMO_DOMAIN = "demo.tandem.example"
 CUSTOMER_COUNT = 300
 SEED = 20260101
+# (name, days until it usually runs out, or None)
+DEMO_CATEGORIES = [
+    ("Shampoo", 30),
+    ("Coffee beans", 21),
+    ("Vitamins", 60),
+    ("Razor blades", 45),
+    ("Candles", None),
+    ("Gift cards", None),
+]
 
 STORES = [
     {
@@ -191,6 +202,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             stores = self._stores()
             users = self._staff(stores)
+            self._product_categories()
             disclosures = {
                 Channel.EMAIL: disclosure_publish(channel=Channel.EMAIL, text=EMAIL_DISCLOSURE),
                 Channel.SMS: disclosure_publish(channel=Channel.SMS, text=SMS_DISCLOSURE),
@@ -379,6 +391,13 @@ class Command(BaseCommand):
                     note="Mailbox does not exist (demo)",
                 )
 
+    def _product_categories(self) -> list[ProductCategory]:
+        """What the demo shop sells; those that run out drive the replenishment journey. Idempotent."""
+        return [
+            ProductCategory.objects.get_or_create(name=name, defaults={"replenish_after_days": days})[0]
+            for name, days in DEMO_CATEGORIES
+        ]
+
     def _purchases(self, rng, now, customers, stores, clerks) -> None:
         rows = []
         number = 0
@@ -415,6 +434,17 @@ class Command(BaseCommand):
                 )
             )
         Purchase.objects.bulk_create(rows, batch_size=500)
+        # A random source of its own, so the rest of the seeded story stays as it was.
+        pick, categories = random.Random(SEED + 1), self._product_categories()
+        bought = Purchase.objects.filter(external_ref__startswith="DEMO-", customer__isnull=False).order_by("pk")
+        PurchaseCategory.objects.bulk_create(
+            [
+                PurchaseCategory(purchase_id=purchase_id, category=category)
+                for purchase_id in bought.values_list("pk", flat=True)
+                for category in pick.sample(categories, pick.choice((0, 1, 1, 2)))
+            ],
+            batch_size=500,
+        )
 
     def _special_cases(self, stores, clerks, disclosures) -> None:
         """One merge proposal and one erased person, so those admin screens have something to show."""

@@ -135,6 +135,56 @@ def test_trigger_parameters_are_required_per_trigger(client, marketer):
     assert Journey.objects.count() == 0
 
 
+def test_a_purchase_trigger_by_product_category_in_plain_words(client, marketer):
+    from tests.factories.customers import ProductCategoryFactory
+
+    shampoo, _soap = ProductCategoryFactory(name="Shampoo"), ProductCategoryFactory(name="Soap")
+    ProductCategoryFactory(name="Retired", is_active=False)
+    url = reverse("admin:campaigns_journey_add")
+    page = client.get(url).content.decode()
+    assert "Only these product categories (none ticked: any)" in page
+    assert "Retired" not in page
+    fields = _fields(client.get(url))
+    fields.update(name=["Care"], trigger=["purchase"], purchase_channel=["store"], categories=[str(shampoo.pk)])
+    fields["add_kind-start"] = ["exit"]
+    fields = _fields(_post(client, url, fields, _add_after=""))
+
+    response = _post(client, url, fields, _save="Save")
+
+    assert response.status_code == 302
+    journey = Journey.objects.get()
+    assert journey.trigger_params == {"channel": "store", "category_ids": [shampoo.pk]}
+    # and the saved choice is ticked again on the change page
+    assert _fields(client.get(response["Location"]))["categories"] == [str(shampoo.pk)]
+
+
+def test_a_replenishment_trigger_needs_categories_that_run_out(client, marketer):
+    from tests.factories.customers import ProductCategoryFactory
+
+    url = reverse("admin:campaigns_journey_add")
+    fields = _fields(client.get(url))
+    fields.update(name=["Restock"], trigger=["replenishment_due"], date_time=["08:30"])
+    fields["add_kind-start"] = ["exit"]
+    fields = _fields(_post(client, url, fields, _add_after=""))
+    # none has a number of days yet
+    page = _post(client, url, fields, _save="Save").content.decode()
+    assert "No product category has a number of days until it usually runs out yet" in page
+    coffee = ProductCategoryFactory(name="Coffee")
+    shampoo = ProductCategoryFactory(name="Shampoo", replenish_after_days=30)
+    page = _post(client, url, {**fields, "categories": [str(coffee.pk)]}, _save="Save").content.decode()
+    assert "No usual number of days until it runs out for: Coffee." in page
+    assert Journey.objects.count() == 0
+
+    response = _post(client, url, {**fields, "categories": [str(shampoo.pk)]}, _save="Save")
+
+    assert response.status_code == 302
+    journey = Journey.objects.get()
+    assert (journey.trigger, journey.trigger_params) == (
+        "replenishment_due",
+        {"time": "08:30", "category_ids": [shampoo.pk]},
+    )
+
+
 def test_a_branch_saves_its_condition_and_both_paths(client, marketer):
     message = MessageFactory(name="Offer")
     gold = SegmentFactory(name="Gold")

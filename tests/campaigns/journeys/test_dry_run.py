@@ -138,3 +138,30 @@ def test_dry_run_page_is_linked_from_the_journey_and_lists_entrants(client, birt
     assert "Ada" in page
     assert "Happy birthday" in page
     assert 'id="dry-run-total"' in page
+
+
+@time_machine.travel(dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC), tick=False)
+def test_replenishment_lists_who_runs_out_in_the_next_seven_days_at_the_journeys_time():
+    from tests.factories.customers import ProductCategoryFactory
+
+    shampoo = ProductCategoryFactory(name="Shampoo", replenish_after_days=30)
+    coffee = ProductCategoryFactory(name="Coffee", replenish_after_days=10)
+    message = MessageFactory(name="Stock up")
+    EmailVariantFactory(message=message)
+    journey = Journey.objects.create(
+        name="Restock", trigger="replenishment_due", trigger_params={"time": "09:00", "category_ids": [shampoo.pk]}
+    )
+    steps = [{"key": "reminder", "kind": "send", "message": message.pk}]
+    due, repurchased, other_category = (CustomerFactory(time_zone="America/New_York") for _ in range(3))
+    PurchaseFactory(customer=due, occurred_at=dt.datetime(2026, 2, 12, 20, 0, tzinfo=dt.UTC), categories=[shampoo])
+    PurchaseFactory(customer=repurchased, occurred_at=dt.datetime(2026, 2, 12, 20, tzinfo=dt.UTC), categories=[shampoo])
+    PurchaseFactory(customer=repurchased, occurred_at=dt.datetime(2026, 3, 1, 20, tzinfo=dt.UTC), categories=[shampoo])
+    PurchaseFactory(
+        customer=other_category, occurred_at=dt.datetime(2026, 3, 5, 20, tzinfo=dt.UTC), categories=[coffee]
+    )
+
+    run = journey_dry_run(journey=journey, steps=steps)
+
+    assert not run.estimate
+    assert [entrant.customer for entrant in run.entrants] == [due]
+    assert run.entrants[0].enters_at == dt.datetime(2026, 3, 14, 9, 0, tzinfo=NEW_YORK)

@@ -61,6 +61,15 @@ def test_the_birthday_template_gives_the_chosen_offer_before_the_message():
     assert journey.trigger_params == {"field": "birthday", "time": "09:00"}
 
 
+def test_the_replenishment_template_reminds_when_what_was_bought_runs_out():
+    journey = journey_from_template(key="replenishment", actor=None)
+
+    steps = JourneyVersion.objects.get(journey=journey).steps
+    assert (journey.trigger, journey.trigger_params) == ("replenishment_due", {"time": "09:00"})
+    assert journey.reentry == Journey.Reentry.EACH_TIME  # once per purchase and category, every cycle
+    assert [step["kind"] for step in steps] == ["send"]
+
+
 def test_new_from_template_in_the_admin(client):
     user = MarketingUserFactory()
     client.login(username=user.username, password=PASSWORD)
