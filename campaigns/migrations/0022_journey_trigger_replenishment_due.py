@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0020_journey_step_run_coupon_code_and_fewer_indexes'),
+        ('campaigns', '0021_sms_price_table_and_sms_costs'),
     ]
 
     operations = [
