@@ -52,3 +52,12 @@ def journeys_tick_task() -> None:
     from campaigns.journeys.tick import journeys_tick
 
     journeys_tick()
+
+
+@shared_task(name="campaigns.results_rollups_refresh", ignore_result=True)
+def results_rollups_refresh_task() -> None:
+    """Re-aggregate the dashboard's daily roll-ups for the days and campaigns touched since the last run
+    (beat, every five minutes); a run that finds another one going does nothing."""
+    from campaigns.results.rollups import results_rollups_refresh
+
+    results_rollups_refresh()

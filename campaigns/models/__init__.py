@@ -7,6 +7,7 @@ from campaigns.models.feedback import DeliveryEvent, FeedbackCount, SmsOptOutRev
 from campaigns.models.journeys import Enrolment, Journey, JourneySegmentMark, JourneyStepRun, JourneyVersion
 from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
+from campaigns.models.rollups import ProfileDay, PurchaseDay, ReachableCount, RollupState, SendDay
 from campaigns.models.segments import Segment, SegmentMember
 from campaigns.models.test_recipients import StaffTestRecipient
 
@@ -28,9 +29,14 @@ __all__ = [
     "JourneyVersion",
     "Message",
     "OutboxMessage",
+    "ProfileDay",
+    "PurchaseDay",
     "QuietHoursRule",
+    "ReachableCount",
+    "RollupState",
     "Segment",
     "SegmentMember",
+    "SendDay",
     "SmsOptOutReview",
     "StaffTestRecipient",
     "Variant",

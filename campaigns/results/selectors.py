@@ -22,7 +22,7 @@ from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
 from campaigns.audience import sendable_q
-from campaigns.models import Campaign, Delivery, DeliveryEvent
+from campaigns.models import Campaign, Delivery, DeliveryEvent, ProfileDay, PurchaseDay, ReachableCount, SendDay
 from campaigns.results.periods import Period
 from campaigns.results.sql import dt, minus, qn, refunded, refunded_sql, rows, subquery
 from campaigns.results.tables import Table, change, money, percent
@@ -58,6 +58,16 @@ def _between(field: str, period: Period) -> Q:
     return Q(**{f"{field}__gte": period.start, f"{field}__lt": period.end})
 
 
+def _day_both(period: Period) -> tuple[Q, Q, Q]:
+    """``_both`` for a roll-up's ``day``: a period is its days, so a day's row is wholly in it or out."""
+    previous = period.previous
+    return (
+        Q(day__gte=period.first_day, day__lte=period.last_day),
+        Q(day__gte=previous.first_day, day__lte=previous.last_day),
+        Q(day__gte=previous.first_day, day__lte=period.last_day),
+    )
+
+
 def _both(field: str, period: Period) -> tuple[Q, Q, Q]:
     """(in the period, in the previous one, in either): the filters of one two-period aggregate."""
     previous = period.previous
@@ -86,14 +96,25 @@ def _sent(campaign_ids: list[int]):
     return Delivery.objects.filter(cause_type=CAMPAIGN, cause_id__in=campaign_ids, status=Delivery.Status.SENT)
 
 
+def _sent_days(campaign_ids: list[int]):
+    """The roll-up of ``_sent``: its rows per sent day, channel and variant."""
+    return SendDay.objects.filter(cause_type=CAMPAIGN, cause_id__in=campaign_ids)
+
+
 # --- awareness ------------------------------------------------------------------------------------
 
 
-def new_profiles(period: Period) -> list[Table]:
-    """New profiles by source and by capture store; two queries."""
-    current, previous, either = _both("created_at", period)
-    base = Customer.objects.filter(either, merged_into__isnull=True).order_by()
-    by_source = base.values("source").annotate(cur=Count("pk", filter=current), prev=Count("pk", filter=previous))
+def new_profiles(period: Period, *, direct: bool = False) -> list[Table]:
+    """New profiles by source and by capture store; two queries (on the daily roll-up unless ``direct``)."""
+    if direct:
+        current, previous, either = _both("created_at", period)
+        base = Customer.objects.filter(either, merged_into__isnull=True).order_by()
+        cur, prev = Count("pk", filter=current), Count("pk", filter=previous)
+    else:
+        current, previous, either = _day_both(period)
+        base = ProfileDay.objects.filter(either).order_by()
+        cur, prev = Sum("profiles", filter=current, default=0), Sum("profiles", filter=previous, default=0)
+    by_source = base.values("source").annotate(cur=cur, prev=prev)
     source_rows = [
         [
             Source(row["source"]).label if row["source"] in Source.values else row["source"],
@@ -102,11 +123,9 @@ def new_profiles(period: Period) -> list[Table]:
             row["prev"],
             change(row["cur"], row["prev"]),
         ]
-        for row in sorted(by_source, key=lambda r: -r["cur"])
+        for row in sorted(by_source, key=lambda r: (-r["cur"], r["source"]))
     ]
-    by_store = base.values("source_store__name").annotate(
-        cur=Count("pk", filter=current), prev=Count("pk", filter=previous)
-    )
+    by_store = base.values("source_store__name").annotate(cur=cur, prev=prev)
     store_rows = [
         [
             row["source_store__name"] or "No store (online, import, API)",
@@ -130,18 +149,28 @@ def new_profiles(period: Period) -> list[Table]:
     ]
 
 
-def reachable_audience(*, now: datetime | None = None) -> Table:
-    """Active profiles each channel can reach today (consent, address, not suppressed); one query."""
-    now = now or timezone.now()
-    counts = Customer.objects.active().aggregate(
-        **{channel: Count("pk", filter=sendable_q(channel, None, now=now)) for channel in Channel.values}
-    )
+def reachable_audience(*, now: datetime | None = None, direct: bool = False) -> Table:
+    """Active profiles each channel can reach (consent, address, not suppressed); one query.
+
+    Counting them takes a pass over every profile, so the page reads the snapshot the roll-up refresh
+    keeps (``campaigns.results.rollups``); ``direct``, or before the first snapshot, counts them now.
+    """
+    snapshot = [] if direct else list(ReachableCount.objects.all())
+    if snapshot:
+        counts = {row.channel: row.profiles for row in snapshot}
+        counted_at = min(row.counted_at for row in snapshot)
+    else:
+        counted_at = now or timezone.now()
+        counts = Customer.objects.active().aggregate(
+            **{channel: Count("pk", filter=sendable_q(channel, None, now=counted_at)) for channel in Channel.values}
+        )
     return Table(
         "reachable",
         "Reachable audience per channel (today)",
         ["channel", "profiles"],
-        [[Channel(channel).label, counts[channel]] for channel in Channel.values],
-        "A snapshot of now, whatever the period: consent given, an address, not suppressed, not paused.",
+        [[Channel(channel).label, counts.get(channel, 0)] for channel in Channel.values],
+        f"A snapshot counted at {timezone.localtime(counted_at):%Y-%m-%d %H:%M}, whatever the period: consent "
+        "given, an address, not suppressed, not paused.",
     )
 
 
@@ -174,22 +203,27 @@ def signups(period: Period) -> Table:
     )
 
 
-def checkout_opt_in(period: Period) -> list[Table]:
+def checkout_opt_in(period: Period, *, direct: bool = False) -> list[Table]:
     """Of the profiles the till captured in the period, the share that opted in at checkout, per store
-    and per clerk; two queries."""
-    opted = Exists(
-        ConsentEvidence.objects.filter(
-            customer_id=OuterRef("pk"), action="grant", method=ConsentMethod.CHECKOUT, channel__in=["email", "sms"]
+    and per clerk; two queries (on the daily roll-up unless ``direct``)."""
+    if direct:
+        opted = Exists(
+            ConsentEvidence.objects.filter(
+                customer_id=OuterRef("pk"), action="grant", method=ConsentMethod.CHECKOUT, channel__in=["email", "sms"]
+            )
         )
-    )
-    base = Customer.objects.filter(_between("created_at", period), source=Source.STORE, merged_into__isnull=True)
-    base = base.order_by().alias(opted=opted)
+        base = Customer.objects.filter(_between("created_at", period), source=Source.STORE, merged_into__isnull=True)
+        base = base.order_by().alias(opted=opted)
+        captured, opted_in = Count("pk"), Count("pk", filter=Q(opted=True))
+    else:
+        base = ProfileDay.objects.filter(_day_both(period)[0], source=Source.STORE).order_by()
+        captured, opted_in = Sum("profiles"), Sum("checkout_opt_ins")
     tables = []
     for key, field, title, empty in (
         ("optin_store", "source_store__name", "Opt-in rate at checkout per store", "No store"),
         ("optin_clerk", "source_clerk__username", "Opt-in rate at checkout per clerk", "No clerk recorded"),
     ):
-        grouped = base.values(field).annotate(captured=Count("pk"), opted_in=Count("pk", filter=Q(opted=True)))
+        grouped = base.values(field).annotate(captured=captured, opted_in=opted_in)
         table_rows = [
             [row[field] or empty, row["captured"], row["opted_in"], percent(row["opted_in"], row["captured"])]
             for row in sorted(grouped, key=lambda r: (-r["captured"], r[field] or ""))
@@ -206,23 +240,40 @@ def checkout_opt_in(period: Period) -> list[Table]:
     return tables
 
 
-def open_click_rates(period: Period, campaign_ids: list[int]) -> Table:
-    """Opens and clicks per message sent, per channel, where the provider reports them; one query."""
-    current, previous, either = _both("sent_at", period)
-    grouped = (
-        _sent(campaign_ids)
-        .filter(either)
-        .order_by()
-        .values("channel")
-        .annotate(
-            sent=Count("pk", filter=current),
-            opened=Count("pk", filter=current & Q(opened_at__isnull=False)),
-            clicked=Count("pk", filter=current & Q(clicked_at__isnull=False)),
-            sent_prev=Count("pk", filter=previous),
-            opened_prev=Count("pk", filter=previous & Q(opened_at__isnull=False)),
-            clicked_prev=Count("pk", filter=previous & Q(clicked_at__isnull=False)),
+def open_click_rates(period: Period, campaign_ids: list[int], *, direct: bool = False) -> Table:
+    """Opens and clicks per message sent, per channel, where the provider reports them; one query
+    (on the daily roll-up unless ``direct``)."""
+    if direct:
+        current, previous, either = _both("sent_at", period)
+        grouped = (
+            _sent(campaign_ids)
+            .filter(either)
+            .order_by()
+            .values("channel")
+            .annotate(
+                sent=Count("pk", filter=current),
+                opened=Count("pk", filter=current & Q(opened_at__isnull=False)),
+                clicked=Count("pk", filter=current & Q(clicked_at__isnull=False)),
+                sent_prev=Count("pk", filter=previous),
+                opened_prev=Count("pk", filter=previous & Q(opened_at__isnull=False)),
+                clicked_prev=Count("pk", filter=previous & Q(clicked_at__isnull=False)),
+            )
         )
-    )
+    else:
+        current, previous, either = _day_both(period)
+        grouped = (
+            _sent_days(campaign_ids)
+            .filter(either)
+            .order_by()
+            .values("channel")
+            .annotate(
+                **{
+                    f"{name}{suffix}": Sum(field, filter=span, default=0)
+                    for name, field in (("sent", "messages"), ("opened", "opens"), ("clicked", "clicks"))
+                    for suffix, span in (("", current), ("_prev", previous))
+                }
+            )
+        )
     table_rows = []
     for row in sorted(grouped, key=lambda r: r["channel"]):
         tracked = row["channel"] == Channel.EMAIL
@@ -253,11 +304,23 @@ def _person_ids(customer_ref: str = "customer_id"):
     ).values("pk")
 
 
-def coupon_redemption_rate(period: Period, campaign_ids: list[int]) -> Table:
+def coupon_redemption_rate(period: Period, campaign_ids: list[int], *, direct: bool = False) -> Table:
     """Of the messages sent in the period carrying a code, the share whose code that person redeemed
-    (after the send), online and in store; one statement (a hash join on (code, person))."""
+    (after the send), online and in store; one statement (on the daily roll-up unless ``direct``: then
+    a hash join on (code, person))."""
     counts = {"carried": 0, "redeemed": 0, "store": 0, "online": 0}
-    if campaign_ids:
+    if campaign_ids and not direct:
+        counts = (
+            _sent_days(campaign_ids)
+            .filter(_day_both(period)[0])
+            .aggregate(
+                carried=Sum("coupons", default=0),
+                redeemed=Sum("redemptions", default=0),
+                store=Sum("store_redemptions", default=0),
+                online=Sum("online_redemptions", default=0),
+            )
+        )
+    elif campaign_ids:
         ids = ", ".join(str(int(pk)) for pk in campaign_ids)
         sql = (
             "SELECT COUNT(*), SUM(x.any_place), SUM(x.in_store), SUM(x.online) FROM ("  # noqa: S608
@@ -290,21 +353,36 @@ def coupon_redemption_rate(period: Period, campaign_ids: list[int]) -> Table:
 # --- conversion -----------------------------------------------------------------------------------
 
 
-def revenue(period: Period) -> Table:
-    """Revenue online and in store, net of refunds, this period and the previous one; one query."""
-    current, previous, either = _both("occurred_at", period)
-    grouped = (
-        Purchase.objects.filter(either)
-        .order_by()
-        .alias(is_refunded=refunded())
-        .values("channel")
-        .annotate(
-            cur=Sum("amount", filter=current & Q(is_refunded=False), default=Decimal(0)),
-            prev=Sum("amount", filter=previous & Q(is_refunded=False), default=Decimal(0)),
-            orders=Count("pk", filter=current & Q(is_refunded=False)),
-            refunds=Sum("amount", filter=current & Q(is_refunded=True), default=Decimal(0)),
+def revenue(period: Period, *, direct: bool = False) -> Table:
+    """Revenue online and in store, net of refunds, this period and the previous one; one query (on the
+    daily roll-up unless ``direct``)."""
+    if direct:
+        current, previous, either = _both("occurred_at", period)
+        grouped = (
+            Purchase.objects.filter(either)
+            .order_by()
+            .alias(is_refunded=refunded())
+            .values("channel")
+            .annotate(
+                cur=Sum("amount", filter=current & Q(is_refunded=False), default=Decimal(0)),
+                prev=Sum("amount", filter=previous & Q(is_refunded=False), default=Decimal(0)),
+                orders=Count("pk", filter=current & Q(is_refunded=False)),
+                refunds=Sum("amount", filter=current & Q(is_refunded=True), default=Decimal(0)),
+            )
         )
-    )
+    else:
+        current, previous, either = _day_both(period)
+        grouped = (
+            PurchaseDay.objects.filter(either)
+            .order_by()
+            .values("channel")
+            .annotate(
+                cur=Sum("net_revenue", filter=current, default=Decimal(0)),
+                prev=Sum("net_revenue", filter=previous, default=Decimal(0)),
+                orders=Sum("kept_orders", filter=current, default=0),
+                refunds=Sum("refunded_amount", filter=current, default=Decimal(0)),
+            )
+        )
     by_channel = {row["channel"]: row for row in grouped}
     table_rows = []
     totals = {"cur": Decimal(0), "prev": Decimal(0), "orders": 0, "refunds": Decimal(0)}
@@ -408,19 +486,33 @@ def last_touch_purchases(
     return rows(sql, [CAMPAIGN, Delivery.Status.SENT, dt(start), dt(end), *lower_params])
 
 
-def message_conversion(period: Period, campaign_ids: list[int], *, window: timedelta) -> list[Table]:
+def message_conversion(
+    period: Period, campaign_ids: list[int], *, window: timedelta, direct: bool = False
+) -> list[Table]:
     """Purchases after a message (last touch within ``window``) per campaign, channel and variant, with
-    the messages sent; four queries (attribution, sends, campaign names, variant names)."""
+    the messages sent; four queries (attribution, sends, campaign names, variant names), the sends on the
+    daily roll-up unless ``direct``."""
     from campaigns.models import Variant
 
     attributed = last_touch_purchases(start=period.start, end=period.end, window=window, campaign_ids=campaign_ids)
-    sends = (
-        _sent(campaign_ids)
-        .filter(_between("sent_at", period))
-        .order_by()
-        .values("cause_id", "channel", "variant_id")
-        .annotate(sent=Count("pk"), people=Count("customer_id", distinct=True))
-    )
+    if direct:
+        sends = (
+            _sent(campaign_ids)
+            .filter(_between("sent_at", period))
+            .order_by()
+            .values("cause_id", "channel", "variant_id")
+            .annotate(sent=Count("pk"), people=Count("customer_id", distinct=True))
+        )
+    else:
+        # A campaign sends a person one message per channel (the deliveries' unique key), so the people
+        # sent to per campaign, channel and variant are its messages: the days' counts add up.
+        sends = (
+            _sent_days(campaign_ids)
+            .filter(_day_both(period)[0])
+            .order_by()
+            .values("cause_id", "channel", "variant_id")
+            .annotate(sent=Sum("messages"), people=Sum("messages"))
+        )
     sent = {(row["cause_id"], row["channel"], row["variant_id"]): row for row in sends}
     keys = set(sent) | {(row[0], row[1], row[2]) for row in attributed}
     names = dict(Campaign.objects.filter(pk__in={key[0] for key in keys}).values_list("pk", "name"))
@@ -879,17 +971,16 @@ HEALTH_KINDS = {
 UNSUBSCRIBE_METHODS = (ConsentMethod.ONE_CLICK, ConsentMethod.ESP_UNSUBSCRIBE, ConsentMethod.PREFERENCE_CENTRE)
 
 
-def channel_health(period: Period, campaign_ids: list[int]) -> Table:
-    """Per day: email sent, bounce, complaint and unsubscribe rates; SMS sent and STOP rate; three queries."""
-    sent = {
-        (str(row["day"]), row["channel"]): row["n"]
-        for row in _sent(campaign_ids)
-        .filter(_between("sent_at", period))
-        .order_by()
-        .annotate(day=TruncDate("sent_at"))
-        .values("day", "channel")
-        .annotate(n=Count("pk"))
-    }
+def channel_health(period: Period, campaign_ids: list[int], *, direct: bool = False) -> Table:
+    """Per day: email sent, bounce, complaint and unsubscribe rates; SMS sent and STOP rate; three queries
+    (the sends on the daily roll-up unless ``direct``)."""
+    if direct:
+        sends = _sent(campaign_ids).filter(_between("sent_at", period)).annotate(day=TruncDate("sent_at"))
+        sends = sends.order_by().values("day", "channel").annotate(n=Count("pk"))
+    else:
+        sends = _sent_days(campaign_ids).filter(_day_both(period)[0]).order_by()
+        sends = sends.values("day", "channel").annotate(n=Sum("messages"))
+    sent = {(str(row["day"]), row["channel"]): row["n"] for row in sends}
     events: dict[tuple[str, str], int] = {}
     for row in (
         DeliveryEvent.objects.filter(_between("occurred_at", period), kind__in=list(HEALTH_KINDS))
@@ -938,21 +1029,27 @@ def channel_health(period: Period, campaign_ids: list[int]) -> Table:
 # --- the whole page -------------------------------------------------------------------------------
 
 
-def goal_dashboard(period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WINDOW) -> dict[str, list[Table]]:
-    """Every table of the goal dashboard, by goal; a fixed number of queries whatever the data."""
+def goal_dashboard(
+    period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WINDOW, direct: bool = False
+) -> dict[str, list[Table]]:
+    """Every table of the goal dashboard, by goal; a fixed number of queries whatever the data.
+
+    The daily roll-ups answer what they hold (``campaigns.results.rollups``); ``direct`` computes
+    everything from the base tables instead, which must give the same tables once they are refreshed.
+    """
     campaign_ids = campaign_ids_touching(period.previous.start - window, period.end)
     return {
-        "awareness": [*new_profiles(period), reachable_audience()],
+        "awareness": [*new_profiles(period, direct=direct), reachable_audience(direct=direct)],
         "engagement": [
             signups(period),
-            *checkout_opt_in(period),
-            open_click_rates(period, campaign_ids),
-            coupon_redemption_rate(period, campaign_ids),
+            *checkout_opt_in(period, direct=direct),
+            open_click_rates(period, campaign_ids, direct=direct),
+            coupon_redemption_rate(period, campaign_ids, direct=direct),
         ],
         "conversion": [
-            revenue(period),
+            revenue(period, direct=direct),
             code_attributed_revenue(period, campaign_ids),
-            *message_conversion(period, campaign_ids, window=window),
+            *message_conversion(period, campaign_ids, window=window, direct=direct),
             journey_conversion(period),
         ],
         "loyalty": [
@@ -963,7 +1060,7 @@ def goal_dashboard(period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WI
             points(period),
             nps(period),
         ],
-        "health": [channel_health(period, campaign_ids)],
+        "health": [channel_health(period, campaign_ids, direct=direct)],
     }
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from campaigns.results import selectors
 from campaigns.results.periods import Period, period_from
+from campaigns.results.rollups import results_rollups_refresh
 from customers.models import ConsentEvidence, Customer
 from loyalty.models import LedgerEntry
 from tests.campaigns.results.world import PERIOD, buy, deliver, march, redeem, refund, sent_campaign
@@ -30,6 +31,7 @@ def test_revenue_is_net_of_refunds_split_online_and_in_store_against_the_previou
     buy(bob, march(1) - timedelta(days=3), "60.00")  # previous period
     buy(None, march(5), "20.00", channel="store", store=store)  # walk-in, no profile
 
+    results_rollups_refresh()
     table = selectors.revenue(PERIOD)
 
     rows = _rows(table)
@@ -41,6 +43,7 @@ def test_revenue_is_net_of_refunds_split_online_and_in_store_against_the_previou
 def test_a_period_with_no_data_gives_empty_tables_not_errors():
     empty = Period(PERIOD.first_day.replace(year=2019), PERIOD.last_day.replace(year=2019))
 
+    results_rollups_refresh()
     tables = selectors.goal_dashboard(empty)
 
     assert _rows(tables["conversion"][0])["Both"][:2] == [0, Decimal("0")]
@@ -61,6 +64,7 @@ def test_new_profiles_leave_out_merged_duplicates_and_keep_erased_profiles():
     Customer.objects.filter(pk__in=[kept.pk, erased.pk, duplicate.pk]).update(created_at=march(3))
     Customer.objects.filter(pk=old.pk).update(created_at=march(1) - timedelta(days=2))
 
+    results_rollups_refresh()
     by_source, by_store = selectors.new_profiles(PERIOD)
 
     assert _rows(by_source) == {
@@ -85,6 +89,7 @@ def test_last_touch_credits_each_purchase_once_to_the_latest_message_in_the_wind
     refunded = buy(person, march(5, 13), "99.00")
     refund(refunded, LoyaltyAccountFactory(customer=person))
 
+    results_rollups_refresh()
     ids = selectors.campaign_ids_touching(PERIOD.previous.start, PERIOD.end)
     table, places = selectors.message_conversion(PERIOD, ids, window=timedelta(days=3))
 
@@ -148,6 +153,7 @@ def test_checkout_opt_in_rate_per_store_and_clerk():
         collected_by=clerk,
     )
 
+    results_rollups_refresh()
     by_store, by_clerk = selectors.checkout_opt_in(PERIOD)
 
     assert _rows(by_store)["Fifth Avenue"] == [2, 1, 50.0]
@@ -168,6 +174,7 @@ def test_open_click_and_coupon_redemption_rates():
     redeem(a, code_a, march(3), channel="store", store=store)
     redeem(c, code_b, march(3))  # someone else's code: not this message's redemption
 
+    results_rollups_refresh()
     ids = selectors.campaign_ids_touching(PERIOD.previous.start, PERIOD.end)
     opens = selectors.open_click_rates(PERIOD, ids)
     coupons = _rows(selectors.coupon_redemption_rate(PERIOD, ids))
@@ -220,6 +227,7 @@ def test_channel_health_rates_per_day():
     DeliveryEvent.objects.create(provider="esp", provider_event_id="b1", kind="bounced", occurred_at=march(2, 12))
     DeliveryEvent.objects.create(provider="esp", provider_event_id="b2", kind="bounced", occurred_at=march(2, 13))
 
+    results_rollups_refresh()
     health = selectors.channel_health(PERIOD, [campaign.pk])
 
     day = {row[0]: row[1:] for row in health.rows}

@@ -1,0 +1,96 @@
+"""Daily roll-ups the goal dashboard reads instead of scanning profiles, purchases and deliveries.
+
+Each row is a count over one day (in ``TIME_ZONE``, the days a ``Period`` is made of) and a few keys;
+a period's figure is the sum of its days. ``campaigns.results.rollups`` rebuilds them; nothing else
+writes here. Changing ``TIME_ZONE`` moves day boundaries: rebuild them all (``results_rollups_refresh(full=True)``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class RollupState(models.Model):
+    """Where the incremental refresh got to: rows changed since ``watermark`` mark their days dirty."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    watermark = models.DateTimeField(help_text="Start of the last complete refresh.")
+    refreshed_at = models.DateTimeField(null=True, help_text="When it finished; empty: never (next run rebuilds).")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProfileDay(models.Model):
+    """Profiles created on ``day`` that are not merged-away duplicates, by source, store and clerk of capture."""
+
+    day = models.DateField()
+    source = models.CharField(max_length=16)
+    source_store = models.ForeignKey(
+        "customers.Store", null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    source_clerk = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    profiles = models.PositiveIntegerField()
+    checkout_opt_ins = models.PositiveIntegerField(help_text="Of those, with email or SMS consent given at checkout.")
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="profile_day_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.source}: {self.profiles}"
+
+
+class PurchaseDay(models.Model):
+    """Purchases that occurred on ``day`` per channel: the ones kept and the ones refunded (refunds are whole)."""
+
+    day = models.DateField()
+    channel = models.CharField(max_length=8)
+    kept_orders = models.PositiveIntegerField(help_text="Not refunded.")
+    net_revenue = models.DecimalField(max_digits=16, decimal_places=2, help_text="Net of refunds.")
+    refunded_amount = models.DecimalField(max_digits=16, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="purchase_day_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.channel}: {self.net_revenue}"
+
+
+class SendDay(models.Model):
+    """A campaign's messages sent on ``day`` per channel and variant, with what became of them."""
+
+    day = models.DateField()
+    cause_type = models.CharField(max_length=16)
+    cause_id = models.BigIntegerField()
+    channel = models.CharField(max_length=8)
+    variant_id = models.BigIntegerField(null=True)
+    messages = models.PositiveIntegerField(help_text="Sent.")
+    opens = models.PositiveIntegerField()
+    clicks = models.PositiveIntegerField()
+    coupons = models.PositiveIntegerField(help_text="Carried a coupon code.")
+    redemptions = models.PositiveIntegerField(help_text="Code redeemed by that person after the send, anywhere.")
+    store_redemptions = models.PositiveIntegerField()
+    online_redemptions = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day"], name="send_day_by_day"),
+            models.Index(fields=["cause_type", "cause_id"], name="send_day_by_cause"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.cause_type} {self.cause_id} {self.channel}: {self.messages}"
+
+
+class ReachableCount(models.Model):
+    """Active profiles a channel can reach, counted at ``counted_at`` (a snapshot, not a day)."""
+
+    channel = models.CharField(max_length=8, primary_key=True)
+    profiles = models.PositiveIntegerField()
+    counted_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.channel}: {self.profiles}"

@@ -1,0 +1,302 @@
+"""Keeping the daily roll-ups (``campaigns.models.rollups``) current, incrementally.
+
+How a refresh finds what to redo. Profiles, purchases and deliveries carry no index on their times
+(each would cost every write a B-tree insert), so a refresh reads them once per run, but re-aggregates
+only what changed:
+
+- the last ``RECENT_DAYS`` days, always: today's rows keep arriving, and a transaction that started
+  before the previous run may commit after it;
+- days of rows written since the watermark (the previous run's start less ``WATERMARK_SLACK``), found
+  from the rows themselves rather than from marks the writing services would have to leave: a profile
+  saved (created, merged, erased: each goes through ``save()``, which moves ``updated_at``) marks its
+  creation day; checkout consent evidence marks its profile's creation day; a purchase marks the day it
+  occurred; a refund (a REVERSE ledger entry) marks its purchase's day;
+- campaigns, not days, for deliveries, since only the campaign finds its deliveries through an index
+  (their unique key): campaigns sending or finished in the last ``CAMPAIGN_LIVE_DAYS``, those whose
+  deliveries got a provider event since the watermark (opens, clicks, bounces arrive as events), and
+  those whose offer had a redemption written or cancelled since the watermark, or one by a profile
+  merged since (a merge lets the survivor redeem what the duplicate was sent).
+
+Re-aggregating a day replaces its rows, so a refresh is idempotent; runs are serialised on the state
+row (a second run that finds it locked does nothing), and readers see the old rows until the new ones
+commit. The first run, or ``full=True``, rebuilds everything.
+
+Today is not computed live: without a time index that would scan the base tables on each page view.
+The beat runs the refresh every five minutes (``results-rollups-refresh`` in the settings) instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Case, Count, Exists, OuterRef, Q, Sum, When
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from campaigns.audience import sendable_q
+from campaigns.models import (
+    Campaign,
+    Delivery,
+    DeliveryEvent,
+    ProfileDay,
+    PurchaseDay,
+    ReachableCount,
+    RollupState,
+    SendDay,
+)
+from campaigns.results.sql import qn, refunded, rows, subquery
+from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase
+from loyalty.customer_record import REFUND_KEY_PREFIX
+from loyalty.models import LedgerEntry, Redemption
+
+STATE = "results"
+RECENT_DAYS = 2
+WATERMARK_SLACK = timedelta(minutes=10)
+CAMPAIGN_LIVE_DAYS = 7
+REACHABLE_MAX_AGE = timedelta(minutes=30)
+CAMPAIGN = Delivery.Cause.CAMPAIGN
+
+
+def _day(value) -> date:
+    """A date from what a backend returns for a truncated date (a date, or ISO text on SQLite)."""
+    return value if isinstance(value, date) and not isinstance(value, datetime) else date.fromisoformat(str(value)[:10])
+
+
+def _days(queryset, field: str) -> set[date]:
+    return {_day(value) for value in queryset.annotate(_d=TruncDate(field)).values_list("_d", flat=True).distinct()}
+
+
+def _recent(now: datetime) -> set[date]:
+    today = timezone.localdate(now)
+    return {today - timedelta(days=n) for n in range(RECENT_DAYS)}
+
+
+def _checkout_grant() -> Q:
+    return Q(action="grant", method=ConsentMethod.CHECKOUT, channel__in=[Channel.EMAIL, Channel.SMS])
+
+
+# --- profiles ---------------------------------------------------------------------------------------
+
+
+def profile_days_dirty(since: datetime) -> set[date]:
+    saved = Customer.objects.filter(updated_at__gte=since).order_by()
+    opted = Customer.objects.filter(
+        pk__in=ConsentEvidence.objects.filter(_checkout_grant(), recorded_at__gte=since).values("customer_id")
+    ).order_by()
+    return _days(saved, "created_at") | _days(opted, "created_at")
+
+
+def profile_days_build(days: set[date] | None) -> int:
+    """Replace the profile rows of ``days`` (all of them when None); returns the rows written."""
+    opted = Exists(ConsentEvidence.objects.filter(_checkout_grant(), customer_id=OuterRef("pk")))
+    customers = Customer.objects.filter(merged_into__isnull=True).order_by().annotate(day=TruncDate("created_at"))
+    existing = ProfileDay.objects.all()
+    if days is not None:
+        customers, existing = customers.filter(day__in=days), existing.filter(day__in=days)
+    grouped = customers.alias(opted=opted).values("day", "source", "source_store_id", "source_clerk_id")
+    grouped = grouped.annotate(profiles=Count("pk"), opted_in=Count("pk", filter=Q(opted=True)))
+    existing.delete()
+    return len(
+        ProfileDay.objects.bulk_create(
+            [
+                ProfileDay(
+                    day=_day(row["day"]),
+                    source=row["source"],
+                    source_store_id=row["source_store_id"],
+                    source_clerk_id=row["source_clerk_id"],
+                    profiles=row["profiles"],
+                    checkout_opt_ins=row["opted_in"],
+                )
+                for row in grouped
+            ],
+            batch_size=2000,
+        )
+    )
+
+
+# --- purchases --------------------------------------------------------------------------------------
+
+
+def _refunds_since(since: datetime):
+    return LedgerEntry.objects.filter(
+        kind=LedgerEntry.Kind.REVERSE, idempotency_key__startswith=REFUND_KEY_PREFIX, created_at__gte=since
+    )
+
+
+def purchase_days_dirty(since: datetime) -> set[date]:
+    written = Purchase.objects.filter(created_at__gte=since).order_by()
+    refunded_since = Purchase.objects.filter(pk__in=_refunds_since(since).values("purchase_id")).order_by()
+    return _days(written, "occurred_at") | _days(refunded_since, "occurred_at")
+
+
+def purchase_days_build(days: set[date] | None) -> int:
+    """Replace the purchase rows of ``days`` (all of them when None); returns the rows written."""
+    purchases = Purchase.objects.order_by().annotate(day=TruncDate("occurred_at"))
+    existing = PurchaseDay.objects.all()
+    if days is not None:
+        purchases, existing = purchases.filter(day__in=days), existing.filter(day__in=days)
+    grouped = (
+        purchases.alias(is_refunded=refunded())
+        .values("day", "channel")
+        .annotate(
+            orders=Count("pk", filter=Q(is_refunded=False)),
+            revenue=Sum("amount", filter=Q(is_refunded=False), default=0),
+            refunded=Sum("amount", filter=Q(is_refunded=True), default=0),
+        )
+    )
+    existing.delete()
+    return len(
+        PurchaseDay.objects.bulk_create(
+            [
+                PurchaseDay(
+                    day=_day(row["day"]),
+                    channel=row["channel"],
+                    kept_orders=row["orders"],
+                    net_revenue=row["revenue"],
+                    refunded_amount=row["refunded"],
+                )
+                for row in grouped
+            ],
+            batch_size=2000,
+        )
+    )
+
+
+# --- deliveries -------------------------------------------------------------------------------------
+
+
+def campaigns_dirty(since: datetime, now: datetime) -> set[int]:
+    live = Campaign.objects.filter(started_at__isnull=False).filter(
+        Q(finished_at__isnull=True) | Q(finished_at__gte=now - timedelta(days=CAMPAIGN_LIVE_DAYS))
+    )
+    ids = set(live.values_list("pk", flat=True))
+    with_events = Delivery.objects.filter(
+        cause_type=CAMPAIGN,
+        pk__in=DeliveryEvent.objects.filter(created_at__gte=since, delivery_id__isnull=False).values("delivery_id"),
+    )
+    ids |= set(with_events.order_by().values_list("cause_id", flat=True).distinct())
+    merged_survivors = Customer.objects.filter(updated_at__gte=since, merged_into__isnull=False).values(
+        "merged_into_id"
+    )
+    offers = (
+        Redemption.objects.filter(
+            Q(created_at__gte=since) | Q(cancelled_at__gte=since) | Q(customer_id__in=merged_survivors),
+            offer_id__isnull=False,
+        )
+        .order_by()
+        .values("offer_id")
+    )
+    ids |= set(Campaign.objects.filter(offer_id__in=offers).values_list("pk", flat=True))
+    return ids
+
+
+def send_days_build(campaign_ids: Iterable[int] | None) -> int:
+    """Replace the send rows of ``campaign_ids`` (every campaign when None); returns the rows written.
+
+    One statement per call: each sent delivery is joined to the confirmed redemptions of its code by the
+    person it went to (the survivor, once merged) after the send, then grouped by day, channel, variant.
+    """
+    deliveries = Delivery.objects.filter(cause_type=CAMPAIGN, status=Delivery.Status.SENT)
+    existing = SendDay.objects.filter(cause_type=CAMPAIGN)
+    if campaign_ids is not None:
+        campaign_ids = sorted(campaign_ids)
+        if not campaign_ids:
+            return 0
+        deliveries, existing = deliveries.filter(cause_id__in=campaign_ids), existing.filter(cause_id__in=campaign_ids)
+    inner, params = subquery(
+        deliveries.order_by()
+        .annotate(day=TruncDate("sent_at"), person=Coalesce("customer__merged_into_id", "customer_id"))
+        .annotate(
+            opened=Case(When(opened_at__isnull=False, then=1), default=0),
+            clicked=Case(When(clicked_at__isnull=False, then=1), default=0),
+        )
+        .values(
+            "id", "day", "cause_id", "channel", "variant_id", "coupon_code_id", "person", "sent_at", "opened", "clicked"
+        )
+    )
+    sql = (
+        "SELECT y.day, y.cause_id, y.channel, y.variant_id, COUNT(*), SUM(y.opened), SUM(y.clicked), "  # noqa: S608
+        "SUM(y.with_code), SUM(y.any_place), SUM(y.in_store), SUM(y.online) FROM ("
+        "SELECT x.id, x.day, x.cause_id, x.channel, x.variant_id, x.opened, x.clicked, "
+        "CASE WHEN x.coupon_code_id IS NULL THEN 0 ELSE 1 END AS with_code, "
+        "MAX(CASE WHEN r.id IS NULL THEN 0 ELSE 1 END) AS any_place, "
+        "MAX(CASE WHEN r.channel = 'store' THEN 1 ELSE 0 END) AS in_store, "
+        "MAX(CASE WHEN r.channel = 'online' THEN 1 ELSE 0 END) AS online "
+        f"FROM {inner} x LEFT JOIN {qn(Redemption._meta.db_table)} r ON r.coupon_code_id = x.coupon_code_id "
+        "AND r.customer_id = x.person AND r.status = %s AND r.created_at >= x.sent_at "
+        "GROUP BY x.id, x.day, x.cause_id, x.channel, x.variant_id, x.opened, x.clicked, x.coupon_code_id) y "
+        "GROUP BY y.day, y.cause_id, y.channel, y.variant_id"
+    )
+    grouped = rows(sql, [*params, Redemption.Status.CONFIRMED])
+    existing.delete()
+    counts = ("messages", "opens", "clicks", "coupons", "redemptions", "store_redemptions", "online_redemptions")
+    return len(
+        SendDay.objects.bulk_create(
+            [
+                SendDay(
+                    day=_day(day),
+                    cause_type=CAMPAIGN,
+                    cause_id=cause_id,
+                    channel=channel,
+                    variant_id=variant_id,
+                    **{name: int(value or 0) for name, value in zip(counts, values, strict=True)},
+                )
+                for day, cause_id, channel, variant_id, *values in grouped
+            ],
+            batch_size=2000,
+        )
+    )
+
+
+# --- reachable audience -----------------------------------------------------------------------------
+
+
+def reachable_count(now: datetime) -> None:
+    """Count the reachable profiles per channel now (one statement) and keep it as the snapshot."""
+    counts = Customer.objects.active().aggregate(
+        **{channel: Count("pk", filter=sendable_q(channel, None, now=now)) for channel in Channel.values}
+    )
+    ReachableCount.objects.all().delete()
+    ReachableCount.objects.bulk_create(
+        [ReachableCount(channel=channel, profiles=counts[channel], counted_at=now) for channel in Channel.values]
+    )
+
+
+# --- the refresh ------------------------------------------------------------------------------------
+
+
+def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) -> dict[str, int] | None:
+    """Bring every roll-up up to date; returns rows written per roll-up, or None if another run holds the lock.
+
+    Locks the state row for the whole run (one transaction), so two runs never interleave; re-running
+    changes nothing. The reachable-audience snapshot is recounted when older than ``REACHABLE_MAX_AGE``.
+    """
+    now = now or timezone.now()
+    RollupState.objects.get_or_create(name=STATE, defaults={"watermark": now})
+    with transaction.atomic():
+        locked = RollupState.objects.select_for_update(skip_locked=True).filter(name=STATE)
+        state = locked.first()
+        if state is None:
+            return None
+        if full or state.refreshed_at is None:
+            written = {
+                "profiles": profile_days_build(None),
+                "purchases": purchase_days_build(None),
+                "sends": send_days_build(None),
+            }
+        else:
+            since = state.watermark - WATERMARK_SLACK
+            recent = _recent(now)
+            written = {
+                "profiles": profile_days_build(recent | profile_days_dirty(since)),
+                "purchases": purchase_days_build(recent | purchase_days_dirty(since)),
+                "sends": send_days_build(campaigns_dirty(since, now)),
+            }
+        reachable = ReachableCount.objects.order_by("counted_at").values_list("counted_at", flat=True).first()
+        if full or reachable is None or reachable < now - REACHABLE_MAX_AGE:
+            reachable_count(now)
+        state.watermark, state.refreshed_at = now, timezone.now()
+        state.save()
+    return written
