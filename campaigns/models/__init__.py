@@ -7,13 +7,22 @@ from campaigns.models.feedback import DeliveryEvent, FeedbackCount, SmsOptOutRev
 from campaigns.models.journeys import Enrolment, Journey, JourneySegmentMark, JourneyStepRun, JourneyVersion
 from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
-from campaigns.models.rollups import ProfileDay, PurchaseDay, ReachableCount, RollupState, SendDay
+from campaigns.models.rollups import (
+    CodeRedemption,
+    ProfileDay,
+    PurchaseDay,
+    ReachableCount,
+    RollupState,
+    SendDay,
+    ValueDay,
+)
 from campaigns.models.segments import Segment, SegmentMember
 from campaigns.models.test_recipients import StaffTestRecipient
 
 __all__ = [
     "AuditEvent",
     "Campaign",
+    "CodeRedemption",
     "CustomerPushDevice",
     "CustomerWebPushDevice",
     "Delivery",
@@ -39,5 +48,6 @@ __all__ = [
     "SendDay",
     "SmsOptOutReview",
     "StaffTestRecipient",
+    "ValueDay",
     "Variant",
 ]

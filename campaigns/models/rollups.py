@@ -35,6 +35,7 @@ class ProfileDay(models.Model):
     )
     profiles = models.PositiveIntegerField()
     checkout_opt_ins = models.PositiveIntegerField(help_text="Of those, with email or SMS consent given at checkout.")
+    never_bought = models.PositiveIntegerField(help_text="Of those, with no purchase at all (so far).")
 
     class Meta:
         indexes = [models.Index(fields=["day"], name="profile_day_by_day")]
@@ -57,6 +58,26 @@ class PurchaseDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.channel}: {self.net_revenue}"
+
+
+class ValueDay(models.Model):
+    """How the historic lifetime value changes on ``day``, per buying place (store, online, both).
+
+    Not a day's own figures but changes: summed over every day up to D they give, as of the end of D,
+    the buyers who bought only in store, only online or in both (net of refunds) and their net spend. A
+    buyer moves from "store" to "both" on the day of their first online purchase, spend included.
+    """
+
+    day = models.DateField()
+    mix = models.CharField(max_length=8)
+    buyers = models.IntegerField()
+    spend = models.DecimalField(max_digits=16, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="value_day_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.mix}: {self.buyers:+d}"
 
 
 class SendDay(models.Model):
@@ -83,6 +104,22 @@ class SendDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.cause_type} {self.cause_id} {self.channel}: {self.messages}"
+
+
+class CodeRedemption(models.Model):
+    """A confirmed redemption of a code that a campaign's message carried to that person (pairs, not days:
+    the dashboard counts the redemptions by their own time)."""
+
+    cause_id = models.BigIntegerField(help_text="The campaign.")
+    redemption_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cause_id", "redemption_id"], name="code_redemption_unique_per_campaign")
+        ]
+
+    def __str__(self) -> str:
+        return f"campaign {self.cause_id}: redemption {self.redemption_id}"
 
 
 class ReachableCount(models.Model):

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Count, Exists, OuterRef, Q, Sum, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
@@ -38,6 +38,7 @@ from django.utils import timezone
 from campaigns.audience import sendable_q
 from campaigns.models import (
     Campaign,
+    CodeRedemption,
     Delivery,
     DeliveryEvent,
     ProfileDay,
@@ -45,6 +46,7 @@ from campaigns.models import (
     ReachableCount,
     RollupState,
     SendDay,
+    ValueDay,
 )
 from campaigns.results.sql import qn, refunded, rows, subquery
 from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase
@@ -85,7 +87,8 @@ def profile_days_dirty(since: datetime) -> set[date]:
     opted = Customer.objects.filter(
         pk__in=ConsentEvidence.objects.filter(_checkout_grant(), recorded_at__gte=since).values("customer_id")
     ).order_by()
-    return _days(saved, "created_at") | _days(opted, "created_at")
+    buying = Customer.objects.filter(pk__in=Purchase.objects.filter(created_at__gte=since).values("customer_id"))
+    return _days(saved, "created_at") | _days(opted, "created_at") | _days(buying.order_by(), "created_at")
 
 
 def profile_days_build(days: set[date] | None) -> int:
@@ -96,7 +99,12 @@ def profile_days_build(days: set[date] | None) -> int:
     if days is not None:
         customers, existing = customers.filter(day__in=days), existing.filter(day__in=days)
     grouped = customers.alias(opted=opted).values("day", "source", "source_store_id", "source_clerk_id")
-    grouped = grouped.annotate(profiles=Count("pk"), opted_in=Count("pk", filter=Q(opted=True)))
+    bought = Exists(Purchase.objects.filter(customer_id=OuterRef("pk")))
+    grouped = grouped.alias(bought=bought).annotate(
+        profiles=Count("pk"),
+        opted_in=Count("pk", filter=Q(opted=True)),
+        never_bought=Count("pk", filter=Q(bought=False)),
+    )
     existing.delete()
     return len(
         ProfileDay.objects.bulk_create(
@@ -108,6 +116,7 @@ def profile_days_build(days: set[date] | None) -> int:
                     source_clerk_id=row["source_clerk_id"],
                     profiles=row["profiles"],
                     checkout_opt_ins=row["opted_in"],
+                    never_bought=row["never_bought"],
                 )
                 for row in grouped
             ],
@@ -162,6 +171,53 @@ def purchase_days_build(days: set[date] | None) -> int:
             batch_size=2000,
         )
     )
+
+
+def value_days_build() -> int:
+    """Rebuild the lifetime-value changes from every purchase kept (one statement; replaces all rows).
+
+    Not by day: a purchase changes the place mix of its buyer from that day on, so a backdated one moves
+    rows on other days. One pass over the purchases grouped by buyer, day and place.
+    """
+    kept = (
+        Purchase.objects.filter(customer__isnull=False)
+        .alias(is_refunded=refunded())
+        .filter(is_refunded=False)
+        .order_by()
+        .annotate(day=TruncDate("occurred_at"))
+        .values("customer_id", "day", "channel")
+        .annotate(spend=Sum("amount"))
+    )
+    inner, params = subquery(kept)
+    # Each kept purchase adds its spend to its own place on its day, moved to "both" from the day of the
+    # buyer's first purchase in the other place; each buyer is counted in the place of their first
+    # purchase, moved to "both" once they have bought in each.
+    changes = (
+        f"WITH k AS {inner}, "  # noqa: S608 (SQL built here)
+        "f AS (SELECT customer_id, MIN(CASE WHEN channel = 'store' THEN day END) AS fs, "
+        "MIN(CASE WHEN channel = 'online' THEN day END) AS fo FROM k GROUP BY customer_id), "
+        "s AS (SELECT k.day AS day, k.channel AS channel, k.spend AS spend, "
+        "CASE WHEN k.channel = 'store' THEN f.fo ELSE f.fs END AS other "
+        "FROM k JOIN f ON f.customer_id = k.customer_id), "
+        "c AS (SELECT day, CASE WHEN other IS NULL OR day < other THEN channel ELSE 'both' END AS mix, "
+        "0 AS buyers, spend FROM s "
+        "UNION ALL SELECT other, channel, 0, -spend FROM s WHERE other IS NOT NULL AND day < other "
+        "UNION ALL SELECT other, 'both', 0, spend FROM s WHERE other IS NOT NULL AND day < other "
+        "UNION ALL SELECT CASE WHEN fo IS NULL OR fs <= fo THEN fs ELSE fo END, "
+        "CASE WHEN fs = fo THEN 'both' WHEN fo IS NULL OR fs < fo THEN 'store' ELSE 'online' END, 1, 0 FROM f "
+        "UNION ALL SELECT CASE WHEN fs < fo THEN fo ELSE fs END, CASE WHEN fs < fo THEN 'store' ELSE 'online' END, "
+        "-1, 0 FROM f WHERE fs <> fo "
+        "UNION ALL SELECT CASE WHEN fs < fo THEN fo ELSE fs END, 'both', 1, 0 FROM f WHERE fs <> fo) "
+    )
+    table = qn(ValueDay._meta.db_table)
+    ValueDay.objects.all().delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{changes}INSERT INTO {table} (day, mix, buyers, spend) "  # noqa: S608 (quoted names, SQL built here)
+            "SELECT day, mix, SUM(buyers), SUM(spend) FROM c GROUP BY day, mix",
+            params,
+        )
+        return cursor.rowcount
 
 
 # --- deliveries -------------------------------------------------------------------------------------
@@ -250,6 +306,31 @@ def send_days_build(campaign_ids: Iterable[int] | None) -> int:
     )
 
 
+def code_redemptions_build(campaign_ids: Iterable[int] | None) -> int:
+    """Replace the (campaign, redemption) pairs of ``campaign_ids`` (all when None): confirmed redemptions of a
+    code one of the campaign's messages carried to that person (the survivor, once merged), at any time."""
+    existing = CodeRedemption.objects.all()
+    where = ""
+    if campaign_ids is not None:
+        campaign_ids = sorted(int(pk) for pk in campaign_ids)
+        if not campaign_ids:
+            return 0
+        existing = existing.filter(cause_id__in=campaign_ids)
+        where = f"AND d.cause_id IN ({', '.join(str(pk) for pk in campaign_ids)}) "
+    existing.delete()
+    sql = (
+        f"INSERT INTO {qn(CodeRedemption._meta.db_table)} (cause_id, redemption_id) "  # noqa: S608 (integers only)
+        f"SELECT DISTINCT d.cause_id, r.id FROM {qn(Delivery._meta.db_table)} d "
+        f"JOIN {qn(Customer._meta.db_table)} c ON c.id = d.customer_id "
+        f"JOIN {qn(Redemption._meta.db_table)} r ON r.coupon_code_id = d.coupon_code_id "
+        "AND r.customer_id = COALESCE(c.merged_into_id, c.id) "
+        f"WHERE d.cause_type = %s AND d.coupon_code_id IS NOT NULL AND r.status = %s {where}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [CAMPAIGN, Redemption.Status.CONFIRMED])
+        return cursor.rowcount
+
+
 # --- reachable audience -----------------------------------------------------------------------------
 
 
@@ -285,14 +366,19 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
                 "profiles": profile_days_build(None),
                 "purchases": purchase_days_build(None),
                 "sends": send_days_build(None),
+                "code_redemptions": code_redemptions_build(None),
+                "value": value_days_build(),
             }
         else:
             since = state.watermark - WATERMARK_SLACK
             recent = _recent(now)
+            dirty_campaigns = campaigns_dirty(since, now)
             written = {
                 "profiles": profile_days_build(recent | profile_days_dirty(since)),
                 "purchases": purchase_days_build(recent | purchase_days_dirty(since)),
-                "sends": send_days_build(campaigns_dirty(since, now)),
+                "sends": send_days_build(dirty_campaigns),
+                "code_redemptions": code_redemptions_build(dirty_campaigns),
+                "value": value_days_build(),
             }
         reachable = ReachableCount.objects.order_by("counted_at").values_list("counted_at", flat=True).first()
         if full or reachable is None or reachable < now - REACHABLE_MAX_AGE:

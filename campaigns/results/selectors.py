@@ -22,7 +22,17 @@ from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
 from campaigns.audience import sendable_q
-from campaigns.models import Campaign, Delivery, DeliveryEvent, ProfileDay, PurchaseDay, ReachableCount, SendDay
+from campaigns.models import (
+    Campaign,
+    CodeRedemption,
+    Delivery,
+    DeliveryEvent,
+    ProfileDay,
+    PurchaseDay,
+    ReachableCount,
+    SendDay,
+    ValueDay,
+)
 from campaigns.results.periods import Period
 from campaigns.results.sql import dt, minus, qn, refunded, refunded_sql, rows, subquery
 from campaigns.results.tables import Table, change, money, percent
@@ -412,13 +422,25 @@ def revenue(period: Period, *, direct: bool = False) -> Table:
     )
 
 
-def code_attributed_revenue(period: Period, campaign_ids: list[int]) -> Table:
+def code_attributed_revenue(period: Period, campaign_ids: list[int], *, direct: bool = False) -> Table:
     """Redemptions in the period of codes that messages carried to that person, with their order amounts;
-    one statement (a hashed semi-join on (code, person), not a lookup per redemption)."""
+    one statement (the roll-up's (campaign, redemption) pairs unless ``direct``: then a hashed semi-join on
+    (code, person) over the campaigns' deliveries)."""
     previous = period.previous
     grouped = []
     if campaign_ids:
         ids = ", ".join(str(int(pk)) for pk in campaign_ids)
+        if direct:
+            carried = (
+                "(r.coupon_code_id, r.customer_id) IN (SELECT d.coupon_code_id, COALESCE(c.merged_into_id, c.id) "  # noqa: S608
+                f"FROM {qn(Delivery._meta.db_table)} d JOIN {qn(Customer._meta.db_table)} c ON c.id = d.customer_id "
+                f"WHERE d.cause_type = %s AND d.cause_id IN ({ids}) AND d.coupon_code_id IS NOT NULL) "
+            )
+            carried_params = [CAMPAIGN]
+        else:
+            pairs = qn(CodeRedemption._meta.db_table)
+            carried = f"r.id IN (SELECT x.redemption_id FROM {pairs} x WHERE x.cause_id IN ({ids})) "  # noqa: S608
+            carried_params = []
         sql = (
             "SELECT r.channel, "  # noqa: S608 (table names and integers only)
             "COUNT(CASE WHEN r.created_at >= %s THEN 1 END), "
@@ -426,13 +448,11 @@ def code_attributed_revenue(period: Period, campaign_ids: list[int]) -> Table:
             "COUNT(CASE WHEN r.created_at < %s THEN 1 END), "
             "SUM(CASE WHEN r.created_at < %s THEN r.order_amount END) "
             f"FROM {qn(Redemption._meta.db_table)} r WHERE r.status = %s AND r.created_at >= %s AND r.created_at < %s "
-            "AND (r.coupon_code_id, r.customer_id) IN (SELECT d.coupon_code_id, COALESCE(c.merged_into_id, c.id) "
-            f"FROM {qn(Delivery._meta.db_table)} d JOIN {qn(Customer._meta.db_table)} c ON c.id = d.customer_id "
-            f"WHERE d.cause_type = %s AND d.cause_id IN ({ids}) AND d.coupon_code_id IS NOT NULL) "
-            "GROUP BY r.channel"
+            f"AND {carried}GROUP BY r.channel"
         )
         start = dt(period.start)
-        params = [start, start, start, start, Redemption.Status.CONFIRMED, dt(previous.start), dt(period.end), CAMPAIGN]
+        params = [start, start, start, start, Redemption.Status.CONFIRMED, dt(previous.start), dt(period.end)]
+        params += carried_params
         grouped = [
             {"channel": channel, "cur": cur, "amount": money(amount), "prev": prev, "amount_prev": money(amount_prev)}
             for channel, cur, amount, prev, amount_prev in rows(sql, params)
@@ -737,14 +757,25 @@ def repeat_purchase(period: Period) -> Table:
     )
 
 
-def customer_value(period: Period) -> Table:
+def customer_value(period: Period, *, direct: bool = False) -> Table:
     """Historic customer lifetime value (net revenue to the end of the period) per buyer, by where they
-    buy, and how many profiles never bought; two queries."""
-    inner, params = _buyers_sql(None, period.end)
-    grouped = rows(f"SELECT {_MIX}, COUNT(*), SUM(b.spend) FROM {inner} b GROUP BY 1", params)  # noqa: S608
-    profiles = Customer.objects.filter(merged_into__isnull=True, created_at__lt=period.end).aggregate(
-        total=Count("pk"), without=Count("pk", filter=~Exists(Purchase.objects.filter(customer_id=OuterRef("pk"))))
-    )
+    buy, and how many profiles never bought; two queries (on the daily roll-ups unless ``direct``)."""
+    if direct:
+        inner, params = _buyers_sql(None, period.end)
+        grouped = rows(f"SELECT {_MIX}, COUNT(*), SUM(b.spend) FROM {inner} b GROUP BY 1", params)  # noqa: S608
+        profiles = Customer.objects.filter(merged_into__isnull=True, created_at__lt=period.end).aggregate(
+            total=Count("pk"), without=Count("pk", filter=~Exists(Purchase.objects.filter(customer_id=OuterRef("pk"))))
+        )
+    else:
+        grouped = ValueDay.objects.filter(day__lte=period.last_day).order_by().values("mix")
+        grouped = [
+            (row["mix"], row["n"], row["total"])
+            for row in grouped.annotate(n=Sum("buyers"), total=Sum("spend"))
+            if row["n"]
+        ]
+        profiles = ProfileDay.objects.filter(day__lte=period.last_day).aggregate(
+            total=Sum("profiles", default=0), without=Sum("never_bought", default=0)
+        )
     by_mix = {mix: (buyers, money(spend)) for mix, buyers, spend in grouped}
     table_rows = []
     for mix in ("store", "online", "both"):
@@ -1048,14 +1079,14 @@ def goal_dashboard(
         ],
         "conversion": [
             revenue(period, direct=direct),
-            code_attributed_revenue(period, campaign_ids),
+            code_attributed_revenue(period, campaign_ids, direct=direct),
             *message_conversion(period, campaign_ids, window=window, direct=direct),
             journey_conversion(period),
         ],
         "loyalty": [
             repeat_purchase(period),
             cohort_retention(period),
-            customer_value(period),
+            customer_value(period, direct=direct),
             loyalty_members(period),
             points(period),
             nps(period),

@@ -113,6 +113,7 @@ def test_repeat_purchase_rate_by_place_and_lifetime_value_count_people_with_no_p
     refund(refunded, LoyaltyAccountFactory(customer=once_store))
     Customer.objects.update(created_at=march(1))
 
+    results_rollups_refresh()
     repeat = _rows(selectors.repeat_purchase(PERIOD))
     value = _rows(selectors.customer_value(PERIOD))
 

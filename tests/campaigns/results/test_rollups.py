@@ -76,6 +76,9 @@ def world():
         if n % 4 == 0:
             buy(person, march(5 + n % 5, 20), "7.25", "online")
     buy(None, march(6), "99.00", "store", stores[1])  # a walk-in
+    buy(people[5], march(6), "6.00", "store", stores[1])  # online first (before), in store in the period
+    buy(people[7], march(4, 9), "3.00", "store", stores[1])  # both places on one day
+    buy(people[7], march(4, 18), "4.00", "online")
     duplicate = people[1]
     Customer.objects.filter(pk=duplicate.pk).update(merged_into=people[0])
     Customer.objects.filter(pk=people[2].pk).update(erased_at=march(8))
