@@ -9,6 +9,7 @@ from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.rollups import (
     CodeRedemption,
+    CohortDay,
     ProfileDay,
     PurchaseDay,
     ReachableCount,
@@ -23,6 +24,7 @@ __all__ = [
     "AuditEvent",
     "Campaign",
     "CodeRedemption",
+    "CohortDay",
     "CustomerPushDevice",
     "CustomerWebPushDevice",
     "Delivery",

@@ -80,6 +80,24 @@ class ValueDay(models.Model):
         return f"{self.day} {self.mix}: {self.buyers:+d}"
 
 
+class CohortDay(models.Model):
+    """Buyers of a first-purchase month (``cohort``, UTC) whose first purchase in ``month`` (UTC) fell on ``day``.
+
+    Summed over the days up to D they give how many of each cohort bought in each month, as of the end of D.
+    """
+
+    cohort = models.DateField(help_text="First day of the buyers' first-purchase month.")
+    month = models.DateField(help_text="First day of the month they bought in.")
+    day = models.DateField()
+    customers = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="cohort_day_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.cohort:%Y-%m} in {self.month:%Y-%m} on {self.day}: {self.customers}"
+
+
 class SendDay(models.Model):
     """A campaign's messages sent on ``day`` per channel and variant, with what became of them."""
 

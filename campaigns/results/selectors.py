@@ -25,6 +25,7 @@ from campaigns.audience import sendable_q
 from campaigns.models import (
     Campaign,
     CodeRedemption,
+    CohortDay,
     Delivery,
     DeliveryEvent,
     ProfileDay,
@@ -804,24 +805,28 @@ def customer_value(period: Period, *, direct: bool = False) -> Table:
     )
 
 
-def cohort_retention(period: Period, *, months: int = 6) -> Table:
+def cohort_retention(period: Period, *, months: int = 6, direct: bool = False) -> Table:
     """Retention by first-purchase month (UTC months): of each cohort, the share buying again in each
-    following month; one query."""
-    first = Window(Min(TruncMonth("occurred_at", tzinfo=UTC)), partition_by=[F("customer_id")])
-    purchases = (
-        Purchase.objects.filter(customer__isnull=False, occurred_at__lt=period.end)
-        .alias(is_refunded=refunded())
-        .filter(is_refunded=False)
-        .order_by()
-        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC), first_month=first)
-        .values("customer_id", "month", "first_month")
-    )
-    inner, params = subquery(purchases)
-    grouped = rows(
-        f"SELECT x.first_month, x.month, COUNT(DISTINCT x.customer_id) FROM {inner} x "  # noqa: S608
-        "GROUP BY x.first_month, x.month",
-        params,
-    )
+    following month; one query (on the daily roll-up unless ``direct``)."""
+    if direct:
+        first = Window(Min(TruncMonth("occurred_at", tzinfo=UTC)), partition_by=[F("customer_id")])
+        purchases = (
+            Purchase.objects.filter(customer__isnull=False, occurred_at__lt=period.end)
+            .alias(is_refunded=refunded())
+            .filter(is_refunded=False)
+            .order_by()
+            .annotate(month=TruncMonth("occurred_at", tzinfo=UTC), first_month=first)
+            .values("customer_id", "month", "first_month")
+        )
+        inner, params = subquery(purchases)
+        grouped = rows(
+            f"SELECT x.first_month, x.month, COUNT(DISTINCT x.customer_id) FROM {inner} x "  # noqa: S608
+            "GROUP BY x.first_month, x.month",
+            params,
+        )
+    else:
+        grouped = CohortDay.objects.filter(day__lte=period.last_day).order_by().values_list("cohort", "month")
+        grouped = grouped.annotate(n=Sum("customers"))
 
     def label(value) -> str:
         return str(value)[:7]
@@ -1085,7 +1090,7 @@ def goal_dashboard(
         ],
         "loyalty": [
             repeat_purchase(period),
-            cohort_retention(period),
+            cohort_retention(period, direct=direct),
             customer_value(period, direct=direct),
             loyalty_members(period),
             points(period),

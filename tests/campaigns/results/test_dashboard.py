@@ -133,6 +133,7 @@ def test_cohort_retention_by_first_purchase_month():
     buy(second, march(1) - timedelta(days=25), "10.00")  # February cohort, not back
     buy(late, march(4), "10.00")  # March cohort
 
+    results_rollups_refresh()
     table = selectors.cohort_retention(PERIOD, months=3)
 
     assert table.rows == [["2026-02", 2, 50.0, None], ["2026-03", 1, None, None]]
