@@ -140,6 +140,32 @@ class CodeRedemption(models.Model):
         return f"campaign {self.cause_id}: redemption {self.redemption_id}"
 
 
+class PurchaseTouch(models.Model):
+    """A purchase kept (not refunded) and the last campaign message sent to that person before it, within
+    ``campaigns.results.rollups.TOUCH_HORIZON``: last-touch attribution for any shorter window is this
+    message if it is inside the window, and none otherwise."""
+
+    purchase_id = models.BigIntegerField(unique=True)
+    occurred_at = models.DateTimeField()
+    day = models.DateField()
+    customer_id = models.BigIntegerField()
+    purchase_channel = models.CharField(max_length=8)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    sent_at = models.DateTimeField()
+    cause_id = models.BigIntegerField(help_text="The campaign.")
+    channel = models.CharField(max_length=8)
+    variant_id = models.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["occurred_at"], name="purchase_touch_by_time"),
+            models.Index(fields=["day"], name="purchase_touch_by_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"purchase {self.purchase_id} after campaign {self.cause_id}"
+
+
 class ReachableCount(models.Model):
     """Active profiles a channel can reach, counted at ``counted_at`` (a snapshot, not a day)."""
 

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Case, Count, Exists, Min, OuterRef, Q, Sum, When
+from django.db.models import Case, Count, Exists, Max, Min, OuterRef, Q, Sum, When
 from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 from django.utils import timezone
 
@@ -44,12 +44,13 @@ from campaigns.models import (
     DeliveryEvent,
     ProfileDay,
     PurchaseDay,
+    PurchaseTouch,
     ReachableCount,
     RollupState,
     SendDay,
     ValueDay,
 )
-from campaigns.results.sql import qn, refunded, rows, subquery
+from campaigns.results.sql import minus, qn, refunded, rows, subquery
 from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase
 from loyalty.customer_record import REFUND_KEY_PREFIX
 from loyalty.models import LedgerEntry, Redemption
@@ -58,6 +59,8 @@ STATE = "results"
 RECENT_DAYS = 2
 WATERMARK_SLACK = timedelta(minutes=10)
 CAMPAIGN_LIVE_DAYS = 7
+# The longest attribution window the touches answer for (the admin offers up to 90 days).
+TOUCH_HORIZON = timedelta(days=90)
 REACHABLE_MAX_AGE = timedelta(minutes=30)
 CAMPAIGN = Delivery.Cause.CAMPAIGN
 
@@ -138,7 +141,10 @@ def _refunds_since(since: datetime):
 def purchase_days_dirty(since: datetime) -> set[date]:
     written = Purchase.objects.filter(created_at__gte=since).order_by()
     refunded_since = Purchase.objects.filter(pk__in=_refunds_since(since).values("purchase_id")).order_by()
-    return _days(written, "occurred_at") | _days(refunded_since, "occurred_at")
+    # A merge moves the duplicate's purchases to the survivor, and the duplicate's messages count for them.
+    survivors = Customer.objects.filter(updated_at__gte=since, merged_into__isnull=False).values("merged_into_id")
+    merged = Purchase.objects.filter(customer_id__in=survivors).order_by()
+    return _days(written, "occurred_at") | _days(refunded_since, "occurred_at") | _days(merged, "occurred_at")
 
 
 def purchase_days_build(days: set[date] | None) -> int:
@@ -251,6 +257,51 @@ def cohort_days_build() -> int:
             batch_size=2000,
         )
     )
+
+
+def purchase_touches_build(days: set[date] | None) -> int:
+    """Replace the last touches of the purchases of ``days`` (all when None); one statement read.
+
+    Each kept purchase is joined to the campaign messages sent to that person (the survivor, once merged) in
+    the ``TOUCH_HORIZON`` before it; the latest one (then the highest id, as the direct computation) stays.
+    """
+    purchases = Purchase.objects.filter(customer__isnull=False).alias(is_refunded=refunded()).filter(is_refunded=False)
+    purchases = purchases.order_by().annotate(day=TruncDate("occurred_at"))
+    existing = PurchaseTouch.objects.all()
+    if days is not None:
+        if not days:
+            return 0
+        purchases, existing = purchases.filter(day__in=days), existing.filter(day__in=days)
+    existing.delete()
+    bounds = purchases.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
+    if bounds["first"] is None:
+        return 0
+    from campaigns.results.selectors import campaign_ids_touching
+
+    campaign_ids = campaign_ids_touching(bounds["first"] - TOUCH_HORIZON, bounds["last"] + timedelta(seconds=1))
+    if not campaign_ids:
+        return 0
+    inner, params = subquery(purchases.values("id", "customer_id", "channel", "amount", "occurred_at", "day"))
+    lower, lower_params = minus("p.occurred_at", TOUCH_HORIZON)
+    ids = ", ".join(str(int(pk)) for pk in campaign_ids)
+    sql = (
+        "SELECT t.id, t.occurred_at, t.day, t.customer_id, t.purchase_channel, t.amount, t.sent_at, t.cause_id, "  # noqa: S608
+        "t.channel, t.variant_id FROM (SELECT p.id, p.occurred_at, p.day, p.customer_id, "
+        "p.channel AS purchase_channel, p.amount, d.sent_at, d.cause_id, d.channel, d.variant_id, "
+        "ROW_NUMBER() OVER (PARTITION BY p.id ORDER BY d.sent_at DESC, d.id DESC) AS touch "
+        f"FROM {qn(Delivery._meta.db_table)} d JOIN {qn(Customer._meta.db_table)} c ON c.id = d.customer_id "
+        f"JOIN {inner} p ON p.customer_id = COALESCE(c.merged_into_id, c.id) "
+        f"WHERE d.cause_type = %s AND d.cause_id IN ({ids}) AND d.status = %s "
+        f"AND d.sent_at <= p.occurred_at AND d.sent_at > {lower}) t WHERE t.touch = 1"
+    )
+    found = rows(sql, [*params, CAMPAIGN, Delivery.Status.SENT, *lower_params])
+    fields = ("occurred_at", "day", "customer_id", "purchase_channel", "amount", "sent_at", "cause_id", "channel")
+    touches = []
+    for purchase_id, *values, variant_id in found:
+        touch = PurchaseTouch(purchase_id=purchase_id, variant_id=variant_id, **dict(zip(fields, values, strict=True)))
+        touch.day = _day(touch.day)
+        touches.append(touch)
+    return len(PurchaseTouch.objects.bulk_create(touches, batch_size=2000))
 
 
 # --- deliveries -------------------------------------------------------------------------------------
@@ -398,6 +449,7 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
             written = {
                 "profiles": profile_days_build(None),
                 "purchases": purchase_days_build(None),
+                "touches": purchase_touches_build(None),
                 "sends": send_days_build(None),
                 "code_redemptions": code_redemptions_build(None),
                 "value": value_days_build(),
@@ -407,9 +459,11 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
             since = state.watermark - WATERMARK_SLACK
             recent = _recent(now)
             dirty_campaigns = campaigns_dirty(since, now)
+            purchase_days = recent | purchase_days_dirty(since)
             written = {
                 "profiles": profile_days_build(recent | profile_days_dirty(since)),
-                "purchases": purchase_days_build(recent | purchase_days_dirty(since)),
+                "purchases": purchase_days_build(purchase_days),
+                "touches": purchase_touches_build(purchase_days),
                 "sends": send_days_build(dirty_campaigns),
                 "code_redemptions": code_redemptions_build(dirty_campaigns),
                 "value": value_days_build(),

@@ -30,6 +30,7 @@ from campaigns.models import (
     DeliveryEvent,
     ProfileDay,
     PurchaseDay,
+    PurchaseTouch,
     ReachableCount,
     SendDay,
     ValueDay,
@@ -478,19 +479,38 @@ def code_attributed_revenue(period: Period, campaign_ids: list[int], *, direct: 
 
 
 def last_touch_purchases(
-    *, start: datetime, end: datetime, window: timedelta, campaign_ids: list[int], only_campaign: int | None = None
+    *,
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+    campaign_ids: list[int],
+    only_campaign: int | None = None,
+    direct: bool = True,
 ) -> list[tuple]:
     """Purchases between ``start`` and ``end`` credited to the last message sent to that person within
     ``window`` before it (last touch), grouped; ONE statement.
 
     Rows: ``(cause_id, channel, variant_id, purchase channel, purchases, buyers, revenue)``. Refunded
     purchases are left out. ``only_campaign`` keeps the purchases whose last touch was that campaign.
+    Not ``direct``: read from the purchases' last touches the roll-up refresh keeps (a window up to its
+    horizon); the last message before a purchase is its touch for every window it falls inside.
     """
     if not campaign_ids:
         return []
-    lower, lower_params = minus("p.occurred_at", window)
     ids = ", ".join(str(int(pk)) for pk in campaign_ids)
     keep = f"AND t.cause_id = {int(only_campaign)}" if only_campaign is not None else ""
+    from campaigns.results.rollups import TOUCH_HORIZON
+
+    if not direct and window <= TOUCH_HORIZON:
+        lower, lower_params = minus("t.occurred_at", window)
+        sql = (
+            "SELECT t.cause_id, t.channel, t.variant_id, t.purchase_channel, COUNT(*), "  # noqa: S608
+            f"COUNT(DISTINCT t.customer_id), SUM(t.amount) FROM {qn(PurchaseTouch._meta.db_table)} t "
+            f"WHERE t.cause_id IN ({ids}) AND t.occurred_at >= %s AND t.occurred_at < %s AND t.sent_at > {lower} "
+            f"{keep} GROUP BY t.cause_id, t.channel, t.variant_id, t.purchase_channel"
+        )
+        return rows(sql, [dt(start), dt(end), *lower_params])
+    lower, lower_params = minus("p.occurred_at", window)
     sql = (
         "SELECT t.cause_id, t.channel, t.variant_id, t.purchase_channel, COUNT(*), COUNT(DISTINCT t.customer_id), "  # noqa: S608
         "SUM(t.amount) FROM ("
@@ -515,7 +535,9 @@ def message_conversion(
     daily roll-up unless ``direct``."""
     from campaigns.models import Variant
 
-    attributed = last_touch_purchases(start=period.start, end=period.end, window=window, campaign_ids=campaign_ids)
+    attributed = last_touch_purchases(
+        start=period.start, end=period.end, window=window, campaign_ids=campaign_ids, direct=direct
+    )
     if direct:
         sends = (
             _sent(campaign_ids)
