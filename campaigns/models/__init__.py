@@ -10,6 +10,8 @@ from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.rollups import (
     CodeRedemption,
     CohortDay,
+    JourneyDay,
+    JourneySendDay,
     ProfileDay,
     PurchaseDay,
     PurchaseTouch,
@@ -36,7 +38,9 @@ __all__ = [
     "FrequencyRule",
     "GoalDashboard",
     "Journey",
+    "JourneyDay",
     "JourneySegmentMark",
+    "JourneySendDay",
     "JourneyStepRun",
     "JourneyVersion",
     "Message",

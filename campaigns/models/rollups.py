@@ -166,6 +166,38 @@ class PurchaseTouch(models.Model):
         return f"purchase {self.purchase_id} after campaign {self.cause_id}"
 
 
+class JourneyDay(models.Model):
+    """A journey's enrolments that entered on ``day`` (and of those, the ones that have met its goal since),
+    and the ones that met its goal on ``day``."""
+
+    day = models.DateField()
+    journey_id = models.BigIntegerField()
+    entries = models.PositiveIntegerField()
+    entries_converted = models.PositiveIntegerField()
+    conversions = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="journey_day_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} journey {self.journey_id}: {self.entries}"
+
+
+class JourneySendDay(models.Model):
+    """Messages a journey's send steps sent on ``day``, by the day the step ran (sends may follow it)."""
+
+    day = models.DateField()
+    ran_day = models.DateField()
+    journey_id = models.BigIntegerField()
+    messages = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="journey_send_day_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} journey {self.journey_id}: {self.messages}"
+
+
 class ReachableCount(models.Model):
     """Active profiles a channel can reach, counted at ``counted_at`` (a snapshot, not a day)."""
 

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Case, Count, Exists, Max, Min, OuterRef, Q, Sum, When
+from django.db.models import Case, Count, Exists, F, Max, Min, OuterRef, Q, Sum, When
 from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 from django.utils import timezone
 
@@ -42,6 +42,8 @@ from campaigns.models import (
     CohortDay,
     Delivery,
     DeliveryEvent,
+    JourneyDay,
+    JourneySendDay,
     ProfileDay,
     PurchaseDay,
     PurchaseTouch,
@@ -50,6 +52,7 @@ from campaigns.models import (
     SendDay,
     ValueDay,
 )
+from campaigns.results.selectors import JOURNEY_SEND_SLACK, campaign_ids_touching
 from campaigns.results.sql import minus, qn, refunded, rows, subquery
 from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase
 from loyalty.customer_record import REFUND_KEY_PREFIX
@@ -276,8 +279,6 @@ def purchase_touches_build(days: set[date] | None) -> int:
     bounds = purchases.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
     if bounds["first"] is None:
         return 0
-    from campaigns.results.selectors import campaign_ids_touching
-
     campaign_ids = campaign_ids_touching(bounds["first"] - TOUCH_HORIZON, bounds["last"] + timedelta(seconds=1))
     if not campaign_ids:
         return 0
@@ -415,6 +416,78 @@ def code_redemptions_build(campaign_ids: Iterable[int] | None) -> int:
         return cursor.rowcount
 
 
+# --- journeys -------------------------------------------------------------------------------------
+
+
+def journey_days_dirty(since: datetime) -> set[date]:
+    """The entry days of enrolments that met their goal since (their cohort's conversions changed)."""
+    from campaigns.models import Enrolment
+
+    converted = Enrolment.objects.filter(converted_at__gte=since).order_by()
+    return _days(converted, "entered_at") | _days(converted, "converted_at")
+
+
+def journey_days_build(days: set[date] | None) -> int:
+    """Replace the journeys' entry and goal rows of ``days`` (all when None), and the rows of the messages
+    their send steps sent on those days; three statements read."""
+    from campaigns.models import Enrolment, JourneyStepRun
+
+    entered = Enrolment.objects.order_by().annotate(day=TruncDate("entered_at"))
+    converted = Enrolment.objects.filter(converted_at__isnull=False).order_by().annotate(day=TruncDate("converted_at"))
+    existing, existing_sends = JourneyDay.objects.all(), JourneySendDay.objects.all()
+    runs = JourneyStepRun.objects.order_by()
+    sends = Delivery.objects.filter(cause_type=Delivery.Cause.JOURNEY_STEP, sent_at__isnull=False).order_by()
+    sends = sends.annotate(day=TruncDate("sent_at"))
+    if days is not None:
+        if not days:
+            return 0
+        entered, converted, sends = (
+            entered.filter(day__in=days),
+            converted.filter(day__in=days),
+            sends.filter(day__in=days),
+        )
+        existing, existing_sends = existing.filter(day__in=days), existing_sends.filter(day__in=days)
+        first = timezone.make_aware(datetime.combine(min(days), datetime.min.time()))
+        last = timezone.make_aware(datetime.combine(max(days) + timedelta(days=1), datetime.min.time()))
+        # Deliveries have no index on their send time: the step runs name them through their unique key.
+        runs = runs.filter(ran_at__gte=first - JOURNEY_SEND_SLACK, ran_at__lt=last)
+        sends = sends.filter(cause_id__in=runs.values("pk"))
+    counts: dict[tuple, dict[str, int]] = {}
+    for row in entered.values("day", "journey_id").annotate(
+        n=Count("pk"), n_converted=Count("pk", filter=Q(converted_at__isnull=False))
+    ):
+        entry = counts.setdefault((_day(row["day"]), row["journey_id"]), {"conversions": 0})
+        entry.update(entries=row["n"], entries_converted=row["n_converted"])
+    for row in converted.values("day", "journey_id").annotate(n=Count("pk")):
+        entry = counts.setdefault((_day(row["day"]), row["journey_id"]), {"entries": 0, "entries_converted": 0})
+        entry["conversions"] = row["n"]
+    inner, params = subquery(sends.values("cause_id", "day"))
+    runs_sql, runs_params = subquery(
+        runs.annotate(ran_day=TruncDate("ran_at"), journey=F("enrolment__journey_id")).values(
+            "id", "ran_day", "journey"
+        )
+    )
+    grouped = rows(
+        "SELECT s.day, r.ran_day, r.journey, COUNT(*) FROM "  # noqa: S608 (SQL built here)
+        f"{inner} s JOIN {runs_sql} r ON r.id = s.cause_id GROUP BY s.day, r.ran_day, r.journey",
+        [*params, *runs_params],
+    )
+    existing.delete()
+    existing_sends.delete()
+    JourneyDay.objects.bulk_create(
+        [JourneyDay(day=day, journey_id=journey_id, **entry) for (day, journey_id), entry in counts.items()],
+        batch_size=2000,
+    )
+    JourneySendDay.objects.bulk_create(
+        [
+            JourneySendDay(day=_day(day), ran_day=_day(ran_day), journey_id=journey_id, messages=n)
+            for day, ran_day, journey_id, n in grouped
+        ],
+        batch_size=2000,
+    )
+    return len(counts) + len(grouped)
+
+
 # --- reachable audience -----------------------------------------------------------------------------
 
 
@@ -454,6 +527,7 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
                 "code_redemptions": code_redemptions_build(None),
                 "value": value_days_build(),
                 "cohorts": cohort_days_build(),
+                "journeys": journey_days_build(None),
             }
         else:
             since = state.watermark - WATERMARK_SLACK
@@ -468,6 +542,7 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
                 "code_redemptions": code_redemptions_build(dirty_campaigns),
                 "value": value_days_build(),
                 "cohorts": cohort_days_build(),
+                "journeys": journey_days_build(recent | journey_days_dirty(since)),
             }
         reachable = ReachableCount.objects.order_by("counted_at").values_list("counted_at", flat=True).first()
         if full or reachable is None or reachable < now - REACHABLE_MAX_AGE:

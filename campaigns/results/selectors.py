@@ -623,15 +623,18 @@ def message_conversion(
 JOURNEY_SEND_SLACK = timedelta(days=2)
 
 
-def journey_conversion(period: Period) -> Table:
+def journey_conversion(period: Period, *, direct: bool = False) -> Table:
     """Per journey: enrolments entered and converted, the conversion rate and the messages its send
-    steps sent, in the period and the previous one; three queries whatever the data.
+    steps sent, in the period and the previous one; three queries whatever the data (on the daily
+    roll-ups unless ``direct``).
 
     Deliveries carry no index on their send time: the step runs of the two periods (and the slack
     before them) name them through the deliveries' unique key ``(cause_type, cause_id, ...)``.
     """
-    from campaigns.models import Enrolment, Journey, JourneyStepRun
+    from campaigns.models import Enrolment, JourneyStepRun
 
+    if not direct:
+        return _journey_table(period, *_journey_counts_rolled_up(period))
     current, previous, either = _both("entered_at", period)
     converted, converted_prev, converted_either = _both("converted_at", period)
     enrolments = {
@@ -668,6 +671,41 @@ def journey_conversion(period: Period) -> Table:
         dt(period.end),
     ]
     sends = {journey_id: (int(cur or 0), int(prev or 0)) for journey_id, cur, prev in rows(sql, params)}
+    return _journey_table(period, enrolments, sends)
+
+
+def _journey_counts_rolled_up(period: Period) -> tuple[dict, dict]:
+    from campaigns.models import JourneyDay, JourneySendDay
+
+    current, previous, either = _day_both(period)
+    enrolments = {
+        row["journey_id"]: row
+        for row in JourneyDay.objects.filter(either)
+        .order_by()
+        .values("journey_id")
+        .annotate(
+            entered=Sum("entries", filter=current, default=0),
+            entered_prev=Sum("entries", filter=previous, default=0),
+            converted=Sum("conversions", filter=current, default=0),
+            converted_prev=Sum("conversions", filter=previous, default=0),
+            cohort_converted=Sum("entries_converted", filter=current, default=0),
+            cohort_converted_prev=Sum("entries_converted", filter=previous, default=0),
+        )
+    }
+    earliest_run = period.previous.first_day - timedelta(days=JOURNEY_SEND_SLACK.days)
+    sends = {
+        row["journey_id"]: (row["cur"], row["prev"])
+        for row in JourneySendDay.objects.filter(either, ran_day__gte=earliest_run, ran_day__lte=period.last_day)
+        .order_by()
+        .values("journey_id")
+        .annotate(cur=Sum("messages", filter=current, default=0), prev=Sum("messages", filter=previous, default=0))
+    }
+    return enrolments, sends
+
+
+def _journey_table(period: Period, enrolments: dict, sends: dict) -> Table:
+    from campaigns.models import Journey
+
     ids = set(enrolments) | set(sends)
     names = dict(Journey.objects.filter(pk__in=ids).values_list("pk", "name"))
     empty = dict.fromkeys(
@@ -1108,7 +1146,7 @@ def goal_dashboard(
             revenue(period, direct=direct),
             code_attributed_revenue(period, campaign_ids, direct=direct),
             *message_conversion(period, campaign_ids, window=window, direct=direct),
-            journey_conversion(period),
+            journey_conversion(period, direct=direct),
         ],
         "loyalty": [
             repeat_purchase(period),

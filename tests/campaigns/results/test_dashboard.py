@@ -326,6 +326,7 @@ def test_journey_conversion_counts_entries_goals_and_sends_per_journey_in_each_p
     _enrol(winback, march(1) - timedelta(days=3), sent_at=march(1) - timedelta(days=3))
     _enrol(winback, march(9), converted=march(12))  # converts after the period
 
+    results_rollups_refresh()
     table = selectors.journey_conversion(PERIOD)
 
     rows = _rows(table)
@@ -336,6 +337,7 @@ def test_journey_conversion_counts_entries_goals_and_sends_per_journey_in_each_p
 def test_journey_conversion_takes_three_queries_whatever_the_number_of_journeys(django_assert_num_queries):
     for n in range(4):
         _enrol(_journey(f"J{n}"), march(2), converted=march(3), sent_at=march(2))
+    results_rollups_refresh()
 
     with django_assert_num_queries(3):
         table = selectors.journey_conversion(PERIOD)
