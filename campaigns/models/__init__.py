@@ -8,6 +8,7 @@ from campaigns.models.journeys import Enrolment, Journey, JourneySegmentMark, Jo
 from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.rollups import (
+    BuyerDay,
     CodeRedemption,
     CohortDay,
     JourneyDay,
@@ -25,6 +26,7 @@ from campaigns.models.test_recipients import StaffTestRecipient
 
 __all__ = [
     "AuditEvent",
+    "BuyerDay",
     "Campaign",
     "CodeRedemption",
     "CohortDay",

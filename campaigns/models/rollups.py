@@ -60,6 +60,21 @@ class PurchaseDay(models.Model):
         return f"{self.day} {self.channel}: {self.net_revenue}"
 
 
+class BuyerDay(models.Model):
+    """A buyer's purchases kept (not refunded) on ``day``, in store and online."""
+
+    day = models.DateField()
+    customer_id = models.BigIntegerField()
+    store_orders = models.PositiveIntegerField()
+    online_orders = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="buyer_day_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} customer {self.customer_id}"
+
+
 class ValueDay(models.Model):
     """How the historic lifetime value changes on ``day``, per buying place (store, online, both).
 

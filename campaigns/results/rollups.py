@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from campaigns.audience import sendable_q
 from campaigns.models import (
+    BuyerDay,
     Campaign,
     CodeRedemption,
     CohortDay,
@@ -181,6 +182,28 @@ def purchase_days_build(days: set[date] | None) -> int:
             batch_size=2000,
         )
     )
+
+
+def buyer_days_build(days: set[date] | None) -> int:
+    """Replace the buyers' rows of ``days`` (all when None): kept purchases per buyer and day, by place."""
+    purchases = Purchase.objects.filter(customer__isnull=False).alias(is_refunded=refunded()).filter(is_refunded=False)
+    purchases = purchases.order_by().annotate(day=TruncDate("occurred_at"))
+    existing = BuyerDay.objects.all()
+    if days is not None:
+        purchases, existing = purchases.filter(day__in=days), existing.filter(day__in=days)
+    inner, params = subquery(
+        purchases.values("day", "customer_id").annotate(
+            store=Count("pk", filter=Q(channel="store")), online=Count("pk", filter=Q(channel="online"))
+        )
+    )
+    existing.delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(BuyerDay._meta.db_table)} (day, customer_id, store_orders, online_orders) "  # noqa: S608
+            f"SELECT b.day, b.customer_id, b.store, b.online FROM {inner} b",
+            params,
+        )
+        return cursor.rowcount
 
 
 def value_days_build() -> int:
@@ -523,6 +546,7 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
                 "profiles": profile_days_build(None),
                 "purchases": purchase_days_build(None),
                 "touches": purchase_touches_build(None),
+                "buyers": buyer_days_build(None),
                 "sends": send_days_build(None),
                 "code_redemptions": code_redemptions_build(None),
                 "value": value_days_build(),
@@ -538,6 +562,7 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
                 "profiles": profile_days_build(recent | profile_days_dirty(since)),
                 "purchases": purchase_days_build(purchase_days),
                 "touches": purchase_touches_build(purchase_days),
+                "buyers": buyer_days_build(purchase_days),
                 "sends": send_days_build(dirty_campaigns),
                 "code_redemptions": code_redemptions_build(dirty_campaigns),
                 "value": value_days_build(),

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from campaigns.audience import sendable_q
 from campaigns.models import (
+    BuyerDay,
     Campaign,
     CodeRedemption,
     CohortDay,
@@ -775,12 +776,24 @@ def _buyers_sql(start: datetime | None, end: datetime) -> tuple[str, list]:
 _MIX = "CASE WHEN b.store > 0 AND b.online > 0 THEN 'both' WHEN b.store > 0 THEN 'store' ELSE 'online' END"
 
 
-def repeat_purchase(period: Period) -> Table:
+def _buyer_days_sql(span: Period) -> tuple[str, list]:
+    """``_buyers_sql`` from the daily roll-up (without the spend, which repeat purchase does not need)."""
+    grouped = (
+        BuyerDay.objects.filter(day__gte=span.first_day, day__lte=span.last_day)
+        .order_by()
+        .values("customer_id")
+        .annotate(store=Sum("store_orders"), online=Sum("online_orders"))
+        .annotate(n=F("store") + F("online"))
+    )
+    return subquery(grouped)
+
+
+def repeat_purchase(period: Period, *, direct: bool = False) -> Table:
     """Of the customers who bought in the period, the share who bought more than once, by where they
-    bought; one query per period."""
+    bought; one query per period (on the daily roll-up unless ``direct``)."""
     result = {}
     for name, span in (("cur", period), ("prev", period.previous)):
-        inner, params = _buyers_sql(span.start, span.end)
+        inner, params = _buyers_sql(span.start, span.end) if direct else _buyer_days_sql(span)
         result[name] = {
             mix: (buyers, repeaters)
             for mix, buyers, repeaters in rows(
@@ -1149,7 +1162,7 @@ def goal_dashboard(
             journey_conversion(period, direct=direct),
         ],
         "loyalty": [
-            repeat_purchase(period),
+            repeat_purchase(period, direct=direct),
             cohort_retention(period, direct=direct),
             customer_value(period, direct=direct),
             loyalty_members(period),
