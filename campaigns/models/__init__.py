@@ -11,6 +11,7 @@ from campaigns.models.rollups import (
     BuyerDay,
     CodeRedemption,
     CohortDay,
+    HealthDay,
     JourneyDay,
     JourneySendDay,
     ProfileDay,
@@ -19,6 +20,8 @@ from campaigns.models.rollups import (
     ReachableCount,
     RollupState,
     SendDay,
+    SignupDay,
+    SurveyDay,
     ValueDay,
 )
 from campaigns.models.segments import Segment, SegmentMember
@@ -39,6 +42,7 @@ __all__ = [
     "FrequencyCounter",
     "FrequencyRule",
     "GoalDashboard",
+    "HealthDay",
     "Journey",
     "JourneyDay",
     "JourneySegmentMark",
@@ -56,8 +60,10 @@ __all__ = [
     "Segment",
     "SegmentMember",
     "SendDay",
+    "SignupDay",
     "SmsOptOutReview",
     "StaffTestRecipient",
+    "SurveyDay",
     "ValueDay",
     "Variant",
 ]

@@ -213,6 +213,47 @@ class JourneySendDay(models.Model):
         return f"{self.day} journey {self.journey_id}: {self.messages}"
 
 
+class SignupDay(models.Model):
+    """Email and SMS consent grants given on ``day`` per channel and method (new signups only)."""
+
+    day = models.DateField()
+    channel = models.CharField(max_length=8)
+    method = models.CharField(max_length=24)
+    grants = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="signup_day_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.channel} {self.method}: {self.grants}"
+
+
+class HealthDay(models.Model):
+    """Bounces, complaints, unsubscribes and STOPs reported on ``day`` (``kind`` names the column)."""
+
+    day = models.DateField()
+    kind = models.CharField(max_length=16)
+    reports = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="health_day_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.kind}: {self.reports}"
+
+
+class SurveyDay(models.Model):
+    """Survey answers whose latest answer was given on ``day``: all, promoters (9-10), detractors (0-6)."""
+
+    day = models.DateField(unique=True)
+    answers = models.PositiveIntegerField()
+    promoter_answers = models.PositiveIntegerField()
+    detractor_answers = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.answers}"
+
+
 class ReachableCount(models.Model):
     """Active profiles a channel can reach, counted at ``counted_at`` (a snapshot, not a day)."""
 

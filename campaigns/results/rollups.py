@@ -43,6 +43,7 @@ from campaigns.models import (
     CohortDay,
     Delivery,
     DeliveryEvent,
+    HealthDay,
     JourneyDay,
     JourneySendDay,
     ProfileDay,
@@ -51,11 +52,13 @@ from campaigns.models import (
     ReachableCount,
     RollupState,
     SendDay,
+    SignupDay,
+    SurveyDay,
     ValueDay,
 )
 from campaigns.results.selectors import JOURNEY_SEND_SLACK, campaign_ids_touching
 from campaigns.results.sql import minus, qn, refunded, rows, subquery
-from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase
+from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase, SurveyResponse
 from loyalty.customer_record import REFUND_KEY_PREFIX
 from loyalty.models import LedgerEntry, Redemption
 
@@ -511,6 +514,89 @@ def journey_days_build(days: set[date] | None) -> int:
     return len(counts) + len(grouped)
 
 
+# --- signups, channel health, survey ---------------------------------------------------------------
+
+
+def evidence_days_dirty(since: datetime) -> set[date]:
+    """Days of consent evidence and provider reports recorded since (both are append-only)."""
+    evidence = ConsentEvidence.objects.filter(recorded_at__gte=since).order_by()
+    events = DeliveryEvent.objects.filter(created_at__gte=since).order_by()
+    return _days(evidence, "occurred_at") | _days(events, "occurred_at")
+
+
+def signup_and_health_days_build(days: set[date] | None) -> int:
+    """Replace the signup and channel-health rows of ``days`` (all when None); three statements read."""
+    from campaigns.results.selectors import HEALTH_KINDS, SIGNUP_METHODS, UNSUBSCRIBE_METHODS
+
+    grants = ConsentEvidence.objects.filter(action="grant", method__in=list(SIGNUP_METHODS))
+    grants = grants.exclude(channel=Channel.PUSH).order_by().annotate(day=TruncDate("occurred_at"))
+    reports = (
+        DeliveryEvent.objects.filter(kind__in=list(HEALTH_KINDS)).order_by().annotate(day=TruncDate("occurred_at"))
+    )
+    opt_outs = (
+        ConsentEvidence.objects.filter(action="withdraw")
+        .filter(Q(channel="sms", method=ConsentMethod.SMS_KEYWORD) | Q(channel="email", method__in=UNSUBSCRIBE_METHODS))
+        .order_by()
+        .annotate(day=TruncDate("occurred_at"))
+    )
+    existing_signups, existing_health = SignupDay.objects.all(), HealthDay.objects.all()
+    if days is not None:
+        if not days:
+            return 0
+        grants, reports, opt_outs = (
+            grants.filter(day__in=days),
+            reports.filter(day__in=days),
+            opt_outs.filter(day__in=days),
+        )
+        existing_signups, existing_health = existing_signups.filter(day__in=days), existing_health.filter(day__in=days)
+    signup_rows = [
+        SignupDay(day=_day(row["day"]), channel=row["channel"], method=row["method"], grants=row["n"])
+        for row in grants.values("day", "channel", "method").annotate(n=Count("pk"))
+    ]
+    health: dict[tuple[date, str], int] = {}
+    for row in reports.values("day", "kind").annotate(n=Count("pk")):
+        key = (_day(row["day"]), HEALTH_KINDS[row["kind"]][0])
+        health[key] = health.get(key, 0) + row["n"]
+    for row in opt_outs.values("day", "channel").annotate(n=Count("pk")):
+        key = (_day(row["day"]), "stop" if row["channel"] == "sms" else "unsubscribe")
+        health[key] = health.get(key, 0) + row["n"]
+    existing_signups.delete()
+    existing_health.delete()
+    SignupDay.objects.bulk_create(signup_rows, batch_size=2000)
+    HealthDay.objects.bulk_create(
+        [HealthDay(day=day, kind=kind, reports=n) for (day, kind), n in health.items()], batch_size=2000
+    )
+    return len(signup_rows) + len(health)
+
+
+def survey_days_build() -> int:
+    """Rebuild the survey rows (one statement read): a changed answer moves to its new day, and the old
+    day is not recorded anywhere, so every run counts them all (one row per answer, no join)."""
+    from campaigns.results.selectors import DETRACTOR_HIGHEST, PROMOTER_LOWEST
+
+    grouped = (
+        SurveyResponse.objects.order_by()
+        .annotate(day=TruncDate("answered_at"))
+        .values("day")
+        .annotate(
+            n=Count("pk"),
+            n_promoters=Count("pk", filter=Q(score__gte=PROMOTER_LOWEST)),
+            n_detractors=Count("pk", filter=Q(score__lte=DETRACTOR_HIGHEST)),
+        )
+    )
+    days = [
+        SurveyDay(
+            day=_day(row["day"]),
+            answers=row["n"],
+            promoter_answers=row["n_promoters"],
+            detractor_answers=row["n_detractors"],
+        )
+        for row in grouped
+    ]
+    SurveyDay.objects.all().delete()
+    return len(SurveyDay.objects.bulk_create(days, batch_size=2000))
+
+
 # --- reachable audience -----------------------------------------------------------------------------
 
 
@@ -552,6 +638,8 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
                 "value": value_days_build(),
                 "cohorts": cohort_days_build(),
                 "journeys": journey_days_build(None),
+                "signups_health": signup_and_health_days_build(None),
+                "survey": survey_days_build(),
             }
         else:
             since = state.watermark - WATERMARK_SLACK
@@ -568,6 +656,8 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
                 "value": value_days_build(),
                 "cohorts": cohort_days_build(),
                 "journeys": journey_days_build(recent | journey_days_dirty(since)),
+                "signups_health": signup_and_health_days_build(recent | evidence_days_dirty(since)),
+                "survey": survey_days_build(),
             }
         reachable = ReachableCount.objects.order_by("counted_at").values_list("counted_at", flat=True).first()
         if full or reachable is None or reachable < now - REACHABLE_MAX_AGE:

@@ -29,11 +29,14 @@ from campaigns.models import (
     CohortDay,
     Delivery,
     DeliveryEvent,
+    HealthDay,
     ProfileDay,
     PurchaseDay,
     PurchaseTouch,
     ReachableCount,
     SendDay,
+    SignupDay,
+    SurveyDay,
     ValueDay,
 )
 from campaigns.results.periods import Period
@@ -190,16 +193,26 @@ def reachable_audience(*, now: datetime | None = None, direct: bool = False) -> 
 # --- engagement -----------------------------------------------------------------------------------
 
 
-def signups(period: Period) -> Table:
-    """Email and SMS consent grants by how they were collected; one query."""
-    current, previous, either = _both("occurred_at", period)
-    grouped = (
-        ConsentEvidence.objects.filter(either, action="grant", method__in=list(SIGNUP_METHODS))
-        .exclude(channel=Channel.PUSH)
-        .order_by()
-        .values("channel", "method")
-        .annotate(cur=Count("pk", filter=current), prev=Count("pk", filter=previous))
-    )
+def signups(period: Period, *, direct: bool = False) -> Table:
+    """Email and SMS consent grants by how they were collected; one query (on the daily roll-up unless
+    ``direct``)."""
+    if direct:
+        current, previous, either = _both("occurred_at", period)
+        grouped = (
+            ConsentEvidence.objects.filter(either, action="grant", method__in=list(SIGNUP_METHODS))
+            .exclude(channel=Channel.PUSH)
+            .order_by()
+            .values("channel", "method")
+            .annotate(cur=Count("pk", filter=current), prev=Count("pk", filter=previous))
+        )
+    else:
+        current, previous, either = _day_both(period)
+        grouped = (
+            SignupDay.objects.filter(either)
+            .order_by()
+            .values("channel", "method")
+            .annotate(cur=Sum("grants", filter=current, default=0), prev=Sum("grants", filter=previous, default=0))
+        )
     table_rows = [
         [
             Channel(row["channel"]).label,
@@ -209,7 +222,7 @@ def signups(period: Period) -> Table:
             row["prev"],
             change(row["cur"], row["prev"]),
         ]
-        for row in sorted(grouped, key=lambda r: (r["channel"], -r["cur"]))
+        for row in sorted(grouped, key=lambda r: (r["channel"], -r["cur"], r["method"]))
     ]
     return Table(
         "signups", "Email and SMS signups", ["channel", "method", "place", "period", "previous", "change"], table_rows
@@ -1015,21 +1028,36 @@ PROMOTER_LOWEST = 9
 DETRACTOR_HIGHEST = 6
 
 
-def nps(period: Period) -> Table:
-    """Net promoter score of the survey answers given in the period and the previous one; one query.
+def nps(period: Period, *, direct: bool = False) -> Table:
+    """Net promoter score of the survey answers given in the period and the previous one; one query (on
+    the daily roll-up unless ``direct``).
 
     Promoters answered 9-10, detractors 0-6; NPS = % promoters - % detractors, from -100 to +100.
     """
-    current, previous, either = _both("answered_at", period)
-    promoter, detractor = Q(score__gte=PROMOTER_LOWEST), Q(score__lte=DETRACTOR_HIGHEST)
-    counts = SurveyResponse.objects.filter(either).aggregate(
-        n=Count("pk", filter=current),
-        promoters=Count("pk", filter=current & promoter),
-        detractors=Count("pk", filter=current & detractor),
-        n_prev=Count("pk", filter=previous),
-        promoters_prev=Count("pk", filter=previous & promoter),
-        detractors_prev=Count("pk", filter=previous & detractor),
-    )
+    if direct:
+        current, previous, either = _both("answered_at", period)
+        promoter, detractor = Q(score__gte=PROMOTER_LOWEST), Q(score__lte=DETRACTOR_HIGHEST)
+        counts = SurveyResponse.objects.filter(either).aggregate(
+            n=Count("pk", filter=current),
+            promoters=Count("pk", filter=current & promoter),
+            detractors=Count("pk", filter=current & detractor),
+            n_prev=Count("pk", filter=previous),
+            promoters_prev=Count("pk", filter=previous & promoter),
+            detractors_prev=Count("pk", filter=previous & detractor),
+        )
+    else:
+        current, previous, either = _day_both(period)
+        counts = SurveyDay.objects.filter(either).aggregate(
+            **{
+                f"{name}{suffix}": Sum(field, filter=span, default=0)
+                for name, field in (
+                    ("n", "answers"),
+                    ("promoters", "promoter_answers"),
+                    ("detractors", "detractor_answers"),
+                )
+                for suffix, span in (("", current), ("_prev", previous))
+            }
+        )
 
     def score(suffix: str) -> float | None:
         n = counts["n" + suffix]
@@ -1091,12 +1119,17 @@ def channel_health(period: Period, campaign_ids: list[int], *, direct: bool = Fa
         sends = sends.values("day", "channel").annotate(n=Sum("messages"))
     sent = {(str(row["day"]), row["channel"]): row["n"] for row in sends}
     events: dict[tuple[str, str], int] = {}
+    if not direct:
+        reports = HealthDay.objects.filter(_day_both(period)[0]).values_list("day", "kind", "reports")
+        events = {(str(day), kind): n for day, kind, n in reports}
     for row in (
         DeliveryEvent.objects.filter(_between("occurred_at", period), kind__in=list(HEALTH_KINDS))
         .order_by()
         .annotate(day=TruncDate("occurred_at"))
         .values("day", "kind")
         .annotate(n=Count("pk"))
+        if direct
+        else ()
     ):
         events[(str(row["day"]), HEALTH_KINDS[row["kind"]][0])] = row["n"]
     for row in (
@@ -1106,6 +1139,8 @@ def channel_health(period: Period, campaign_ids: list[int], *, direct: bool = Fa
         .annotate(day=TruncDate("occurred_at"))
         .values("day", "channel")
         .annotate(n=Count("pk"))
+        if direct
+        else ()
     ):
         key = (str(row["day"]), "stop" if row["channel"] == "sms" else "unsubscribe")
         events[key] = events.get(key, 0) + row["n"]
@@ -1150,7 +1185,7 @@ def goal_dashboard(
     return {
         "awareness": [*new_profiles(period, direct=direct), reachable_audience(direct=direct)],
         "engagement": [
-            signups(period),
+            signups(period, direct=direct),
             *checkout_opt_in(period, direct=direct),
             open_click_rates(period, campaign_ids, direct=direct),
             coupon_redemption_rate(period, campaign_ids, direct=direct),
@@ -1167,7 +1202,7 @@ def goal_dashboard(
             customer_value(period, direct=direct),
             loyalty_members(period),
             points(period),
-            nps(period),
+            nps(period, direct=direct),
         ],
         "health": [channel_health(period, campaign_ids, direct=direct)],
     }

@@ -260,6 +260,7 @@ def test_nps_counts_promoters_minus_detractors_of_the_answers_in_each_period():
         answer(score, march(1) - timedelta(days=2), f"campaign:0 delivery:{n}")
     answer(10, march(11, 1), "after the period")
 
+    results_rollups_refresh()
     rows = _rows(selectors.nps(PERIOD))
 
     assert rows["Answers"][:2] == [8, 4]
@@ -270,6 +271,7 @@ def test_nps_counts_promoters_minus_detractors_of_the_answers_in_each_period():
 
 
 def test_nps_without_answers_is_blank_not_zero():
+    results_rollups_refresh()
     rows = _rows(selectors.nps(PERIOD))
 
     assert rows["NPS"] == [None, None, "-"]

@@ -12,7 +12,7 @@ from campaigns.models import Campaign, Delivery, DeliveryEvent, Enrolment, Profi
 from campaigns.results import selectors
 from campaigns.results.periods import Period
 from campaigns.results.rollups import results_rollups_refresh
-from customers.models import ConsentEvidence, Customer
+from customers.models import ConsentEvidence, Customer, SurveyResponse
 from customers.services.profiles import customer_erase, customer_merge
 from loyalty.models import Redemption
 from tests.campaigns.results.test_dashboard import _enrol, _journey
@@ -102,6 +102,29 @@ def world():
     redeem(people[4], codes[4], march(3), channel="store", store=stores[0])
     redeem(people[0], codes[1], march(4))  # the survivor redeems what the duplicate was sent
     redeem(people[5], codes[5], march(1) - timedelta(days=8))  # before the send: not the message's
+    for n, score in enumerate([10, 9, 8, 6, 0, 10, 3]):
+        SurveyResponse.objects.create(
+            customer=people[n],
+            source=f"campaign:{spring.pk} delivery:{n}",
+            score=score,
+            answered_at=march(1 + n) - timedelta(days=8 * (n % 2)),
+            first_answered_at=march(1) - timedelta(days=20),
+        )
+    for n, (channel, method) in enumerate([("email", "one_click"), ("sms", "sms_keyword"), ("email", "web_form")]):
+        ConsentEvidence.objects.create(
+            customer=people[10 + n], channel=channel, action="withdraw", method=method, occurred_at=march(2 + n, 14)
+        )
+    ConsentEvidence.objects.create(
+        customer=people[3], channel="sms", action="grant", method="web_form", occurred_at=march(3)
+    )
+    for n, kind in enumerate(["bounced", "complained", "bounced", "opened"]):
+        DeliveryEvent.objects.create(
+            provider="esp",
+            provider_event_id=f"w{n}",
+            delivery_id=deliveries[n].pk,
+            kind=kind,
+            occurred_at=march(2 + n % 2, 15),
+        )
     welcome, winback = _journey("Welcome"), _journey("Win-back")
     _enrol(welcome, march(2), converted=march(4), sent_at=march(2), customer=people[20])
     _enrol(welcome, march(5), sent_at=march(11, 1), customer=people[21])  # sent after the period
