@@ -12,10 +12,12 @@ only what changed:
   creation day; checkout consent evidence marks its profile's creation day; a purchase marks the day it
   occurred; a refund (a REVERSE ledger entry) marks its purchase's day;
 - campaigns, not days, for deliveries, since only the campaign finds its deliveries through an index
-  (their unique key): campaigns sending or finished in the last ``CAMPAIGN_LIVE_DAYS``, those whose
-  deliveries got a provider event since the watermark (opens, clicks, bounces arrive as events), and
-  those whose offer had a redemption written or cancelled since the watermark, or one by a profile
-  merged since (a merge lets the survivor redeem what the duplicate was sent).
+  (their unique key): campaigns still sending or finished since the watermark, those whose deliveries
+  got a provider event since (opens, clicks, bounces arrive as events), and those whose offer had a
+  redemption written or cancelled since, or one by a profile merged since (a merge lets the survivor
+  redeem what the duplicate was sent);
+- everything, each run, for lifetime value, cohorts and survey answers: a backdated purchase or a
+  changed answer moves figures on days other than its own, and each is one pass over its table.
 
 Re-aggregating a day replaces its rows, so a refresh is idempotent; runs are serialised on the state
 row (a second run that finds it locked does nothing), and readers see the old rows until the new ones
@@ -65,7 +67,6 @@ from loyalty.models import LedgerEntry, Redemption
 STATE = "results"
 RECENT_DAYS = 2
 WATERMARK_SLACK = timedelta(minutes=10)
-CAMPAIGN_LIVE_DAYS = 7
 # The longest attribution window the touches answer for (the admin offers up to 90 days).
 TOUCH_HORIZON = timedelta(days=90)
 REACHABLE_MAX_AGE = timedelta(minutes=30)
@@ -334,9 +335,11 @@ def purchase_touches_build(days: set[date] | None) -> int:
 # --- deliveries -------------------------------------------------------------------------------------
 
 
-def campaigns_dirty(since: datetime, now: datetime) -> set[int]:
+def campaigns_dirty(since: datetime) -> set[int]:
+    # A campaign's deliveries change while it sends; once it has finished, only through provider events,
+    # redemptions and merges, found below.
     live = Campaign.objects.filter(started_at__isnull=False).filter(
-        Q(finished_at__isnull=True) | Q(finished_at__gte=now - timedelta(days=CAMPAIGN_LIVE_DAYS))
+        Q(finished_at__isnull=True) | Q(finished_at__gte=since)
     )
     ids = set(live.values_list("pk", flat=True))
     with_events = Delivery.objects.filter(
@@ -644,7 +647,7 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
         else:
             since = state.watermark - WATERMARK_SLACK
             recent = _recent(now)
-            dirty_campaigns = campaigns_dirty(since, now)
+            dirty_campaigns = campaigns_dirty(since)
             purchase_days = recent | purchase_days_dirty(since)
             written = {
                 "profiles": profile_days_build(recent | profile_days_dirty(since)),
