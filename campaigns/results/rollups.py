@@ -16,8 +16,9 @@ only what changed:
   got a provider event since (opens, clicks, bounces arrive as events), and those whose offer had a
   redemption written or cancelled since, or one by a profile merged since (a merge lets the survivor
   redeem what the duplicate was sent);
-- everything, each run, for lifetime value, cohorts and survey answers: a backdated purchase or a
-  changed answer moves figures on days other than its own, and each is one pass over its table.
+- everything for lifetime value and cohorts when any purchase changed since, and for survey answers
+  every run: a backdated purchase or a changed answer moves figures on days other than its own, and each
+  is one pass over its table.
 
 Re-aggregating a day replaces its rows, so a refresh is idempotent; runs are serialised on the state
 row (a second run that finds it locked does nothing), and readers see the old rows until the new ones
@@ -648,16 +649,19 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
             since = state.watermark - WATERMARK_SLACK
             recent = _recent(now)
             dirty_campaigns = campaigns_dirty(since)
-            purchase_days = recent | purchase_days_dirty(since)
+            # Purchases written, refunded or moved by a merge since: the only changes that move a last touch
+            # (a message sent now can only precede purchases written from now on), lifetime value or cohorts,
+            # each of which reads every purchase, so they are skipped when there are none.
+            changed = purchase_days_dirty(since)
             written = {
                 "profiles": profile_days_build(recent | profile_days_dirty(since)),
-                "purchases": purchase_days_build(purchase_days),
-                "touches": purchase_touches_build(purchase_days),
-                "buyers": buyer_days_build(purchase_days),
+                "purchases": purchase_days_build(recent | changed),
+                "touches": purchase_touches_build(changed),
+                "buyers": buyer_days_build(recent | changed),
                 "sends": send_days_build(dirty_campaigns),
                 "code_redemptions": code_redemptions_build(dirty_campaigns),
-                "value": value_days_build(),
-                "cohorts": cohort_days_build(),
+                "value": value_days_build() if changed else 0,
+                "cohorts": cohort_days_build() if changed else 0,
                 "journeys": journey_days_build(recent | journey_days_dirty(since)),
                 "signups_health": signup_and_health_days_build(recent | evidence_days_dirty(since)),
                 "survey": survey_days_build(),
