@@ -60,3 +60,12 @@ def sms_costs_settle_task() -> None:
     from campaigns.costs.settle import sms_costs_settle
 
     sms_costs_settle()
+
+
+@shared_task(name="campaigns.results_rollups_refresh", ignore_result=True)
+def results_rollups_refresh_task() -> None:
+    """Re-aggregate the dashboard's daily roll-ups for the days and campaigns touched since the last run
+    (beat, every five minutes); a run that finds another one going does nothing."""
+    from campaigns.results.rollups import results_rollups_refresh
+
+    results_rollups_refresh()

@@ -218,6 +218,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.sms_costs_settle",
         "schedule": 600.0,
     },
+    # The goal dashboard's figures lag the base tables by at most this (campaigns.results.rollups).
+    "results-rollups-refresh": {
+        "task": "campaigns.results_rollups_refresh",
+        "schedule": 300.0,
+    },
 }
 # Sending has its own queue, so a large campaign never delays the minutely dispatch and sweep.
 CELERY_TASK_ROUTES = {

@@ -8,12 +8,32 @@ from campaigns.models.feedback import DeliveryEvent, FeedbackCount, SmsOptOutRev
 from campaigns.models.journeys import Enrolment, Journey, JourneySegmentMark, JourneyStepRun, JourneyVersion
 from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
+from campaigns.models.rollups import (
+    BuyerDay,
+    CodeRedemption,
+    CohortDay,
+    HealthDay,
+    JourneyDay,
+    JourneySendDay,
+    ProfileDay,
+    PurchaseDay,
+    PurchaseTouch,
+    ReachableCount,
+    RollupState,
+    SendDay,
+    SignupDay,
+    SurveyDay,
+    ValueDay,
+)
 from campaigns.models.segments import Segment, SegmentMember
 from campaigns.models.test_recipients import StaffTestRecipient
 
 __all__ = [
     "AuditEvent",
+    "BuyerDay",
     "Campaign",
+    "CodeRedemption",
+    "CohortDay",
     "CustomerPushDevice",
     "CustomerWebPushDevice",
     "Delivery",
@@ -23,18 +43,30 @@ __all__ = [
     "FrequencyCounter",
     "FrequencyRule",
     "GoalDashboard",
+    "HealthDay",
     "Journey",
+    "JourneyDay",
     "JourneySegmentMark",
+    "JourneySendDay",
     "JourneyStepRun",
     "JourneyVersion",
     "Message",
     "OutboxMessage",
+    "ProfileDay",
+    "PurchaseDay",
+    "PurchaseTouch",
     "QuietHoursRule",
+    "ReachableCount",
+    "RollupState",
     "Segment",
     "SegmentMember",
+    "SendDay",
+    "SignupDay",
     "SmsCost",
     "SmsOptOutReview",
     "SmsPrice",
     "StaffTestRecipient",
+    "SurveyDay",
+    "ValueDay",
     "Variant",
 ]

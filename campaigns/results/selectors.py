@@ -22,7 +22,23 @@ from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
 from campaigns.audience import sendable_q
-from campaigns.models import Campaign, Delivery, DeliveryEvent
+from campaigns.models import (
+    BuyerDay,
+    Campaign,
+    CodeRedemption,
+    CohortDay,
+    Delivery,
+    DeliveryEvent,
+    HealthDay,
+    ProfileDay,
+    PurchaseDay,
+    PurchaseTouch,
+    ReachableCount,
+    SendDay,
+    SignupDay,
+    SurveyDay,
+    ValueDay,
+)
 from campaigns.results.periods import Period
 from campaigns.results.sql import dt, minus, qn, refunded, refunded_sql, rows, subquery
 from campaigns.results.tables import Table, change, money, percent
@@ -58,6 +74,16 @@ def _between(field: str, period: Period) -> Q:
     return Q(**{f"{field}__gte": period.start, f"{field}__lt": period.end})
 
 
+def _day_both(period: Period) -> tuple[Q, Q, Q]:
+    """``_both`` for a roll-up's ``day``: a period is its days, so a day's row is wholly in it or out."""
+    previous = period.previous
+    return (
+        Q(day__gte=period.first_day, day__lte=period.last_day),
+        Q(day__gte=previous.first_day, day__lte=previous.last_day),
+        Q(day__gte=previous.first_day, day__lte=period.last_day),
+    )
+
+
 def _both(field: str, period: Period) -> tuple[Q, Q, Q]:
     """(in the period, in the previous one, in either): the filters of one two-period aggregate."""
     previous = period.previous
@@ -86,14 +112,25 @@ def _sent(campaign_ids: list[int]):
     return Delivery.objects.filter(cause_type=CAMPAIGN, cause_id__in=campaign_ids, status=Delivery.Status.SENT)
 
 
+def _sent_days(campaign_ids: list[int]):
+    """The roll-up of ``_sent``: its rows per sent day, channel and variant."""
+    return SendDay.objects.filter(cause_type=CAMPAIGN, cause_id__in=campaign_ids)
+
+
 # --- awareness ------------------------------------------------------------------------------------
 
 
-def new_profiles(period: Period) -> list[Table]:
-    """New profiles by source and by capture store; two queries."""
-    current, previous, either = _both("created_at", period)
-    base = Customer.objects.filter(either, merged_into__isnull=True).order_by()
-    by_source = base.values("source").annotate(cur=Count("pk", filter=current), prev=Count("pk", filter=previous))
+def new_profiles(period: Period, *, direct: bool = False) -> list[Table]:
+    """New profiles by source and by capture store; two queries (on the daily roll-up unless ``direct``)."""
+    if direct:
+        current, previous, either = _both("created_at", period)
+        base = Customer.objects.filter(either, merged_into__isnull=True).order_by()
+        cur, prev = Count("pk", filter=current), Count("pk", filter=previous)
+    else:
+        current, previous, either = _day_both(period)
+        base = ProfileDay.objects.filter(either).order_by()
+        cur, prev = Sum("profiles", filter=current, default=0), Sum("profiles", filter=previous, default=0)
+    by_source = base.values("source").annotate(cur=cur, prev=prev)
     source_rows = [
         [
             Source(row["source"]).label if row["source"] in Source.values else row["source"],
@@ -102,11 +139,9 @@ def new_profiles(period: Period) -> list[Table]:
             row["prev"],
             change(row["cur"], row["prev"]),
         ]
-        for row in sorted(by_source, key=lambda r: -r["cur"])
+        for row in sorted(by_source, key=lambda r: (-r["cur"], r["source"]))
     ]
-    by_store = base.values("source_store__name").annotate(
-        cur=Count("pk", filter=current), prev=Count("pk", filter=previous)
-    )
+    by_store = base.values("source_store__name").annotate(cur=cur, prev=prev)
     store_rows = [
         [
             row["source_store__name"] or "No store (online, import, API)",
@@ -130,34 +165,54 @@ def new_profiles(period: Period) -> list[Table]:
     ]
 
 
-def reachable_audience(*, now: datetime | None = None) -> Table:
-    """Active profiles each channel can reach today (consent, address, not suppressed); one query."""
-    now = now or timezone.now()
-    counts = Customer.objects.active().aggregate(
-        **{channel: Count("pk", filter=sendable_q(channel, None, now=now)) for channel in Channel.values}
-    )
+def reachable_audience(*, now: datetime | None = None, direct: bool = False) -> Table:
+    """Active profiles each channel can reach (consent, address, not suppressed); one query.
+
+    Counting them takes a pass over every profile, so the page reads the snapshot the roll-up refresh
+    keeps (``campaigns.results.rollups``); ``direct``, or before the first snapshot, counts them now.
+    """
+    snapshot = [] if direct else list(ReachableCount.objects.all())
+    if snapshot:
+        counts = {row.channel: row.profiles for row in snapshot}
+        counted_at = min(row.counted_at for row in snapshot)
+    else:
+        counted_at = now or timezone.now()
+        counts = Customer.objects.active().aggregate(
+            **{channel: Count("pk", filter=sendable_q(channel, None, now=counted_at)) for channel in Channel.values}
+        )
     return Table(
         "reachable",
         "Reachable audience per channel (today)",
         ["channel", "profiles"],
-        [[Channel(channel).label, counts[channel]] for channel in Channel.values],
-        "A snapshot of now, whatever the period: consent given, an address, not suppressed, not paused.",
+        [[Channel(channel).label, counts.get(channel, 0)] for channel in Channel.values],
+        f"A snapshot counted at {timezone.localtime(counted_at):%Y-%m-%d %H:%M}, whatever the period: consent "
+        "given, an address, not suppressed, not paused.",
     )
 
 
 # --- engagement -----------------------------------------------------------------------------------
 
 
-def signups(period: Period) -> Table:
-    """Email and SMS consent grants by how they were collected; one query."""
-    current, previous, either = _both("occurred_at", period)
-    grouped = (
-        ConsentEvidence.objects.filter(either, action="grant", method__in=list(SIGNUP_METHODS))
-        .exclude(channel=Channel.PUSH)
-        .order_by()
-        .values("channel", "method")
-        .annotate(cur=Count("pk", filter=current), prev=Count("pk", filter=previous))
-    )
+def signups(period: Period, *, direct: bool = False) -> Table:
+    """Email and SMS consent grants by how they were collected; one query (on the daily roll-up unless
+    ``direct``)."""
+    if direct:
+        current, previous, either = _both("occurred_at", period)
+        grouped = (
+            ConsentEvidence.objects.filter(either, action="grant", method__in=list(SIGNUP_METHODS))
+            .exclude(channel=Channel.PUSH)
+            .order_by()
+            .values("channel", "method")
+            .annotate(cur=Count("pk", filter=current), prev=Count("pk", filter=previous))
+        )
+    else:
+        current, previous, either = _day_both(period)
+        grouped = (
+            SignupDay.objects.filter(either)
+            .order_by()
+            .values("channel", "method")
+            .annotate(cur=Sum("grants", filter=current, default=0), prev=Sum("grants", filter=previous, default=0))
+        )
     table_rows = [
         [
             Channel(row["channel"]).label,
@@ -167,29 +222,34 @@ def signups(period: Period) -> Table:
             row["prev"],
             change(row["cur"], row["prev"]),
         ]
-        for row in sorted(grouped, key=lambda r: (r["channel"], -r["cur"]))
+        for row in sorted(grouped, key=lambda r: (r["channel"], -r["cur"], r["method"]))
     ]
     return Table(
         "signups", "Email and SMS signups", ["channel", "method", "place", "period", "previous", "change"], table_rows
     )
 
 
-def checkout_opt_in(period: Period) -> list[Table]:
+def checkout_opt_in(period: Period, *, direct: bool = False) -> list[Table]:
     """Of the profiles the till captured in the period, the share that opted in at checkout, per store
-    and per clerk; two queries."""
-    opted = Exists(
-        ConsentEvidence.objects.filter(
-            customer_id=OuterRef("pk"), action="grant", method=ConsentMethod.CHECKOUT, channel__in=["email", "sms"]
+    and per clerk; two queries (on the daily roll-up unless ``direct``)."""
+    if direct:
+        opted = Exists(
+            ConsentEvidence.objects.filter(
+                customer_id=OuterRef("pk"), action="grant", method=ConsentMethod.CHECKOUT, channel__in=["email", "sms"]
+            )
         )
-    )
-    base = Customer.objects.filter(_between("created_at", period), source=Source.STORE, merged_into__isnull=True)
-    base = base.order_by().alias(opted=opted)
+        base = Customer.objects.filter(_between("created_at", period), source=Source.STORE, merged_into__isnull=True)
+        base = base.order_by().alias(opted=opted)
+        captured, opted_in = Count("pk"), Count("pk", filter=Q(opted=True))
+    else:
+        base = ProfileDay.objects.filter(_day_both(period)[0], source=Source.STORE).order_by()
+        captured, opted_in = Sum("profiles"), Sum("checkout_opt_ins")
     tables = []
     for key, field, title, empty in (
         ("optin_store", "source_store__name", "Opt-in rate at checkout per store", "No store"),
         ("optin_clerk", "source_clerk__username", "Opt-in rate at checkout per clerk", "No clerk recorded"),
     ):
-        grouped = base.values(field).annotate(captured=Count("pk"), opted_in=Count("pk", filter=Q(opted=True)))
+        grouped = base.values(field).annotate(captured=captured, opted_in=opted_in)
         table_rows = [
             [row[field] or empty, row["captured"], row["opted_in"], percent(row["opted_in"], row["captured"])]
             for row in sorted(grouped, key=lambda r: (-r["captured"], r[field] or ""))
@@ -206,23 +266,40 @@ def checkout_opt_in(period: Period) -> list[Table]:
     return tables
 
 
-def open_click_rates(period: Period, campaign_ids: list[int]) -> Table:
-    """Opens and clicks per message sent, per channel, where the provider reports them; one query."""
-    current, previous, either = _both("sent_at", period)
-    grouped = (
-        _sent(campaign_ids)
-        .filter(either)
-        .order_by()
-        .values("channel")
-        .annotate(
-            sent=Count("pk", filter=current),
-            opened=Count("pk", filter=current & Q(opened_at__isnull=False)),
-            clicked=Count("pk", filter=current & Q(clicked_at__isnull=False)),
-            sent_prev=Count("pk", filter=previous),
-            opened_prev=Count("pk", filter=previous & Q(opened_at__isnull=False)),
-            clicked_prev=Count("pk", filter=previous & Q(clicked_at__isnull=False)),
+def open_click_rates(period: Period, campaign_ids: list[int], *, direct: bool = False) -> Table:
+    """Opens and clicks per message sent, per channel, where the provider reports them; one query
+    (on the daily roll-up unless ``direct``)."""
+    if direct:
+        current, previous, either = _both("sent_at", period)
+        grouped = (
+            _sent(campaign_ids)
+            .filter(either)
+            .order_by()
+            .values("channel")
+            .annotate(
+                sent=Count("pk", filter=current),
+                opened=Count("pk", filter=current & Q(opened_at__isnull=False)),
+                clicked=Count("pk", filter=current & Q(clicked_at__isnull=False)),
+                sent_prev=Count("pk", filter=previous),
+                opened_prev=Count("pk", filter=previous & Q(opened_at__isnull=False)),
+                clicked_prev=Count("pk", filter=previous & Q(clicked_at__isnull=False)),
+            )
         )
-    )
+    else:
+        current, previous, either = _day_both(period)
+        grouped = (
+            _sent_days(campaign_ids)
+            .filter(either)
+            .order_by()
+            .values("channel")
+            .annotate(
+                **{
+                    f"{name}{suffix}": Sum(field, filter=span, default=0)
+                    for name, field in (("sent", "messages"), ("opened", "opens"), ("clicked", "clicks"))
+                    for suffix, span in (("", current), ("_prev", previous))
+                }
+            )
+        )
     table_rows = []
     for row in sorted(grouped, key=lambda r: r["channel"]):
         tracked = row["channel"] == Channel.EMAIL
@@ -253,11 +330,23 @@ def _person_ids(customer_ref: str = "customer_id"):
     ).values("pk")
 
 
-def coupon_redemption_rate(period: Period, campaign_ids: list[int]) -> Table:
+def coupon_redemption_rate(period: Period, campaign_ids: list[int], *, direct: bool = False) -> Table:
     """Of the messages sent in the period carrying a code, the share whose code that person redeemed
-    (after the send), online and in store; one statement (a hash join on (code, person))."""
+    (after the send), online and in store; one statement (on the daily roll-up unless ``direct``: then
+    a hash join on (code, person))."""
     counts = {"carried": 0, "redeemed": 0, "store": 0, "online": 0}
-    if campaign_ids:
+    if campaign_ids and not direct:
+        counts = (
+            _sent_days(campaign_ids)
+            .filter(_day_both(period)[0])
+            .aggregate(
+                carried=Sum("coupons", default=0),
+                redeemed=Sum("redemptions", default=0),
+                store=Sum("store_redemptions", default=0),
+                online=Sum("online_redemptions", default=0),
+            )
+        )
+    elif campaign_ids:
         ids = ", ".join(str(int(pk)) for pk in campaign_ids)
         sql = (
             "SELECT COUNT(*), SUM(x.any_place), SUM(x.in_store), SUM(x.online) FROM ("  # noqa: S608
@@ -290,21 +379,36 @@ def coupon_redemption_rate(period: Period, campaign_ids: list[int]) -> Table:
 # --- conversion -----------------------------------------------------------------------------------
 
 
-def revenue(period: Period) -> Table:
-    """Revenue online and in store, net of refunds, this period and the previous one; one query."""
-    current, previous, either = _both("occurred_at", period)
-    grouped = (
-        Purchase.objects.filter(either)
-        .order_by()
-        .alias(is_refunded=refunded())
-        .values("channel")
-        .annotate(
-            cur=Sum("amount", filter=current & Q(is_refunded=False), default=Decimal(0)),
-            prev=Sum("amount", filter=previous & Q(is_refunded=False), default=Decimal(0)),
-            orders=Count("pk", filter=current & Q(is_refunded=False)),
-            refunds=Sum("amount", filter=current & Q(is_refunded=True), default=Decimal(0)),
+def revenue(period: Period, *, direct: bool = False) -> Table:
+    """Revenue online and in store, net of refunds, this period and the previous one; one query (on the
+    daily roll-up unless ``direct``)."""
+    if direct:
+        current, previous, either = _both("occurred_at", period)
+        grouped = (
+            Purchase.objects.filter(either)
+            .order_by()
+            .alias(is_refunded=refunded())
+            .values("channel")
+            .annotate(
+                cur=Sum("amount", filter=current & Q(is_refunded=False), default=Decimal(0)),
+                prev=Sum("amount", filter=previous & Q(is_refunded=False), default=Decimal(0)),
+                orders=Count("pk", filter=current & Q(is_refunded=False)),
+                refunds=Sum("amount", filter=current & Q(is_refunded=True), default=Decimal(0)),
+            )
         )
-    )
+    else:
+        current, previous, either = _day_both(period)
+        grouped = (
+            PurchaseDay.objects.filter(either)
+            .order_by()
+            .values("channel")
+            .annotate(
+                cur=Sum("net_revenue", filter=current, default=Decimal(0)),
+                prev=Sum("net_revenue", filter=previous, default=Decimal(0)),
+                orders=Sum("kept_orders", filter=current, default=0),
+                refunds=Sum("refunded_amount", filter=current, default=Decimal(0)),
+            )
+        )
     by_channel = {row["channel"]: row for row in grouped}
     table_rows = []
     totals = {"cur": Decimal(0), "prev": Decimal(0), "orders": 0, "refunds": Decimal(0)}
@@ -334,13 +438,25 @@ def revenue(period: Period) -> Table:
     )
 
 
-def code_attributed_revenue(period: Period, campaign_ids: list[int]) -> Table:
+def code_attributed_revenue(period: Period, campaign_ids: list[int], *, direct: bool = False) -> Table:
     """Redemptions in the period of codes that messages carried to that person, with their order amounts;
-    one statement (a hashed semi-join on (code, person), not a lookup per redemption)."""
+    one statement (the roll-up's (campaign, redemption) pairs unless ``direct``: then a hashed semi-join on
+    (code, person) over the campaigns' deliveries)."""
     previous = period.previous
     grouped = []
     if campaign_ids:
         ids = ", ".join(str(int(pk)) for pk in campaign_ids)
+        if direct:
+            carried = (
+                "(r.coupon_code_id, r.customer_id) IN (SELECT d.coupon_code_id, COALESCE(c.merged_into_id, c.id) "  # noqa: S608
+                f"FROM {qn(Delivery._meta.db_table)} d JOIN {qn(Customer._meta.db_table)} c ON c.id = d.customer_id "
+                f"WHERE d.cause_type = %s AND d.cause_id IN ({ids}) AND d.coupon_code_id IS NOT NULL) "
+            )
+            carried_params = [CAMPAIGN]
+        else:
+            pairs = qn(CodeRedemption._meta.db_table)
+            carried = f"r.id IN (SELECT x.redemption_id FROM {pairs} x WHERE x.cause_id IN ({ids})) "  # noqa: S608
+            carried_params = []
         sql = (
             "SELECT r.channel, "  # noqa: S608 (table names and integers only)
             "COUNT(CASE WHEN r.created_at >= %s THEN 1 END), "
@@ -348,13 +464,11 @@ def code_attributed_revenue(period: Period, campaign_ids: list[int]) -> Table:
             "COUNT(CASE WHEN r.created_at < %s THEN 1 END), "
             "SUM(CASE WHEN r.created_at < %s THEN r.order_amount END) "
             f"FROM {qn(Redemption._meta.db_table)} r WHERE r.status = %s AND r.created_at >= %s AND r.created_at < %s "
-            "AND (r.coupon_code_id, r.customer_id) IN (SELECT d.coupon_code_id, COALESCE(c.merged_into_id, c.id) "
-            f"FROM {qn(Delivery._meta.db_table)} d JOIN {qn(Customer._meta.db_table)} c ON c.id = d.customer_id "
-            f"WHERE d.cause_type = %s AND d.cause_id IN ({ids}) AND d.coupon_code_id IS NOT NULL) "
-            "GROUP BY r.channel"
+            f"AND {carried}GROUP BY r.channel"
         )
         start = dt(period.start)
-        params = [start, start, start, start, Redemption.Status.CONFIRMED, dt(previous.start), dt(period.end), CAMPAIGN]
+        params = [start, start, start, start, Redemption.Status.CONFIRMED, dt(previous.start), dt(period.end)]
+        params += carried_params
         grouped = [
             {"channel": channel, "cur": cur, "amount": money(amount), "prev": prev, "amount_prev": money(amount_prev)}
             for channel, cur, amount, prev, amount_prev in rows(sql, params)
@@ -379,19 +493,38 @@ def code_attributed_revenue(period: Period, campaign_ids: list[int]) -> Table:
 
 
 def last_touch_purchases(
-    *, start: datetime, end: datetime, window: timedelta, campaign_ids: list[int], only_campaign: int | None = None
+    *,
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+    campaign_ids: list[int],
+    only_campaign: int | None = None,
+    direct: bool = True,
 ) -> list[tuple]:
     """Purchases between ``start`` and ``end`` credited to the last message sent to that person within
     ``window`` before it (last touch), grouped; ONE statement.
 
     Rows: ``(cause_id, channel, variant_id, purchase channel, purchases, buyers, revenue)``. Refunded
     purchases are left out. ``only_campaign`` keeps the purchases whose last touch was that campaign.
+    Not ``direct``: read from the purchases' last touches the roll-up refresh keeps (a window up to its
+    horizon); the last message before a purchase is its touch for every window it falls inside.
     """
     if not campaign_ids:
         return []
-    lower, lower_params = minus("p.occurred_at", window)
     ids = ", ".join(str(int(pk)) for pk in campaign_ids)
     keep = f"AND t.cause_id = {int(only_campaign)}" if only_campaign is not None else ""
+    from campaigns.results.rollups import TOUCH_HORIZON
+
+    if not direct and window <= TOUCH_HORIZON:
+        lower, lower_params = minus("t.occurred_at", window)
+        sql = (
+            "SELECT t.cause_id, t.channel, t.variant_id, t.purchase_channel, COUNT(*), "  # noqa: S608
+            f"COUNT(DISTINCT t.customer_id), SUM(t.amount) FROM {qn(PurchaseTouch._meta.db_table)} t "
+            f"WHERE t.cause_id IN ({ids}) AND t.occurred_at >= %s AND t.occurred_at < %s AND t.sent_at > {lower} "
+            f"{keep} GROUP BY t.cause_id, t.channel, t.variant_id, t.purchase_channel"
+        )
+        return rows(sql, [dt(start), dt(end), *lower_params])
+    lower, lower_params = minus("p.occurred_at", window)
     sql = (
         "SELECT t.cause_id, t.channel, t.variant_id, t.purchase_channel, COUNT(*), COUNT(DISTINCT t.customer_id), "  # noqa: S608
         "SUM(t.amount) FROM ("
@@ -409,22 +542,41 @@ def last_touch_purchases(
 
 
 def message_conversion(
-    period: Period, campaign_ids: list[int], *, window: timedelta, attributed: list[tuple] | None = None
+    period: Period,
+    campaign_ids: list[int],
+    *,
+    window: timedelta,
+    direct: bool = False,
+    attributed: list[tuple] | None = None,
 ) -> list[Table]:
     """Purchases after a message (last touch within ``window``) per campaign, channel and variant, with
     the messages sent; four queries (attribution, sends, campaign names, variant names), three when the
-    caller passes the period's ``last_touch_purchases`` rows as ``attributed``."""
+    caller passes the period's ``last_touch_purchases`` rows as ``attributed``; the sends on the daily
+    roll-up unless ``direct``."""
     from campaigns.models import Variant
 
     if attributed is None:
-        attributed = last_touch_purchases(start=period.start, end=period.end, window=window, campaign_ids=campaign_ids)
-    sends = (
-        _sent(campaign_ids)
-        .filter(_between("sent_at", period))
-        .order_by()
-        .values("cause_id", "channel", "variant_id")
-        .annotate(sent=Count("pk"), people=Count("customer_id", distinct=True))
-    )
+        attributed = last_touch_purchases(
+            start=period.start, end=period.end, window=window, campaign_ids=campaign_ids, direct=direct
+        )
+    if direct:
+        sends = (
+            _sent(campaign_ids)
+            .filter(_between("sent_at", period))
+            .order_by()
+            .values("cause_id", "channel", "variant_id")
+            .annotate(sent=Count("pk"), people=Count("customer_id", distinct=True))
+        )
+    else:
+        # A campaign sends a person one message per channel (the deliveries' unique key), so the people
+        # sent to per campaign, channel and variant are its messages: the days' counts add up.
+        sends = (
+            _sent_days(campaign_ids)
+            .filter(_day_both(period)[0])
+            .order_by()
+            .values("cause_id", "channel", "variant_id")
+            .annotate(sent=Sum("messages"), people=Sum("messages"))
+        )
     sent = {(row["cause_id"], row["channel"], row["variant_id"]): row for row in sends}
     keys = set(sent) | {(row[0], row[1], row[2]) for row in attributed}
     names = dict(Campaign.objects.filter(pk__in={key[0] for key in keys}).values_list("pk", "name"))
@@ -492,15 +644,18 @@ def message_conversion(
 JOURNEY_SEND_SLACK = timedelta(days=2)
 
 
-def journey_conversion(period: Period) -> Table:
+def journey_conversion(period: Period, *, direct: bool = False) -> Table:
     """Per journey: enrolments entered and converted, the conversion rate and the messages its send
-    steps sent, in the period and the previous one; three queries whatever the data.
+    steps sent, in the period and the previous one; three queries whatever the data (on the daily
+    roll-ups unless ``direct``).
 
     Deliveries carry no index on their send time: the step runs of the two periods (and the slack
     before them) name them through the deliveries' unique key ``(cause_type, cause_id, ...)``.
     """
-    from campaigns.models import Enrolment, Journey, JourneyStepRun
+    from campaigns.models import Enrolment, JourneyStepRun
 
+    if not direct:
+        return _journey_table(period, *_journey_counts_rolled_up(period))
     current, previous, either = _both("entered_at", period)
     converted, converted_prev, converted_either = _both("converted_at", period)
     enrolments = {
@@ -537,6 +692,41 @@ def journey_conversion(period: Period) -> Table:
         dt(period.end),
     ]
     sends = {journey_id: (int(cur or 0), int(prev or 0)) for journey_id, cur, prev in rows(sql, params)}
+    return _journey_table(period, enrolments, sends)
+
+
+def _journey_counts_rolled_up(period: Period) -> tuple[dict, dict]:
+    from campaigns.models import JourneyDay, JourneySendDay
+
+    current, previous, either = _day_both(period)
+    enrolments = {
+        row["journey_id"]: row
+        for row in JourneyDay.objects.filter(either)
+        .order_by()
+        .values("journey_id")
+        .annotate(
+            entered=Sum("entries", filter=current, default=0),
+            entered_prev=Sum("entries", filter=previous, default=0),
+            converted=Sum("conversions", filter=current, default=0),
+            converted_prev=Sum("conversions", filter=previous, default=0),
+            cohort_converted=Sum("entries_converted", filter=current, default=0),
+            cohort_converted_prev=Sum("entries_converted", filter=previous, default=0),
+        )
+    }
+    earliest_run = period.previous.first_day - timedelta(days=JOURNEY_SEND_SLACK.days)
+    sends = {
+        row["journey_id"]: (row["cur"], row["prev"])
+        for row in JourneySendDay.objects.filter(either, ran_day__gte=earliest_run, ran_day__lte=period.last_day)
+        .order_by()
+        .values("journey_id")
+        .annotate(cur=Sum("messages", filter=current, default=0), prev=Sum("messages", filter=previous, default=0))
+    }
+    return enrolments, sends
+
+
+def _journey_table(period: Period, enrolments: dict, sends: dict) -> Table:
+    from campaigns.models import Journey
+
     ids = set(enrolments) | set(sends)
     names = dict(Journey.objects.filter(pk__in=ids).values_list("pk", "name"))
     empty = dict.fromkeys(
@@ -606,12 +796,24 @@ def _buyers_sql(start: datetime | None, end: datetime) -> tuple[str, list]:
 _MIX = "CASE WHEN b.store > 0 AND b.online > 0 THEN 'both' WHEN b.store > 0 THEN 'store' ELSE 'online' END"
 
 
-def repeat_purchase(period: Period) -> Table:
+def _buyer_days_sql(span: Period) -> tuple[str, list]:
+    """``_buyers_sql`` from the daily roll-up (without the spend, which repeat purchase does not need)."""
+    grouped = (
+        BuyerDay.objects.filter(day__gte=span.first_day, day__lte=span.last_day)
+        .order_by()
+        .values("customer_id")
+        .annotate(store=Sum("store_orders"), online=Sum("online_orders"))
+        .annotate(n=F("store") + F("online"))
+    )
+    return subquery(grouped)
+
+
+def repeat_purchase(period: Period, *, direct: bool = False) -> Table:
     """Of the customers who bought in the period, the share who bought more than once, by where they
-    bought; one query per period."""
+    bought; one query per period (on the daily roll-up unless ``direct``)."""
     result = {}
     for name, span in (("cur", period), ("prev", period.previous)):
-        inner, params = _buyers_sql(span.start, span.end)
+        inner, params = _buyers_sql(span.start, span.end) if direct else _buyer_days_sql(span)
         result[name] = {
             mix: (buyers, repeaters)
             for mix, buyers, repeaters in rows(
@@ -649,14 +851,25 @@ def repeat_purchase(period: Period) -> Table:
     )
 
 
-def customer_value(period: Period) -> Table:
+def customer_value(period: Period, *, direct: bool = False) -> Table:
     """Historic customer lifetime value (net revenue to the end of the period) per buyer, by where they
-    buy, and how many profiles never bought; two queries."""
-    inner, params = _buyers_sql(None, period.end)
-    grouped = rows(f"SELECT {_MIX}, COUNT(*), SUM(b.spend) FROM {inner} b GROUP BY 1", params)  # noqa: S608
-    profiles = Customer.objects.filter(merged_into__isnull=True, created_at__lt=period.end).aggregate(
-        total=Count("pk"), without=Count("pk", filter=~Exists(Purchase.objects.filter(customer_id=OuterRef("pk"))))
-    )
+    buy, and how many profiles never bought; two queries (on the daily roll-ups unless ``direct``)."""
+    if direct:
+        inner, params = _buyers_sql(None, period.end)
+        grouped = rows(f"SELECT {_MIX}, COUNT(*), SUM(b.spend) FROM {inner} b GROUP BY 1", params)  # noqa: S608
+        profiles = Customer.objects.filter(merged_into__isnull=True, created_at__lt=period.end).aggregate(
+            total=Count("pk"), without=Count("pk", filter=~Exists(Purchase.objects.filter(customer_id=OuterRef("pk"))))
+        )
+    else:
+        grouped = ValueDay.objects.filter(day__lte=period.last_day).order_by().values("mix")
+        grouped = [
+            (row["mix"], row["n"], row["total"])
+            for row in grouped.annotate(n=Sum("buyers"), total=Sum("spend"))
+            if row["n"]
+        ]
+        profiles = ProfileDay.objects.filter(day__lte=period.last_day).aggregate(
+            total=Sum("profiles", default=0), without=Sum("never_bought", default=0)
+        )
     by_mix = {mix: (buyers, money(spend)) for mix, buyers, spend in grouped}
     table_rows = []
     for mix in ("store", "online", "both"):
@@ -685,24 +898,28 @@ def customer_value(period: Period) -> Table:
     )
 
 
-def cohort_retention(period: Period, *, months: int = 6) -> Table:
+def cohort_retention(period: Period, *, months: int = 6, direct: bool = False) -> Table:
     """Retention by first-purchase month (UTC months): of each cohort, the share buying again in each
-    following month; one query."""
-    first = Window(Min(TruncMonth("occurred_at", tzinfo=UTC)), partition_by=[F("customer_id")])
-    purchases = (
-        Purchase.objects.filter(customer__isnull=False, occurred_at__lt=period.end)
-        .alias(is_refunded=refunded())
-        .filter(is_refunded=False)
-        .order_by()
-        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC), first_month=first)
-        .values("customer_id", "month", "first_month")
-    )
-    inner, params = subquery(purchases)
-    grouped = rows(
-        f"SELECT x.first_month, x.month, COUNT(DISTINCT x.customer_id) FROM {inner} x "  # noqa: S608
-        "GROUP BY x.first_month, x.month",
-        params,
-    )
+    following month; one query (on the daily roll-up unless ``direct``)."""
+    if direct:
+        first = Window(Min(TruncMonth("occurred_at", tzinfo=UTC)), partition_by=[F("customer_id")])
+        purchases = (
+            Purchase.objects.filter(customer__isnull=False, occurred_at__lt=period.end)
+            .alias(is_refunded=refunded())
+            .filter(is_refunded=False)
+            .order_by()
+            .annotate(month=TruncMonth("occurred_at", tzinfo=UTC), first_month=first)
+            .values("customer_id", "month", "first_month")
+        )
+        inner, params = subquery(purchases)
+        grouped = rows(
+            f"SELECT x.first_month, x.month, COUNT(DISTINCT x.customer_id) FROM {inner} x "  # noqa: S608
+            "GROUP BY x.first_month, x.month",
+            params,
+        )
+    else:
+        grouped = CohortDay.objects.filter(day__lte=period.last_day).order_by().values_list("cohort", "month")
+        grouped = grouped.annotate(n=Sum("customers"))
 
     def label(value) -> str:
         return str(value)[:7]
@@ -818,21 +1035,36 @@ PROMOTER_LOWEST = 9
 DETRACTOR_HIGHEST = 6
 
 
-def nps(period: Period) -> Table:
-    """Net promoter score of the survey answers given in the period and the previous one; one query.
+def nps(period: Period, *, direct: bool = False) -> Table:
+    """Net promoter score of the survey answers given in the period and the previous one; one query (on
+    the daily roll-up unless ``direct``).
 
     Promoters answered 9-10, detractors 0-6; NPS = % promoters - % detractors, from -100 to +100.
     """
-    current, previous, either = _both("answered_at", period)
-    promoter, detractor = Q(score__gte=PROMOTER_LOWEST), Q(score__lte=DETRACTOR_HIGHEST)
-    counts = SurveyResponse.objects.filter(either).aggregate(
-        n=Count("pk", filter=current),
-        promoters=Count("pk", filter=current & promoter),
-        detractors=Count("pk", filter=current & detractor),
-        n_prev=Count("pk", filter=previous),
-        promoters_prev=Count("pk", filter=previous & promoter),
-        detractors_prev=Count("pk", filter=previous & detractor),
-    )
+    if direct:
+        current, previous, either = _both("answered_at", period)
+        promoter, detractor = Q(score__gte=PROMOTER_LOWEST), Q(score__lte=DETRACTOR_HIGHEST)
+        counts = SurveyResponse.objects.filter(either).aggregate(
+            n=Count("pk", filter=current),
+            promoters=Count("pk", filter=current & promoter),
+            detractors=Count("pk", filter=current & detractor),
+            n_prev=Count("pk", filter=previous),
+            promoters_prev=Count("pk", filter=previous & promoter),
+            detractors_prev=Count("pk", filter=previous & detractor),
+        )
+    else:
+        current, previous, either = _day_both(period)
+        counts = SurveyDay.objects.filter(either).aggregate(
+            **{
+                f"{name}{suffix}": Sum(field, filter=span, default=0)
+                for name, field in (
+                    ("n", "answers"),
+                    ("promoters", "promoter_answers"),
+                    ("detractors", "detractor_answers"),
+                )
+                for suffix, span in (("", current), ("_prev", previous))
+            }
+        )
 
     def score(suffix: str) -> float | None:
         n = counts["n" + suffix]
@@ -883,24 +1115,28 @@ HEALTH_KINDS = {
 UNSUBSCRIBE_METHODS = (ConsentMethod.ONE_CLICK, ConsentMethod.ESP_UNSUBSCRIBE, ConsentMethod.PREFERENCE_CENTRE)
 
 
-def channel_health(period: Period, campaign_ids: list[int]) -> Table:
-    """Per day: email sent, bounce, complaint and unsubscribe rates; SMS sent and STOP rate; three queries."""
-    sent = {
-        (str(row["day"]), row["channel"]): row["n"]
-        for row in _sent(campaign_ids)
-        .filter(_between("sent_at", period))
-        .order_by()
-        .annotate(day=TruncDate("sent_at"))
-        .values("day", "channel")
-        .annotate(n=Count("pk"))
-    }
+def channel_health(period: Period, campaign_ids: list[int], *, direct: bool = False) -> Table:
+    """Per day: email sent, bounce, complaint and unsubscribe rates; SMS sent and STOP rate; three queries
+    (the sends on the daily roll-up unless ``direct``)."""
+    if direct:
+        sends = _sent(campaign_ids).filter(_between("sent_at", period)).annotate(day=TruncDate("sent_at"))
+        sends = sends.order_by().values("day", "channel").annotate(n=Count("pk"))
+    else:
+        sends = _sent_days(campaign_ids).filter(_day_both(period)[0]).order_by()
+        sends = sends.values("day", "channel").annotate(n=Sum("messages"))
+    sent = {(str(row["day"]), row["channel"]): row["n"] for row in sends}
     events: dict[tuple[str, str], int] = {}
+    if not direct:
+        reports = HealthDay.objects.filter(_day_both(period)[0]).values_list("day", "kind", "reports")
+        events = {(str(day), kind): n for day, kind, n in reports}
     for row in (
         DeliveryEvent.objects.filter(_between("occurred_at", period), kind__in=list(HEALTH_KINDS))
         .order_by()
         .annotate(day=TruncDate("occurred_at"))
         .values("day", "kind")
         .annotate(n=Count("pk"))
+        if direct
+        else ()
     ):
         events[(str(row["day"]), HEALTH_KINDS[row["kind"]][0])] = row["n"]
     for row in (
@@ -910,6 +1146,8 @@ def channel_health(period: Period, campaign_ids: list[int]) -> Table:
         .annotate(day=TruncDate("occurred_at"))
         .values("day", "channel")
         .annotate(n=Count("pk"))
+        if direct
+        else ()
     ):
         key = (str(row["day"]), "stop" if row["channel"] == "sms" else "unsubscribe")
         events[key] = events.get(key, 0) + row["n"]
@@ -942,39 +1180,47 @@ def channel_health(period: Period, campaign_ids: list[int]) -> Table:
 # --- the whole page -------------------------------------------------------------------------------
 
 
-def goal_dashboard(period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WINDOW) -> dict[str, list[Table]]:
-    """Every table of the goal dashboard, by goal; a fixed number of queries whatever the data."""
+def goal_dashboard(
+    period: Period, *, window: timedelta = DEFAULT_ATTRIBUTION_WINDOW, direct: bool = False
+) -> dict[str, list[Table]]:
+    """Every table of the goal dashboard, by goal; a fixed number of queries whatever the data.
+
+    The daily roll-ups answer what they hold (``campaigns.results.rollups``); ``direct`` computes
+    everything from the base tables instead, which must give the same tables once they are refreshed.
+    """
     from campaigns.results.costs import sms_cost_per_conversion
     from campaigns.results.surveys import nps_over_time
 
     campaign_ids = campaign_ids_touching(period.previous.start - window, period.end)
     # The period's attribution, worked out once for the conversion table and the SMS cost per conversion.
-    attributed = last_touch_purchases(start=period.start, end=period.end, window=window, campaign_ids=campaign_ids)
+    attributed = last_touch_purchases(
+        start=period.start, end=period.end, window=window, campaign_ids=campaign_ids, direct=direct
+    )
     return {
-        "awareness": [*new_profiles(period), reachable_audience()],
+        "awareness": [*new_profiles(period, direct=direct), reachable_audience(direct=direct)],
         "engagement": [
-            signups(period),
-            *checkout_opt_in(period),
-            open_click_rates(period, campaign_ids),
-            coupon_redemption_rate(period, campaign_ids),
+            signups(period, direct=direct),
+            *checkout_opt_in(period, direct=direct),
+            open_click_rates(period, campaign_ids, direct=direct),
+            coupon_redemption_rate(period, campaign_ids, direct=direct),
         ],
         "conversion": [
-            revenue(period),
-            code_attributed_revenue(period, campaign_ids),
-            *message_conversion(period, campaign_ids, window=window, attributed=attributed),
+            revenue(period, direct=direct),
+            code_attributed_revenue(period, campaign_ids, direct=direct),
+            *message_conversion(period, campaign_ids, window=window, direct=direct, attributed=attributed),
             sms_cost_per_conversion(period, campaign_ids, attributed=attributed),
-            journey_conversion(period),
+            journey_conversion(period, direct=direct),
         ],
         "loyalty": [
-            repeat_purchase(period),
-            cohort_retention(period),
-            customer_value(period),
+            repeat_purchase(period, direct=direct),
+            cohort_retention(period, direct=direct),
+            customer_value(period, direct=direct),
             loyalty_members(period),
             points(period),
-            nps(period),
+            nps(period, direct=direct),
             nps_over_time(period),
         ],
-        "health": [channel_health(period, campaign_ids)],
+        "health": [channel_health(period, campaign_ids, direct=direct)],
     }
 
 

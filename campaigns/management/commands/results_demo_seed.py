@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from campaigns.costs.pricing import PriceBook, sms_cost_make
 from campaigns.models import Campaign, Delivery, DeliveryEvent, Message, SmsCost, SmsPrice
+from campaigns.results.rollups import results_rollups_refresh
 from customers.models import ConsentState, Customer, Purchase, SurveyResponse
 from loyalty.models import CouponCode, Redemption
 
@@ -45,6 +46,8 @@ class Command(BaseCommand):
             return
         with transaction.atomic():
             count = self._history(message, code)
+        # The history is backdated, out of sight of the incremental refresh: rebuild the dashboard's roll-ups.
+        results_rollups_refresh(full=True)
         self.stdout.write(f"Added “{NAME}” with {count} deliveries, its purchases and redemptions.")
 
     def _history(self, message: Message, code: CouponCode) -> int:

@@ -7,6 +7,7 @@ import pytest
 
 from campaigns.results import selectors
 from campaigns.results.periods import Period, period_from
+from campaigns.results.rollups import results_rollups_refresh
 from customers.models import ConsentEvidence, Customer
 from loyalty.models import LedgerEntry
 from tests.campaigns.results.world import PERIOD, buy, deliver, march, redeem, refund, sent_campaign
@@ -30,6 +31,7 @@ def test_revenue_is_net_of_refunds_split_online_and_in_store_against_the_previou
     buy(bob, march(1) - timedelta(days=3), "60.00")  # previous period
     buy(None, march(5), "20.00", channel="store", store=store)  # walk-in, no profile
 
+    results_rollups_refresh()
     table = selectors.revenue(PERIOD)
 
     rows = _rows(table)
@@ -41,6 +43,7 @@ def test_revenue_is_net_of_refunds_split_online_and_in_store_against_the_previou
 def test_a_period_with_no_data_gives_empty_tables_not_errors():
     empty = Period(PERIOD.first_day.replace(year=2019), PERIOD.last_day.replace(year=2019))
 
+    results_rollups_refresh()
     tables = selectors.goal_dashboard(empty)
 
     assert _rows(tables["conversion"][0])["Both"][:2] == [0, Decimal("0")]
@@ -61,6 +64,7 @@ def test_new_profiles_leave_out_merged_duplicates_and_keep_erased_profiles():
     Customer.objects.filter(pk__in=[kept.pk, erased.pk, duplicate.pk]).update(created_at=march(3))
     Customer.objects.filter(pk=old.pk).update(created_at=march(1) - timedelta(days=2))
 
+    results_rollups_refresh()
     by_source, by_store = selectors.new_profiles(PERIOD)
 
     assert _rows(by_source) == {
@@ -85,6 +89,7 @@ def test_last_touch_credits_each_purchase_once_to_the_latest_message_in_the_wind
     refunded = buy(person, march(5, 13), "99.00")
     refund(refunded, LoyaltyAccountFactory(customer=person))
 
+    results_rollups_refresh()
     ids = selectors.campaign_ids_touching(PERIOD.previous.start, PERIOD.end)
     table, places = selectors.message_conversion(PERIOD, ids, window=timedelta(days=3))
 
@@ -108,6 +113,7 @@ def test_repeat_purchase_rate_by_place_and_lifetime_value_count_people_with_no_p
     refund(refunded, LoyaltyAccountFactory(customer=once_store))
     Customer.objects.update(created_at=march(1))
 
+    results_rollups_refresh()
     repeat = _rows(selectors.repeat_purchase(PERIOD))
     value = _rows(selectors.customer_value(PERIOD))
 
@@ -127,6 +133,7 @@ def test_cohort_retention_by_first_purchase_month():
     buy(second, march(1) - timedelta(days=25), "10.00")  # February cohort, not back
     buy(late, march(4), "10.00")  # March cohort
 
+    results_rollups_refresh()
     table = selectors.cohort_retention(PERIOD, months=3)
 
     assert table.rows == [["2026-02", 2, 50.0, None], ["2026-03", 1, None, None]]
@@ -148,6 +155,7 @@ def test_checkout_opt_in_rate_per_store_and_clerk():
         collected_by=clerk,
     )
 
+    results_rollups_refresh()
     by_store, by_clerk = selectors.checkout_opt_in(PERIOD)
 
     assert _rows(by_store)["Fifth Avenue"] == [2, 1, 50.0]
@@ -168,6 +176,7 @@ def test_open_click_and_coupon_redemption_rates():
     redeem(a, code_a, march(3), channel="store", store=store)
     redeem(c, code_b, march(3))  # someone else's code: not this message's redemption
 
+    results_rollups_refresh()
     ids = selectors.campaign_ids_touching(PERIOD.previous.start, PERIOD.end)
     opens = selectors.open_click_rates(PERIOD, ids)
     coupons = _rows(selectors.coupon_redemption_rate(PERIOD, ids))
@@ -220,6 +229,7 @@ def test_channel_health_rates_per_day():
     DeliveryEvent.objects.create(provider="esp", provider_event_id="b1", kind="bounced", occurred_at=march(2, 12))
     DeliveryEvent.objects.create(provider="esp", provider_event_id="b2", kind="bounced", occurred_at=march(2, 13))
 
+    results_rollups_refresh()
     health = selectors.channel_health(PERIOD, [campaign.pk])
 
     day = {row[0]: row[1:] for row in health.rows}
@@ -250,6 +260,7 @@ def test_nps_counts_promoters_minus_detractors_of_the_answers_in_each_period():
         answer(score, march(1) - timedelta(days=2), f"campaign:0 delivery:{n}")
     answer(10, march(11, 1), "after the period")
 
+    results_rollups_refresh()
     rows = _rows(selectors.nps(PERIOD))
 
     assert rows["Answers"][:2] == [8, 4]
@@ -260,6 +271,7 @@ def test_nps_counts_promoters_minus_detractors_of_the_answers_in_each_period():
 
 
 def test_nps_without_answers_is_blank_not_zero():
+    results_rollups_refresh()
     rows = _rows(selectors.nps(PERIOD))
 
     assert rows["NPS"] == [None, None, "-"]
@@ -316,6 +328,7 @@ def test_journey_conversion_counts_entries_goals_and_sends_per_journey_in_each_p
     _enrol(winback, march(1) - timedelta(days=3), sent_at=march(1) - timedelta(days=3))
     _enrol(winback, march(9), converted=march(12))  # converts after the period
 
+    results_rollups_refresh()
     table = selectors.journey_conversion(PERIOD)
 
     rows = _rows(table)
@@ -326,6 +339,7 @@ def test_journey_conversion_counts_entries_goals_and_sends_per_journey_in_each_p
 def test_journey_conversion_takes_three_queries_whatever_the_number_of_journeys(django_assert_num_queries):
     for n in range(4):
         _enrol(_journey(f"J{n}"), march(2), converted=march(3), sent_at=march(2))
+    results_rollups_refresh()
 
     with django_assert_num_queries(3):
         table = selectors.journey_conversion(PERIOD)

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from campaigns.models import Campaign
+from campaigns.results.rollups import results_rollups_refresh
 from tests.campaigns.results.world import buy, deliver, march, sent_campaign
 from tests.factories import CustomerFactory, MarketingUserFactory, StoreFactory
 from tests.factories.customers import PASSWORD
@@ -28,6 +29,7 @@ def _history(size: int) -> None:
         person = CustomerFactory(source="store" if n % 2 else "web", source_store=store if n % 2 else None)
         buy(person, march(3 + n % 5), "12.50", channel="store" if n % 3 else "online", store=store)
         deliver(campaigns[n % 2], person, opened_at=march(2, 10) if n % 4 == 0 else None)
+    results_rollups_refresh()
 
 
 @pytest.mark.parametrize("size", [1, 30])
@@ -57,6 +59,7 @@ def test_every_table_exports_formula_safe_csv(client, marketer):
     deliver(campaign, person)
     buy(person, march(3), "10.00")
     Campaign.objects.filter(pk=campaign.pk).update(name="@SUM(A1)")
+    results_rollups_refresh()
 
     response = client.get(URL + "&export=message_conversion")
     missing = client.get(URL + "&export=nothing")
