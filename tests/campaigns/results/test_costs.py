@@ -67,9 +67,13 @@ def test_sms_cost_per_conversion_per_campaign_on_the_dashboard():
     assert rows["All campaigns"] == [5, "4 of 5", COST_UNKNOWN, "", 4, COST_UNKNOWN]
 
 
-def test_the_dashboard_shows_the_sms_cost_table_in_the_conversion_section():
+@pytest.mark.parametrize("direct", [False, True], ids=["roll-ups", "direct"])
+def test_the_dashboard_shows_the_sms_cost_table_in_the_conversion_section(direct):
+    from campaigns.results.rollups import results_rollups_refresh
+
     history()
-    tables = selectors.goal_dashboard(PERIOD, window=WEEK)
+    results_rollups_refresh()
+    tables = selectors.goal_dashboard(PERIOD, window=WEEK, direct=direct)
 
     [table] = [table for table in tables["conversion"] if table.key == "sms_cost"]
     assert {row[0] for row in table.rows} == {"Texts", "Mixed", "Old", "All campaigns"}
