@@ -577,3 +577,32 @@ class SurveyResponse(models.Model):
 
     def __str__(self) -> str:
         return f"Score {self.score} ({self.source or 'no source'})"
+
+
+class ApiKey(models.Model):
+    """A key an outside system (an online shop, a till) sends its orders with.
+
+    Only a hash of the secret is kept: the full key is shown once, when it is made. The prefix is
+    stored in clear so staff can tell keys apart and the look-up is one indexed read.
+    """
+
+    name = models.CharField(max_length=100, help_text="Who uses this key, e.g. Online shop (production).")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
