@@ -242,25 +242,30 @@ def order_clean(data, *, now: datetime | None = None) -> tuple[Order | None, lis
     return order, []
 
 
+#: the profile source of a buyer first seen through each purchase source
+_PROFILE_SOURCE = {Purchase.Source.API: Source.API, Purchase.Source.IMPORT: Source.IMPORT}
+
+
 @atomic_retry
-def order_record(*, order: Order) -> OrderOutcome:
-    """Record a checked order; idempotent per order number (``purchase_record``).
+def order_record(*, order: Order, source: str = ORDER_SOURCE) -> OrderOutcome:
+    """Record a checked order; idempotent per (source, order number) (``purchase_record``).
 
     The buyer is the profile given by id, or the surviving profile holding the email or phone; an
-    unknown buyer gets a new profile with source API and no consent (an order is not consent to
-    marketing). One transaction: when ``purchase_record`` refuses (``PurchaseConflict`` for a repeat
-    with other details), a profile made for it is rolled back too. Locks the person.
+    unknown buyer gets a new profile with source API (or import, for ``source="import"``) and no
+    consent (an order is not consent to marketing). One transaction: when ``purchase_record`` refuses
+    (``PurchaseConflict`` for a repeat with other details), a profile made for it is rolled back too.
+    Locks the person.
     """
     customer, customer_created = order.customer, False
     if customer is None:
         customer = customer_find_by_contact(email=order.email, phone=order.phone)
     if customer is None:
-        captured = customer_capture(email=order.email, phone=order.phone, source=Source.API, store=None)
+        captured = customer_capture(email=order.email, phone=order.phone, source=_PROFILE_SOURCE[source])
         customer, customer_created = captured.customer, captured.created
     purchase, created = purchase_record(
         customer=customer,
         channel=order.channel,
-        source=ORDER_SOURCE,
+        source=source,
         external_ref=order.external_ref,
         amount=order.amount,
         discount_amount=order.discount_amount,
