@@ -75,6 +75,8 @@ class _Errors:
 
 def _text(data: dict, field: str, errors: _Errors, *, required: bool = True) -> str | None:
     value = data.get(field)
+    if field == "external_ref" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # shops often number their orders
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             errors.add(field, "This field is required.")

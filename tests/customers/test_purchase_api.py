@@ -220,6 +220,13 @@ def test_amounts_sent_as_json_numbers_stay_exact(client, key):
     assert Purchase.objects.get().amount == Decimal("0.10")
 
 
+def test_a_numeric_order_number_is_read_as_text(client, key):
+    response = post(client, order(external_ref=1001), key=key)
+
+    assert response.status_code == 201
+    assert Purchase.objects.get().external_ref == "1001"
+
+
 # Refusals
 
 
@@ -335,6 +342,15 @@ def test_a_batch_of_more_than_500_orders_is_refused_whole(client, key):
     assert nothing_written()
 
 
+def test_a_batch_body_over_2_mb_is_refused(client, key):
+    orders = [order(external_ref=f"B-{n}", currency="x" * 5000) for n in range(450)]
+
+    response = post(client, {"orders": orders}, key=key, url="/api/v1/purchases/batch/")
+
+    assert response.status_code == 413
+    assert nothing_written()
+
+
 def test_a_batch_costs_a_bounded_number_of_queries_per_order(client, key, django_assert_max_num_queries):
     orders = [order(external_ref=f"B-{n}", customer={"email": f"b{n}@example.com"}) for n in range(10)]
 
@@ -342,3 +358,30 @@ def test_a_batch_costs_a_bounded_number_of_queries_per_order(client, key, django
         response = post(client, {"orders": orders}, key=key, url="/api/v1/purchases/batch/")
 
     assert [result["status"] for result in response.json()["results"]] == ["created"] * 10
+
+
+# Concurrency
+
+
+@pytest.mark.postgres
+def test_the_same_new_order_sent_twice_at_once_is_one_purchase_of_one_new_profile(transactional_db):
+    from django.test import Client
+
+    from tests.concurrency import errors, race
+
+    _api_key, full_key = api_key_create(name="Shop")
+    for i in range(5):
+        body = order(external_ref=f"RACE-{i}", customer={"email": f"race-{i}@example.com"})
+
+        def send(body=body):
+            response = post(Client(raise_request_exception=False), body, key=full_key)
+            return response.status_code, response.json().get("id")
+
+        outcomes = race(send, send)
+
+        assert all(o.ok for o in outcomes), errors(outcomes)
+        statuses = sorted(o.value[0] for o in outcomes)
+        assert statuses == [200, 201], (i, statuses)
+        assert outcomes[0].value[1] == outcomes[1].value[1]
+        assert Purchase.objects.filter(external_ref=f"RACE-{i}").count() == 1
+        assert Customer.objects.filter(email=f"race-{i}@example.com").count() == 1
