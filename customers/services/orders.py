@@ -38,6 +38,7 @@ FIELDS = {
 CUSTOMER_FIELDS = {"email", "phone", "id"}
 # A clock a little ahead is tolerated; an order dated days ahead is a mistake.
 FUTURE_TOLERANCE = timedelta(hours=1)
+EARLIEST_YEAR = 2000
 MAX_TEXT = 320
 
 
@@ -109,6 +110,10 @@ def _occurred_at(data: dict, errors: _Errors, now: datetime) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
+        if moment.year < EARLIEST_YEAR:
+            # Also keeps year 1 with a positive offset from overflowing when read in UTC.
+            errors.add("occurred_at", f"The order is dated before {EARLIEST_YEAR}.")
+            return None
     except ValueError:
         errors.add("occurred_at", "Give an ISO 8601 date and time, e.g. 2026-03-02T14:05:00+01:00.")
         return None

@@ -242,6 +242,7 @@ def test_a_numeric_order_number_is_read_as_text(client, key):
         ({"occurred_at": "2026-03-02 14:05"}, {"occurred_at"}),
         ({"occurred_at": "yesterday"}, {"occurred_at"}),
         ({"occurred_at": "2999-01-01T00:00:00Z"}, {"occurred_at"}),
+        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, {"occurred_at"}),
         ({"channel": "phone"}, {"channel"}),
         ({"channel": "store"}, {"store"}),
         ({"channel": "store", "store": "nowhere"}, {"store"}),
