@@ -143,3 +143,24 @@ def test_the_admin_applies_a_checked_file(client):
 
     assert response.status_code == 302
     assert Purchase.objects.get().external_ref == "A-1"
+
+
+def test_a_file_of_too_many_orders_is_refused_whole(monkeypatch):
+    from customers.services import purchase_importing
+
+    monkeypatch.setattr(purchase_importing, "MAX_ROWS", 3)
+    rows = [f"A-{n},20.00,USD,2026-03-02T10:00:00Z,online,,,a{n}@example.com" for n in range(4)]
+
+    with pytest.raises(ImportFileError, match="more than 3"):
+        purchase_import_create(file_name="orders.csv", data=csv(*rows))
+    assert not PurchaseImport.objects.exists()
+
+
+def test_the_dry_run_costs_a_bounded_number_of_queries_per_row(store, django_assert_max_num_queries):
+    ProductCategoryFactory(name="Shoes")
+    rows = [f"A-{n},20.00,USD,2026-03-02T10:00:00Z,store,{store.code},Shoes,a{n}@example.com" for n in range(20)]
+
+    with django_assert_max_num_queries(2 + 4 * len(rows)):
+        purchase_import = purchase_import_create(file_name="orders.csv", data=csv(*rows))
+
+    assert purchase_import.created_count == 20
