@@ -13,6 +13,7 @@ urlpatterns = [
     path("till/", include("customers.urls_till")),
     path("c/", include("customers.urls_public")),
     path("m/", include("campaigns.urls")),
+    path("api/v1/", include("customers.api.urls")),
     path("webhooks/", include("campaigns.feedback.urls")),
     path("anymail/", include("campaigns.feedback.urls_anymail")),
 ]

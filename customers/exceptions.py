@@ -26,6 +26,10 @@ class ExpiredToken(InvalidToken):
     """A genuine link past its validity (an edit link); its page may say so and offer the way forward."""
 
 
+class PurchaseConflict(CustomerError):
+    """A repeat of an order or receipt number that disagrees with the purchase first recorded under it."""
+
+
 class MergeError(CustomerError):
     """Two profiles that cannot be merged."""
 

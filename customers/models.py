@@ -577,3 +577,64 @@ class SurveyResponse(models.Model):
 
     def __str__(self) -> str:
         return f"Score {self.score} ({self.source or 'no source'})"
+
+
+class ApiKey(models.Model):
+    """A key an outside system (an online shop, a till) sends its orders with.
+
+    Only a hash of the secret is kept: the full key is shown once, when it is made. The prefix is
+    stored in clear so staff can tell keys apart and the look-up is one indexed read.
+    """
+
+    name = models.CharField(max_length=100, help_text="Who uses this key, e.g. Online shop (production).")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class PurchaseImport(models.Model):
+    """One CSV of past orders: the dry run's verdict per row, then the applied run's."""
+
+    class Status(models.TextChoices):
+        CHECKED = "checked", "Checked (dry run)"
+        APPLYING = "applying", "Importing"
+        DONE = "done", "Done"
+
+    file_name = models.CharField(max_length=255)
+    content = models.TextField(help_text="The uploaded CSV until it is imported (cleared afterwards).")
+    content_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CHECKED)
+    total_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    refused_count = models.PositiveIntegerField(default=0)
+    rows = models.JSONField(
+        default=list, blank=True, help_text="Per row: line, order number, outcome (create, skip, refuse), reason."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Purchase import {self.pk} of {self.file_name} ({self.get_status_display()})"

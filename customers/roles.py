@@ -22,6 +22,9 @@ _READ_ONLY_MODELS = {
     "surveyresponse",
     "smscost",
 }
+# Keys let outside systems write purchases and profiles: marketing sees them; making or revoking one
+# is for superusers and for staff granted the permission by name.
+_VIEW_ONLY_MODELS = {"apikey"}
 _MARKETING_APPS = ("customers", "loyalty", "campaigns")
 
 
@@ -35,6 +38,9 @@ def roles_ensure() -> dict[str, Group]:
         p for p in permissions if p.content_type.model not in _READ_ONLY_MODELS or p.codename.startswith("view_")
     ]
     marketing_perms = [p for p in marketing_perms if not p.codename.startswith("delete_customer")]
+    marketing_perms = [
+        p for p in marketing_perms if p.content_type.model not in _VIEW_ONLY_MODELS or p.codename.startswith("view_")
+    ]
     marketing.permissions.set(marketing_perms)
     # Store staff work from the till pages only; they hold no admin permissions.
     manager.permissions.set([])

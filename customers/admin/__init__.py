@@ -1,3 +1,11 @@
 """Admin for marketing staff; every write goes through customers.services."""
 
-from customers.admin import consent, customer, imports, merge, stores  # noqa: F401 (registers the admins)
+from customers.admin import (  # noqa: F401 (registers the admins)
+    api_keys,
+    consent,
+    customer,
+    imports,
+    merge,
+    purchase_imports,
+    stores,
+)

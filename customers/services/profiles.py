@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from customers.erase_hooks import profile_erase_hooks_run
-from customers.exceptions import CustomerError, InvalidContact, MergeError
+from customers.exceptions import CustomerError, InvalidContact, MergeError, PurchaseConflict
 from customers.lock_objects import customers_lock, person_lock
 from customers.merge_hooks import profile_merge_hooks_run
 from customers.models import (
@@ -511,7 +511,7 @@ def purchase_record(
     """Record a purchase or visit once per (source, external reference); returns (purchase, created).
 
     Repeating the same reference returns the first record unchanged (idempotent), also to a repeat
-    sent while the first was still in flight, or raises ``CustomerError`` when it disagrees on amount,
+    sent while the first was still in flight, or raises ``PurchaseConflict`` when it disagrees on amount,
     customer or (when the repeat names any) product categories. A purchase of a profile merged away is
     recorded on the surviving profile. Locks the person first (``person_lock``), so a purchase racing
     a merge lands on the survivor or moves with the merge, never in between; a lock conflict is
@@ -563,11 +563,11 @@ def purchase_record(
             # The same receipt was recorded concurrently: answer as for a repeat.
             existing = Purchase.objects.get(source=source, external_ref=external_ref)
     if existing.amount != amount or _survivor_id(existing.customer_id) != (customer.pk if customer else None):
-        raise CustomerError(f"Receipt {external_ref} was already recorded with other details.")
+        raise PurchaseConflict(f"Receipt {external_ref} was already recorded with other details.")
     if bought and {category.pk for category in bought} != set(
         PurchaseCategory.objects.filter(purchase=existing).values_list("category_id", flat=True)
     ):
-        raise CustomerError(f"Receipt {external_ref} was already recorded with other product categories.")
+        raise PurchaseConflict(f"Receipt {external_ref} was already recorded with other product categories.")
     return existing, False
 
 
