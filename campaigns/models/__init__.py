@@ -10,6 +10,8 @@ from campaigns.models.messages import Message, Variant
 from campaigns.models.quiet_hours import QuietHoursRule
 from campaigns.models.rollups import (
     BuyerDay,
+    CampaignFunnelCount,
+    CampaignSummary,
     CodeRedemption,
     CohortDay,
     HealthDay,
@@ -32,6 +34,8 @@ __all__ = [
     "AuditEvent",
     "BuyerDay",
     "Campaign",
+    "CampaignFunnelCount",
+    "CampaignSummary",
     "CodeRedemption",
     "CohortDay",
     "CustomerPushDevice",

@@ -263,3 +263,51 @@ class ReachableCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}: {self.profiles}"
+
+
+class CampaignFunnelCount(models.Model):
+    """A campaign's messages per channel, variant, status and reason, with what became of them: the counts
+    its results page's funnel and skipped table add up. Not by day: the page shows a campaign whole."""
+
+    cause_id = models.BigIntegerField(help_text="The campaign.")
+    channel = models.CharField(max_length=8)
+    variant_id = models.BigIntegerField(null=True)
+    status = models.CharField(max_length=16)
+    reason = models.CharField(max_length=32, blank=True)
+    messages = models.PositiveIntegerField()
+    delivered = models.PositiveIntegerField(help_text="Reported delivered, or opened or clicked.")
+    opened = models.PositiveIntegerField()
+    clicked = models.PositiveIntegerField()
+    redemptions = models.PositiveIntegerField(
+        help_text="Sent messages only: redemptions of the code each carried, by that person after the send, each "
+        "credited to the latest such message."
+    )
+    redeemed_amount = models.DecimalField(max_digits=16, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["cause_id"], name="campaign_funnel_by_cause")]
+
+    def __str__(self) -> str:
+        return f"campaign {self.cause_id} {self.channel} {self.status} {self.reason}: {self.messages}"
+
+
+class CampaignSummary(models.Model):
+    """A campaign's funnel roll-up is complete (``computed_at``), and its holdout lift for the default
+    attribution window: per group (treated, held out) the people, those who redeemed the offer, and the sum
+    and sum of squares of their spend, measured from the launch to ``lift_until``. Enough for the normal
+    approximation of the difference of means the results page draws."""
+
+    cause_id = models.BigIntegerField(unique=True, help_text="The campaign.")
+    computed_at = models.DateTimeField()
+    lift_until = models.DateTimeField(null=True, help_text="Empty: no lift (no holdout, or not launched).")
+    treated_people = models.PositiveIntegerField(default=0)
+    treated_redeemers = models.PositiveIntegerField(default=0)
+    treated_spend = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    treated_spend_squares = models.FloatField(default=0)
+    holdout_people = models.PositiveIntegerField(default=0)
+    holdout_redeemers = models.PositiveIntegerField(default=0)
+    holdout_spend = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    holdout_spend_squares = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"campaign {self.cause_id} as of {self.computed_at}"

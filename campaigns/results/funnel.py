@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from campaigns.models import Campaign, Delivery, Variant
+from campaigns.models import Campaign, CampaignFunnelCount, CampaignSummary, Delivery, Variant
 from campaigns.results.costs import campaign_channel_costs
 from campaigns.results.selectors import DEFAULT_ATTRIBUTION_WINDOW, DELIVERED_STATUSES, campaign_ids_touching
 from campaigns.results.selectors import last_touch_purchases as _last_touch
@@ -69,22 +69,26 @@ def _attribution_end(campaign: Campaign, window: timedelta, now: datetime) -> da
 
 
 def campaign_results(
-    *, campaign: Campaign, window: timedelta = DEFAULT_ATTRIBUTION_WINDOW, now: datetime | None = None
+    *,
+    campaign: Campaign,
+    window: timedelta = DEFAULT_ATTRIBUTION_WINDOW,
+    now: datetime | None = None,
+    direct: bool = False,
 ) -> CampaignResults:
     """The campaign's funnel, cost per conversion and lift; a fixed number of queries (seven, eight with a
-    holdout)."""
+    holdout).
+
+    Read from the campaign's roll-ups (``campaigns.results.rollups``, as of their last refresh) unless
+    ``direct``, or the campaign has none yet: then grouped from its deliveries now. The lift is rolled up
+    for the default attribution window only; another window measures it now.
+    """
     now = now or timezone.now()
-    deliveries = Delivery.objects.filter(cause_type=CAMPAIGN, cause_id=campaign.pk).order_by()
-    grouped = deliveries.values("channel", "variant_id", "status", "reason").annotate(
-        n=Count("pk"),
-        delivered=Count(
-            "pk",
-            filter=Q(provider_status__in=DELIVERED_STATUSES) | Q(opened_at__isnull=False) | Q(clicked_at__isnull=False),
-        ),
-        opened=Count("pk", filter=Q(opened_at__isnull=False)),
-        clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
-    )
-    redeemed = _redemptions(campaign)
+    summary = None if direct else CampaignSummary.objects.filter(cause_id=campaign.pk).first()
+    if summary is None:
+        grouped = funnel_counts([campaign.pk]).get(campaign.pk, [])
+        redeemed = _by_cell(code_redemptions([campaign.pk]).get(campaign.pk, {}))
+    else:
+        grouped, redeemed = _rolled_up_funnel(campaign)
     revenue: dict[tuple, list] = {}
     if campaign.started_at:
         ids = campaign_ids_touching(campaign.started_at - window, _attribution_end(campaign, window, now))
@@ -94,6 +98,7 @@ def campaign_results(
             window=window,
             campaign_ids=ids,
             only_campaign=campaign.pk,
+            direct=summary is None,
         ):
             entry = revenue.setdefault((channel, variant_id), [0, Decimal(0)])
             entry[0] += purchases
@@ -172,27 +177,87 @@ def campaign_results(
         funnel=funnel,
         skipped=skipped_table,
         kpi=_kpi(campaign, totals),
-        lift=_lift(campaign, window, now),
+        lift=_lift(campaign, window, now, summary),
         totals=totals,
         window_days=days,
     )
 
 
-def _redemptions(campaign: Campaign) -> dict[tuple, tuple[int, Decimal]]:
-    """Redemptions of the codes the campaign's messages carried, by that person after the send, each
-    credited to one message (the latest before it); one statement."""
+def funnel_counts(campaign_ids: list[int]) -> dict[int, list[dict]]:
+    """The campaigns' messages per channel, variant, status and reason, with those delivered, opened and
+    clicked; one statement."""
+    grouped = (
+        Delivery.objects.filter(cause_type=CAMPAIGN, cause_id__in=campaign_ids)
+        .order_by()
+        .values("cause_id", "channel", "variant_id", "status", "reason")
+        .annotate(
+            n=Count("pk"),
+            delivered=Count(
+                "pk",
+                filter=Q(provider_status__in=DELIVERED_STATUSES)
+                | Q(opened_at__isnull=False)
+                | Q(clicked_at__isnull=False),
+            ),
+            opened=Count("pk", filter=Q(opened_at__isnull=False)),
+            clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
+        )
+    )
+    found: dict[int, list[dict]] = {}
+    for row in grouped:
+        found.setdefault(row.pop("cause_id"), []).append(row)
+    return found
+
+
+def code_redemptions(campaign_ids: list[int]) -> dict[int, dict[tuple, tuple[int, Decimal]]]:
+    """Redemptions of the codes the campaigns' messages carried, by that person after the send, each
+    credited to one message of its campaign (the latest before it), per campaign and (channel, variant,
+    reason); one statement."""
+    ids = ", ".join(str(int(pk)) for pk in campaign_ids) or "NULL"
     sql = (
-        "SELECT t.channel, t.variant_id, COUNT(*), SUM(t.order_amount) FROM ("  # noqa: S608 (table names only)
-        "SELECT d.channel, d.variant_id, r.order_amount, "
-        "ROW_NUMBER() OVER (PARTITION BY r.id ORDER BY d.sent_at DESC, d.id DESC) AS touch "
+        "SELECT t.cause_id, t.channel, t.variant_id, t.reason, COUNT(*), SUM(t.order_amount) FROM ("  # noqa: S608
+        "SELECT d.cause_id, d.channel, d.variant_id, d.reason, r.order_amount, "
+        "ROW_NUMBER() OVER (PARTITION BY d.cause_id, r.id ORDER BY d.sent_at DESC, d.id DESC) AS touch "
         f"FROM {qn(Delivery._meta.db_table)} d JOIN {qn(Customer._meta.db_table)} c ON c.id = d.customer_id "
         f"JOIN {qn(Redemption._meta.db_table)} r ON r.coupon_code_id = d.coupon_code_id "
         "AND r.customer_id = COALESCE(c.merged_into_id, c.id) AND r.status = %s AND r.created_at >= d.sent_at "
-        "WHERE d.cause_type = %s AND d.cause_id = %s AND d.status = %s AND d.coupon_code_id IS NOT NULL"
-        ") t WHERE t.touch = 1 GROUP BY t.channel, t.variant_id"
+        f"WHERE d.cause_type = %s AND d.cause_id IN ({ids}) AND d.status = %s AND d.coupon_code_id IS NOT NULL"
+        ") t WHERE t.touch = 1 GROUP BY t.cause_id, t.channel, t.variant_id, t.reason"
     )
-    found = rows(sql, [Redemption.Status.CONFIRMED, CAMPAIGN, campaign.pk, Delivery.Status.SENT])
-    return {(channel, variant): (count, money(amount)) for channel, variant, count, amount in found}
+    found: dict[int, dict[tuple, tuple[int, Decimal]]] = {}
+    for cause_id, channel, variant, reason, count, amount in rows(
+        sql, [Redemption.Status.CONFIRMED, CAMPAIGN, Delivery.Status.SENT]
+    ):
+        found.setdefault(cause_id, {})[(channel, variant, reason)] = (count, money(amount))
+    return found
+
+
+def _by_cell(redeemed: dict[tuple, tuple[int, Decimal]]) -> dict[tuple, tuple[int, Decimal]]:
+    cells: dict[tuple, tuple[int, Decimal]] = {}
+    for (channel, variant, _reason), (count, amount) in redeemed.items():
+        before = cells.get((channel, variant), (0, Decimal(0)))
+        cells[(channel, variant)] = (before[0] + count, before[1] + amount)
+    return cells
+
+
+def _rolled_up_funnel(campaign: Campaign) -> tuple[list[dict], dict[tuple, tuple[int, Decimal]]]:
+    """The funnel counts and the redemptions per (channel, variant) from the campaign's roll-up; one query."""
+    grouped, redeemed = [], {}
+    for row in CampaignFunnelCount.objects.filter(cause_id=campaign.pk).order_by():
+        grouped.append(
+            {
+                "channel": row.channel,
+                "variant_id": row.variant_id,
+                "status": row.status,
+                "reason": row.reason,
+                "n": row.messages,
+                "delivered": row.delivered,
+                "opened": row.opened,
+                "clicked": row.clicked,
+            }
+        )
+        if row.redemptions:
+            redeemed[(row.channel, row.variant_id, row.reason)] = (row.redemptions, money(row.redeemed_amount))
+    return grouped, _by_cell(redeemed)
 
 
 def _kpi(campaign: Campaign, totals: dict) -> Table:
@@ -225,12 +290,41 @@ def _interval(mean_t, var_t, n_t, mean_h, var_h, n_h) -> tuple[float, float, flo
     return difference, difference - margin, difference + margin
 
 
-def _lift(campaign: Campaign, window: timedelta, now: datetime) -> Table | None:
+def _lift(campaign: Campaign, window: timedelta, now: datetime, summary: CampaignSummary | None = None) -> Table | None:
     """Treated against held-out people: redemption of the campaign's offer and revenue per person within
-    the attribution window after launch; one statement."""
+    the attribution window after launch; one statement, none when read from the campaign's roll-up."""
     if not campaign.holds_out or campaign.started_at is None:
         return None
-    start, end = campaign.started_at, _attribution_end(campaign, window, now)
+    if summary is not None and summary.lift_until is not None and window == DEFAULT_ATTRIBUTION_WINDOW:
+        groups = summary_lift_groups(summary)
+    else:
+        groups = lift_groups(campaign, _attribution_end(campaign, window, now))
+    return _lift_table(campaign, window, groups)
+
+
+def summary_lift_groups(summary: CampaignSummary) -> dict[int, tuple[int, int, float, float]]:
+    groups = {}
+    if summary.treated_people:
+        groups[0] = (
+            summary.treated_people,
+            summary.treated_redeemers,
+            float(summary.treated_spend),
+            summary.treated_spend_squares,
+        )
+    if summary.holdout_people:
+        groups[1] = (
+            summary.holdout_people,
+            summary.holdout_redeemers,
+            float(summary.holdout_spend),
+            summary.holdout_spend_squares,
+        )
+    return groups
+
+
+def lift_groups(campaign: Campaign, end: datetime) -> dict[int, tuple[int, int, float, float]]:
+    """Per group (0 treated, 1 held out): people, those who redeemed the offer, and the sum and sum of squares
+    of their spend from the launch to ``end``; one statement."""
+    start = campaign.started_at
     offer = campaign.offer_id or 0
     # Whole stores held out measure in-store lift: only till purchases and in-store redemptions count.
     in_store = campaign.holds_out_stores
@@ -270,6 +364,11 @@ def _lift(campaign: Campaign, window: timedelta, now: datetime) -> Table | None:
         held: (n, int(red or 0), float(spend or 0), float(square or 0))
         for held, n, red, spend, square in rows(sql, params)
     }
+    return groups
+
+
+def _lift_table(campaign: Campaign, window: timedelta, groups: dict[int, tuple]) -> Table:
+    in_store = campaign.holds_out_stores
     treated, holdout = groups.get(0), groups.get(1)
     table_rows = []
     if treated and holdout:

@@ -42,6 +42,8 @@ from campaigns.audience import sendable_q
 from campaigns.models import (
     BuyerDay,
     Campaign,
+    CampaignFunnelCount,
+    CampaignSummary,
     CodeRedemption,
     CohortDay,
     Delivery,
@@ -61,6 +63,7 @@ from campaigns.models import (
 )
 from campaigns.results.selectors import JOURNEY_SEND_SLACK, campaign_ids_touching
 from campaigns.results.sql import minus, qn, refunded, rows, subquery
+from campaigns.results.tables import money
 from customers.models import Channel, ConsentEvidence, ConsentMethod, Customer, Purchase, SurveyResponse
 from loyalty.customer_record import REFUND_KEY_PREFIX
 from loyalty.models import LedgerEntry, Redemption
@@ -446,6 +449,87 @@ def code_redemptions_build(campaign_ids: Iterable[int] | None) -> int:
         return cursor.rowcount
 
 
+def summary_campaigns_dirty(since: datetime, changed_purchase_days: set[date], send_dirty: set[int]) -> set[int]:
+    """Campaigns whose results roll-up is out of date: those whose send roll-ups are (deliveries, events,
+    redemptions, merges), and those holding people out whose lift (default attribution window) is still
+    being measured, or covers a day whose purchases were written, refunded or moved by a merge since."""
+    from campaigns.results.selectors import DEFAULT_ATTRIBUTION_WINDOW
+
+    ids = set(send_dirty)
+    holding = Campaign.objects.filter(started_at__isnull=False).filter(
+        Q(holdout_percent__gt=0) | Q(holdout_mode="stores")
+    )
+    for pk, started_at, finished_at in holding.values_list("pk", "started_at", "finished_at"):
+        if pk in ids:
+            continue
+        if finished_at is None or finished_at >= since - DEFAULT_ATTRIBUTION_WINDOW:
+            ids.add(pk)
+            continue
+        first = timezone.localdate(started_at) - timedelta(days=1)
+        last = timezone.localdate(finished_at + DEFAULT_ATTRIBUTION_WINDOW) + timedelta(days=1)
+        if any(first <= day <= last for day in changed_purchase_days):
+            ids.add(pk)
+    return ids
+
+
+def campaign_summaries_build(campaign_ids: Iterable[int] | None, now: datetime) -> int:
+    """Replace the results roll-ups of ``campaign_ids`` (every campaign launched when None); returns the funnel
+    rows written. Two statements for the funnel and its redemptions, one per campaign holding people out
+    for its lift (from the launch to the end of the default attribution window, or ``now`` before it)."""
+    from campaigns.results.funnel import _attribution_end, code_redemptions, funnel_counts, lift_groups
+    from campaigns.results.selectors import DEFAULT_ATTRIBUTION_WINDOW
+
+    campaigns = Campaign.objects.filter(started_at__isnull=False)
+    if campaign_ids is not None:
+        campaign_ids = sorted(int(pk) for pk in campaign_ids)
+        if not campaign_ids:
+            return 0
+        campaigns = campaigns.filter(pk__in=campaign_ids)
+    campaigns = list(campaigns.order_by("pk"))
+    ids = [campaign.pk for campaign in campaigns]
+    CampaignFunnelCount.objects.filter(cause_id__in=ids).delete()
+    CampaignSummary.objects.filter(cause_id__in=ids).delete()
+    if not ids:
+        return 0
+    counts, redeemed = funnel_counts(ids), code_redemptions(ids)
+    funnel_rows = []
+    for cause_id, grouped in counts.items():
+        found = redeemed.get(cause_id, {})
+        for row in grouped:
+            cell = (row["channel"], row["variant_id"], row["reason"])
+            count, amount = found.get(cell, (0, 0)) if row["status"] == Delivery.Status.SENT else (0, 0)
+            funnel_rows.append(
+                CampaignFunnelCount(
+                    cause_id=cause_id,
+                    channel=row["channel"],
+                    variant_id=row["variant_id"],
+                    status=row["status"],
+                    reason=row["reason"],
+                    messages=row["n"],
+                    delivered=row["delivered"],
+                    opened=row["opened"],
+                    clicked=row["clicked"],
+                    redemptions=count,
+                    redeemed_amount=amount,
+                )
+            )
+    summaries = []
+    for campaign in campaigns:
+        summary = CampaignSummary(cause_id=campaign.pk, computed_at=now)
+        if campaign.holds_out:
+            summary.lift_until = _attribution_end(campaign, DEFAULT_ATTRIBUTION_WINDOW, now)
+            groups = lift_groups(campaign, summary.lift_until)
+            for held, prefix in ((0, "treated"), (1, "holdout")):
+                people, redeemers, spend, squares = groups.get(held, (0, 0, 0.0, 0.0))
+                setattr(summary, f"{prefix}_people", people)
+                setattr(summary, f"{prefix}_redeemers", redeemers)
+                setattr(summary, f"{prefix}_spend", money(spend))
+                setattr(summary, f"{prefix}_spend_squares", squares)
+        summaries.append(summary)
+    CampaignSummary.objects.bulk_create(summaries, batch_size=2000)
+    return len(CampaignFunnelCount.objects.bulk_create(funnel_rows, batch_size=2000))
+
+
 # --- journeys -------------------------------------------------------------------------------------
 
 
@@ -639,6 +723,7 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
                 "buyers": buyer_days_build(None),
                 "sends": send_days_build(None),
                 "code_redemptions": code_redemptions_build(None),
+                "campaign_results": campaign_summaries_build(None, now),
                 "value": value_days_build(),
                 "cohorts": cohort_days_build(),
                 "journeys": journey_days_build(None),
@@ -660,6 +745,9 @@ def results_rollups_refresh(*, now: datetime | None = None, full: bool = False) 
                 "buyers": buyer_days_build(recent | changed),
                 "sends": send_days_build(dirty_campaigns),
                 "code_redemptions": code_redemptions_build(dirty_campaigns),
+                "campaign_results": campaign_summaries_build(
+                    summary_campaigns_dirty(since, changed, dirty_campaigns), now
+                ),
                 "value": value_days_build() if changed else 0,
                 "cohorts": cohort_days_build() if changed else 0,
                 "journeys": journey_days_build(recent | journey_days_dirty(since)),
