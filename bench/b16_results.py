@@ -126,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--reuse", action="store_true", help="keep the fixture if it has that many customers")
-    parser.add_argument("--direct", action="store_true", help="compute the dashboard from the base tables")
+    parser.add_argument("--direct", action="store_true", help="compute the pages from the base tables")
     args = parser.parse_args()
     _setup_django()
 
@@ -162,7 +162,7 @@ def main() -> None:
     _timed("goal dashboard (1 year)", lambda: sum(len(t) for t in goal_dashboard(year, direct=direct).values()))
     ids = campaign_ids_touching(period.start, period.end)
     _timed("channel health (30 days)", lambda: len(channel_health(period, ids, direct=direct).rows))
-    _timed("campaign results + lift", lambda: campaign_results(campaign=campaign).totals["sent"])
+    _timed("campaign results + lift", lambda: campaign_results(campaign=campaign, direct=direct).totals["sent"])
     print(f"(period {period})")
 
 

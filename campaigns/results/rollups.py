@@ -451,8 +451,9 @@ def code_redemptions_build(campaign_ids: Iterable[int] | None) -> int:
 
 def summary_campaigns_dirty(since: datetime, changed_purchase_days: set[date], send_dirty: set[int]) -> set[int]:
     """Campaigns whose results roll-up is out of date: those whose send roll-ups are (deliveries, events,
-    redemptions, merges), and those holding people out whose lift (default attribution window) is still
-    being measured, or covers a day whose purchases were written, refunded or moved by a merge since."""
+    redemptions of their offer), and, for the lift, those holding people out whose attribution window
+    (the default one) covers a day whose purchases were written, refunded or moved by a merge since, or
+    that messaged a profile merged since (two profiles become one person)."""
     from campaigns.results.selectors import DEFAULT_ATTRIBUTION_WINDOW
 
     ids = set(send_dirty)
@@ -460,15 +461,13 @@ def summary_campaigns_dirty(since: datetime, changed_purchase_days: set[date], s
         Q(holdout_percent__gt=0) | Q(holdout_mode="stores")
     )
     for pk, started_at, finished_at in holding.values_list("pk", "started_at", "finished_at"):
-        if pk in ids:
-            continue
-        if finished_at is None or finished_at >= since - DEFAULT_ATTRIBUTION_WINDOW:
-            ids.add(pk)
-            continue
         first = timezone.localdate(started_at) - timedelta(days=1)
-        last = timezone.localdate(finished_at + DEFAULT_ATTRIBUTION_WINDOW) + timedelta(days=1)
+        last = timezone.localdate((finished_at or timezone.now()) + DEFAULT_ATTRIBUTION_WINDOW) + timedelta(days=1)
         if any(first <= day <= last for day in changed_purchase_days):
             ids.add(pk)
+    merged = Customer.objects.filter(updated_at__gte=since, merged_into__isnull=False).values("pk")
+    messaged = Delivery.objects.filter(cause_type=CAMPAIGN, customer_id__in=merged).order_by()
+    ids |= set(messaged.values_list("cause_id", flat=True).distinct())
     return ids
 
 
