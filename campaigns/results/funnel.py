@@ -75,8 +75,7 @@ def campaign_results(
     now: datetime | None = None,
     direct: bool = False,
 ) -> CampaignResults:
-    """The campaign's funnel, cost per conversion and lift; a fixed number of queries (seven, eight with a
-    holdout).
+    """The campaign's funnel, cost per conversion and lift; a fixed number of queries whatever its deliveries.
 
     Read from the campaign's roll-ups (``campaigns.results.rollups``, as of their last refresh) unless
     ``direct``, or the campaign has none yet: then grouped from its deliveries now. The lift is rolled up

@@ -16,6 +16,9 @@ only what changed:
   got a provider event since (opens, clicks, bounces arrive as events), and those whose offer had a
   redemption written or cancelled since, or one by a profile merged since (a merge lets the survivor
   redeem what the duplicate was sent);
+- campaigns, too, for a campaign's results page (its funnel, code redemptions and holdout lift, whole):
+  those above, and for the lift, campaigns holding people out whose attribution window covers a day of
+  the purchases found above, or that messaged a profile merged since;
 - everything for lifetime value and cohorts when any purchase changed since, and for survey answers
   every run: a backdated purchase or a changed answer moves figures on days other than its own, and each
   is one pass over its table.
