@@ -489,8 +489,10 @@ def campaign_summaries_build(campaign_ids: Iterable[int] | None, now: datetime) 
         campaigns = campaigns.filter(pk__in=campaign_ids)
     campaigns = list(campaigns.order_by("pk"))
     ids = [campaign.pk for campaign in campaigns]
-    CampaignFunnelCount.objects.filter(cause_id__in=ids).delete()
-    CampaignSummary.objects.filter(cause_id__in=ids).delete()
+    # A full rebuild also drops the rows of campaigns deleted since.
+    stale = {} if campaign_ids is None else {"cause_id__in": campaign_ids}
+    CampaignFunnelCount.objects.filter(**stale).delete()
+    CampaignSummary.objects.filter(**stale).delete()
     if not ids:
         return 0
     counts, redeemed = funnel_counts(ids), code_redemptions(ids)
