@@ -644,44 +644,31 @@ def _coupon(journey: Journey, step: dict, ran: dict[int, int], customer_of, now:
 
 
 def _points(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: dt.datetime) -> None:
-    """Bonus points through loyalty's ledger, keyed by the step run (a repeat credits nothing). One
-    ledger call per member: a person's balance is only ever moved under their account lock."""
-    from loyalty.models import LedgerEntry, LoyaltyAccount
-    from loyalty.services.accounts import account_lock, ledger_append
+    """Bonus points through loyalty's ledger for the whole group at once, keyed by the step run (a
+    repeat credits nothing); the runs record who had an account to credit."""
+    from loyalty.models import LedgerEntry
+    from loyalty.services.accounts import points_credit_many
 
     if not ran:
         return
-    accounts = {
-        account.customer_id: account
-        for account in LoyaltyAccount.objects.filter(
-            customer_id__in={customer_of[pk] for pk in ran},
-            status=LoyaltyAccount.Status.ACTIVE,
-            programme__is_active=True,
-        ).select_related("programme")
-    }
-    credited = []
-    for enrolment_id, run_id in ran.items():
-        account = accounts.get(customer_of[enrolment_id])
-        if account is None:
-            continue
-        ledger_append(
-            account=account_lock(account),
-            kind=LedgerEntry.Kind.ADJUST if not hasattr(LedgerEntry.Kind, "BONUS") else LedgerEntry.Kind.BONUS,
-            points=int(step["points"]),
-            idempotency_key=f"journey_step:{run_id}",
-            occurred_at=now,
-            reason=(step.get("reason") or journey.name)[:300],
-        )
-        credited.append(run_id)
-    JourneyStepRun.objects.filter(pk__in=credited).update(outcome="credited")
-    JourneyStepRun.objects.filter(pk__in=set(ran.values()) - set(credited)).update(outcome="no_account")
+    key_of = {run_id: f"journey_step:{run_id}" for run_id in ran.values()}
+    credited = points_credit_many(
+        credits=[(customer_of[enrolment_id], key_of[run_id]) for enrolment_id, run_id in ran.items()],
+        points=int(step["points"]),
+        kind=LedgerEntry.Kind.ADJUST,
+        reason=(step.get("reason") or journey.name)[:300],
+        occurred_at=now,
+    )
+    with_account = [run_id for run_id, key in key_of.items() if key in credited]
+    JourneyStepRun.objects.filter(_among(with_account)).update(outcome="credited")
+    JourneyStepRun.objects.filter(_among(set(key_of) - set(with_account))).update(outcome="no_account")
 
 
 def _attribute(step: dict, ran: dict[int, int], customer_of) -> None:
-    """Set one custom attribute through the customers service (it validates and keeps the history)."""
-    from customers.services.editing import customer_update_profile
+    """Set one custom attribute on the group's profiles at once, through the customers service."""
+    from customers.services.editing import customers_attribute_set
 
-    for customer in Customer.objects.filter(pk__in={customer_of[pk] for pk in ran}, erased_at__isnull=True):
-        attributes = dict(customer.attributes or {})
-        attributes[step["name"].strip()] = step.get("value", "")
-        customer_update_profile(customer=customer, user=None, changes={"attributes": attributes})
+    if ran:
+        customers_attribute_set(
+            customer_ids={customer_of[pk] for pk in ran}, name=step["name"], value=step.get("value", "")
+        )
