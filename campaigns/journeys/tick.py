@@ -1,14 +1,20 @@
 """The minutely tick: enrol from the triggers, then step every due enrolment, set-based.
 
-Due enrolments are claimed in batches (``FOR UPDATE SKIP LOCKED``, in due order), so two ticks at once
-share the work and never hold the same enrolment. In the batch's one transaction: the exit rules are
-re-checked (a few UPDATEs), goals are counted, then each group of enrolments on the same step of the
-same version runs it: its ``JourneyStepRun`` rows are inserted ``ON CONFLICT DO NOTHING RETURNING``
-(only runs inserted now act, so a step never acts twice for one enrolment), the step acts for the
-whole group (deliveries in one INSERT … SELECT, a due time, a branch's two halves…) and the
-enrolments move to their next step. A crash anywhere before the commit leaves nothing done; the
-chunk tasks of the deliveries are published only after it. The number of statements depends on the
-number of (version, step) groups in a batch, never on the number of enrolments.
+Due enrolments are claimed in batches (``FOR UPDATE SKIP LOCKED``, each moving journey's in due
+order), so two ticks at once share the work and never hold the same enrolment. In the batch's one
+transaction: the exit rules are re-checked (a few UPDATEs), then each group of enrolments on the same
+step of the same version runs it: its ``JourneyStepRun`` rows are inserted ``ON CONFLICT DO NOTHING
+RETURNING`` (only runs inserted now act, so a step never acts twice for one enrolment), the step acts
+for the whole group (deliveries in one INSERT, a due time, a branch's two halves…), and whoever goes
+on to a step due now runs it in the same batch (exit rules checked again first); only where each
+stops (a wait, the end, an exit) is written. A crash anywhere before the commit leaves nothing done;
+the chunk tasks of the deliveries are published only after it. The number of statements depends on
+the number of journeys and (version, step) groups in a batch, never on the number of enrolments.
+
+Every statement of a batch reaches its rows by key: the claim reads a range of an index in its own
+order, the batch's ids travel as one array parameter or one JSON row source, and the batch tells the
+planner its pages are in memory, so no statement reads every enrolment or step run. That keeps a
+batch's cost flat as those tables grow to millions of rows.
 """
 
 from __future__ import annotations
@@ -191,12 +197,14 @@ def _journey_channels(versions: dict[int, JourneyVersion]) -> dict[int, set[str]
 
 
 def _exit_rules(
-    ids: list[int], gone: list[int], journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult
+    members, gone: list[int], journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult
 ) -> int:
     """Re-check, before any step runs, what ends an enrolment; a few UPDATEs per journey in the batch.
 
-    ``gone`` are the claimed enrolments whose customer was erased or merged when claimed: only they
-    are exited or moved to the survivor. Returns how many enrolments changed (exited or moved).
+    ``members`` are the batch's (enrolment, customer) pairs; ``gone`` the enrolments whose customer was
+    erased or merged when claimed: only they are exited or moved to the survivor. The consent and
+    segment checks read the batch's customers only, never the whole population. Returns how many
+    enrolments changed (exited or moved).
     """
     from campaigns.audience import segment_member_q
     from campaigns.segments import consent_granted_q
@@ -209,7 +217,8 @@ def _exit_rules(
         result.exited["erased"] += erased
         result.exited["merged"] += merged
         changed += erased + moved + merged
-    claimed = _among(ids)
+    claimed = _among(pk for pk, _ in members)
+    batch_customers = _among({customer for _, customer in members})
     exited_before = sum(result.exited.values())
     channels = _journey_channels(versions)
     for journey in journeys.values():
@@ -224,11 +233,11 @@ def _exit_rules(
             unreachable = Q()
             for channel in sorted(channels[journey.pk]):
                 unreachable &= ~Q(consent_granted_q(channel))
-            gone = Customer.objects.filter(unreachable).values("pk")
+            gone = Customer.objects.filter(batch_customers, unreachable).values("pk")
             result.exited["consent_withdrawn"] += _exit(mine & Q(customer_id__in=gone), "consent_withdrawn", now)
         if "left_segment" in rules and journey.entry_segment_id:
-            members = Customer.objects.filter(segment_member_q(journey.entry_segment, now=now)).values("pk")
-            result.exited["left_segment"] += _exit(mine & ~Q(customer_id__in=members), "left_segment", now)
+            inside = Customer.objects.filter(batch_customers, segment_member_q(journey.entry_segment, now=now))
+            result.exited["left_segment"] += _exit(mine & ~Q(customer_id__in=inside.values("pk")), "left_segment", now)
         if "goal" in rules:
             result.exited["converted"] += _exit(mine & Q(converted_at__isnull=False), "converted", now)
     return changed + sum(result.exited.values()) - exited_before
@@ -274,7 +283,7 @@ def enrolments_step_batch(*, now: dt.datetime, batch_size: int, result: TickResu
         journeys = Journey.objects.select_related("entry_segment").in_bulk({row[1] for row in claimed})
         versions = JourneyVersion.objects.in_bulk({row[2] for row in claimed})
         gone = [row[0] for row in claimed if row[5]]
-        if _exit_rules(ids, gone, journeys, versions, now, result):
+        if _exit_rules([(row[0], row[4]) for row in claimed], gone, journeys, versions, now, result):
             # someone exited or moved to a survivor: read the rest as they are now
             claimed = Enrolment.objects.filter(_among(ids), status=ACTIVE).values_list(
                 "pk", "journey_id", "version_id", "step_key", "customer_id"
@@ -308,8 +317,9 @@ def _still_inside(groups, journeys: dict[int, Journey], versions, now: dt.dateti
     """``groups`` less whoever the exit rules, checked again before their next step, take out."""
     if not groups or not any(journeys[versions[version_id].journey_id].exit_rules for version_id, _ in groups):
         return groups
-    ids = [pk for members in groups.values() for pk, _ in members]
-    if not _exit_rules(ids, [], journeys, versions, now, result):
+    chained = [member for members in groups.values() for member in members]
+    ids = [pk for pk, _ in chained]
+    if not _exit_rules(chained, [], journeys, versions, now, result):
         return groups
     inside = set(Enrolment.objects.filter(_among(ids), status=ACTIVE).values_list("pk", flat=True))
     kept = {key: [member for member in members if member[0] in inside] for key, members in groups.items()}
