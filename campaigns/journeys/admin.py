@@ -23,6 +23,7 @@ from campaigns.journeys.drafts import journey_draft_publish, journey_draft_save,
 from campaigns.journeys.dry_run import journey_dry_run
 from campaigns.journeys.journey_form import JourneyForm
 from campaigns.journeys.selectors_admin import (
+    journey_audit,
     journey_draft,
     journey_removed_steps_with_people,
     journey_step_counts,
@@ -158,6 +159,7 @@ class JourneyAdmin(admin.ModelAdmin):
             "can_change": can_change,
             "has_draft": bool(journey.pk and journey_draft(journey)),
             "diagram": journey_diagram_svg(saved_steps, counts, title=journey.name) if journey.pk else "",
+            "audit": journey_audit(journey) if journey.pk else [],
         }
         return TemplateResponse(request, "admin/campaigns/journey/change_form.html", context)
 
