@@ -106,3 +106,65 @@ def test_the_journey_page_shows_its_history_where_a_campaign_shows_its_own(clien
     assert "[&#x27;live&#x27;, &#x27;paused&#x27;]" in history
     assert marketer.username in history
     assert "Other" not in history
+
+
+def _press(client, journey, action):
+    return client.post(reverse("admin:campaigns_journey_status", args=[journey.pk]), {"action": action}, follow=True)
+
+
+def test_the_journey_page_pauses_resumes_drains_and_archives_with_one_button_each(client, marketer):
+    journey = draft_journey()
+    journey_publish(journey=journey, steps=two_step_steps(email_message()), user=marketer)
+    inside = Enrolment.objects.create(
+        journey=journey,
+        customer=CustomerFactory(),
+        version=journey.live_version,
+        entry_key="x",
+        step_key="first",
+        entered_at=journey.updated_at,
+    )
+    client.login(username=marketer.username, password=PASSWORD)
+    page = client.get(reverse("admin:campaigns_journey_change", args=[journey.pk])).content.decode()
+    assert 'value="pause"' in page
+    assert 'value="drain"' in page
+    assert 'value="resume"' not in page
+
+    for action, status in (("pause", "paused"), ("drain", "draining"), ("resume", "live")):
+        answer = _press(client, journey, action)
+        journey.refresh_from_db()
+        assert journey.status == status, action
+        assert "Welcome" in answer.content.decode()
+    page = client.get(reverse("admin:campaigns_journey_change", args=[journey.pk])).content.decode()
+    assert 'value="resume"' not in page
+    assert 'value="pause"' in page
+
+    _press(client, journey, "archive")
+    journey.refresh_from_db()
+    inside.refresh_from_db()
+    assert (journey.status, inside.status, inside.exit_reason) == ("archived", "exited", "archived")
+    assert [event[0] for event in journey_events(journey)][-4:] == ["status_changed"] * 4
+    page = client.get(reverse("admin:campaigns_journey_change", args=[journey.pk])).content.decode()
+    assert 'id="journey-status-actions"' not in page  # nothing left to do with an archived journey
+
+
+def test_status_buttons_refuse_a_get_an_unknown_action_a_refused_move_and_a_viewer(client, marketer):
+    journey = draft_journey()
+    url = reverse("admin:campaigns_journey_status", args=[journey.pk])
+    client.login(username=marketer.username, password=PASSWORD)
+
+    assert client.get(url).status_code == 405
+    assert "Choose pause, resume, drain or archive" in _press(client, journey, "explode").content.decode()
+    assert "cannot be paused" in _press(client, journey, "pause").content.decode()  # a draft is not running
+    journey.refresh_from_db()
+    assert journey.status == "draft"
+    assert journey_events(journey) == []
+
+    viewer = MarketingUserFactory()
+    viewer.user_permissions.clear()
+    viewer.groups.clear()
+    viewer.is_superuser = False
+    viewer.save()
+    client.login(username=viewer.username, password=PASSWORD)
+    assert client.post(url, {"action": "archive"}).status_code in (302, 403)
+    journey.refresh_from_db()
+    assert journey.status == "draft"
