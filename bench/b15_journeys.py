@@ -7,7 +7,8 @@ Usage (PostgreSQL only; builds its own database, never touches yours):
 Prints the fixture time, the enrolment of the segment (one INSERT … SELECT), then the tick advancing
 every due enrolment (a wait step, in claimed batches) and a second tick running a send step
 (deliveries written through the audience checks; chunk tasks are not run), each with its rate per
-enrolment and its SQL statement count.
+enrolment and its SQL statement count. ``--workers N`` steps from N forked processes at once, as N
+ticks running together share the due enrolments (a tick still running when the next minute's starts).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 from datetime import timedelta
 
 from bench.b1_segment_count import _setup_django, fixture_build
+
+_CHILD_STATEMENTS = [0]  # counted by forked workers, added to the step's count
 
 
 def _timed(label: str, fn, enrolments: int):
@@ -29,13 +32,47 @@ def _timed(label: str, fn, enrolments: int):
         return execute(sql, params, many, context)
 
     started = time.perf_counter()
+    _CHILD_STATEMENTS[0] = 0
     with connection.execute_wrapper(count):
         value = fn()
     seconds = time.perf_counter() - started
-    statements = counted[0]
+    statements = counted[0] + _CHILD_STATEMENTS[0]
     rate = enrolments / seconds if seconds else float("inf")
     print(f"{label}: {seconds:.2f} s, {rate:,.0f} enrolments/s, {statements} SQL statements")
     return value
+
+
+def _forked(step, processes: int):
+    """Run ``step`` in ``processes`` forked children at once; their results and statements summed."""
+    import multiprocessing
+
+    from django.db import connection, connections
+
+    from campaigns.journeys.tick import TickResult
+
+    connections.close_all()  # each child opens its own connection
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child():
+        counted = [0]
+
+        def count(execute, sql, params, many, context):
+            counted[0] += 1
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
+            result = step()
+        results.put((result.stepped, counted[0]))
+
+    children = [context.Process(target=child) for _ in range(processes)]
+    for process in children:
+        process.start()
+    reports = [results.get() for _ in children]
+    for process in children:
+        process.join()
+    _CHILD_STATEMENTS[0] += sum(statements for _, statements in reports)
+    return TickResult(stepped=sum(stepped for stepped, _ in reports))
 
 
 def main() -> None:
@@ -43,6 +80,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--reuse", action="store_true", help="keep the fixture if it has that many customers")
     parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=1, help="step from this many forked processes at once")
     args = parser.parse_args()
     _setup_django()
 
@@ -104,9 +142,15 @@ def main() -> None:
             pass
         return result
 
-    result = _timed("advance every due wait step", lambda: advance(now), enrolled)
+    def advance_forked(at):
+        return _forked(lambda: advance(at), args.workers) if args.workers > 1 else advance(at)
+
+    label = f" ({args.workers} workers)" if args.workers > 1 else ""
+    result = _timed(f"advance every due wait step{label}", lambda: advance_forked(now), enrolled)
     print(f"  stepped {result.stepped:,} in batches of {args.batch:,}")
-    result = _timed("run the send step (deliveries written)", lambda: advance(now + timedelta(hours=2)), enrolled)
+    result = _timed(
+        f"run the send step (deliveries written){label}", lambda: advance_forked(now + timedelta(hours=2)), enrolled
+    )
     completed = Enrolment.objects.filter(journey=journey, status="completed").count()
     print(f"  stepped {result.stepped:,}; completed {completed:,}")
 

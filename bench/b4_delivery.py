@@ -10,13 +10,15 @@ suppressed). Prints the launch time and SQL statements, then sends every chunk i
 (the counting null channels of ``campaigns/channels/null.py``: the real payloads are built, then
 counted in Redis or the shared cache instead of sent) or ``providers`` (anymail's Postmark backend and
 twilio's client, each building, signing and parsing its requests for real, with only the HTTP socket
-answered in process by ``bench/http_answer.py``). ``--processes N`` sends the chunks from N forked
+answered in process by ``bench/http_answer.py``). ``--channels email`` sends email only (B4 as stated);
+the default sends email and SMS. ``--processes N`` sends the chunks from N forked
 processes at once (a worker process per core, as production runs). Figures are printed, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
@@ -29,6 +31,14 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile of the send (one process) to this file")
     parser.add_argument("--launch-only", action="store_true", help="B1: stop after the launch")
     parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument(
+        "--at",
+        default="19:00",
+        help="send as if it were this UTC time today (default 19:00: inside SMS hours in every US zone)",
+    )
+    parser.add_argument(
+        "--channels", default="email,sms", help="the campaign's channels, comma-separated (B4 itself: email)"
+    )
     parser.add_argument("--reuse", action="store_true", help="keep the fixture if it has that many customers")
     args = parser.parse_args()
     from bench.b1_segment_count import _setup_django, fixture_build
@@ -37,11 +47,16 @@ def main() -> None:
     _setup_django()
     from django.conf import settings
     from django.db import connection
+    from django.utils import timezone
 
     from campaigns.channels.null import null_sent_count
     from campaigns.delivery.sending import delivery_chunk_send
     from campaigns.models import Campaign, Delivery, Message, OutboxMessage, Segment, Variant
 
+    channels = [name.strip() for name in args.channels.split(",") if name.strip()]
+    if not channels or set(channels) - {"email", "sms"}:
+        parser.error("--channels takes email, sms or both")
+    hour, minute = (int(part) for part in args.at.split(":"))
     fixture_build(customers=args.customers, reuse=args.reuse)
     deliveries_reset("B4")
     message = Message.objects.create(name="B4")
@@ -55,7 +70,7 @@ def main() -> None:
     sms_body = "Tandem Stores: hi {{ first_name }}, 20% off. Reply STOP to opt out"  # brand and opt-out: compliant
     Variant.objects.create(message=message, channel="sms", sms_body=sms_body)
     campaign = Campaign.objects.create(
-        name="B4", goal="engagement", kpi="click_rate", message=message, channels=["email", "sms"], status="scheduled"
+        name="B4", goal="engagement", kpi="click_rate", message=message, channels=channels, status="scheduled"
     )
     campaign.include_segments.set([Segment.objects.create(name="B4 everyone", rules={})])
 
@@ -67,9 +82,11 @@ def main() -> None:
         counted[0] += 1  # counted, not kept: the outbox's statements carry every rendered email
         return execute(sql, params, many, context)
 
+    # SMS quiet hours would defer every text outside 08:00-21:00 in the recipients' zones.
+    now = timezone.now().replace(hour=hour, minute=minute, second=0, microsecond=0)
     with connection.execute_wrapper(count):
         started = time.perf_counter()
-        result, published = campaign_launch_for_bench(campaign)
+        result, published = campaign_launch_for_bench(campaign, now=now)
         launch_seconds = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
@@ -92,7 +109,9 @@ def main() -> None:
         cpu = time.process_time()
         with connection.execute_wrapper(count):
             for first_id, last_id in ranges:
-                delivery_chunk_send(cause_type="campaign", cause_id=campaign.pk, first_id=first_id, last_id=last_id)
+                delivery_chunk_send(
+                    cause_type="campaign", cause_id=campaign.pk, first_id=first_id, last_id=last_id, now=now
+                )
         return counted[0], time.process_time() - cpu
 
     started = time.perf_counter()
@@ -114,10 +133,10 @@ def main() -> None:
         f"{args.processes} process(es), {cpu * 1e6 / max(sent, 1):.0f} us CPU/msg in them, "
         f"{statements / max(sent, 1):.4f} SQL/msg, {len(published)} chunk tasks, "
         f"outbox rows {OutboxMessage.objects.count():,}, campaign {Campaign.objects.get(pk=campaign.pk).status}, "
-        f"peak RSS {rss:.0f} MB (this process)"
+        f"peak RSS {rss:.0f} MB (this process), load average {os.getloadavg()[0]:.2f}"
     )
     if args.backend == "null":
-        print("counted by the null channels: " + ", ".join(f"{c} {null_sent_count(c):,}" for c in ("email", "sms")))
+        print("counted by the null channels: " + ", ".join(f"{c} {null_sent_count(c):,}" for c in channels))
 
 
 def _send_forked(send, ranges, processes: int) -> tuple[int, float]:

@@ -260,18 +260,24 @@ def campaign_forecast(campaign: Campaign, *, now: datetime | None = None, includ
     return Forecast(audience=row["audience"], channels=channels, checks_applied=applied, unique_codes_available=codes)
 
 
-def variant_choice(message, channel: str, *, now: datetime):
+def message_variants(message) -> list:
+    """All variants of ``message`` with their personas, in the order ``variant_choice`` tries them; one query."""
+    return list(message.variants.select_related("persona").order_by("persona__name", "persona_id"))
+
+
+def variant_choice(message, channel: str, *, now: datetime, variants: list | None = None):
     """A SQL expression giving, per customer, the id of the variant of ``message`` they get on ``channel``.
 
     The first persona (by name, then id) whose segment holds the customer wins; everyone else gets the
     default column. ``None`` when the message has no variant at all for the channel. Launching
     annotates the audience with this, so the choice is made in the same statement that selects it.
+    ``variants`` (from ``message_variants``) saves the query when several channels are chosen at once.
     """
     from django.db.models import BigIntegerField, Case, Value, When
 
-    variants = list(
-        message.variants.filter(channel=channel).select_related("persona").order_by("persona__name", "persona_id")
-    )
+    if variants is None:
+        variants = message_variants(message)
+    variants = [v for v in variants if v.channel == channel]
     default = next((v for v in variants if v.persona_id is None), None)
     whens = [
         When(segment_member_q(v.persona, now=now), then=Value(v.pk))

@@ -93,16 +93,23 @@ class CompiledVariant:
             text_source = variant.text_body.strip() or html_to_text(variant.html_body)
             text(text_source)
             self.text = compile_text(text_source + TEXT_FOOTER, allowed_names=LAYOUT_NAMES)
+            templates = (self.subject, self.preheader, self.html, self.text)
         elif self.channel == Channel.SMS:
             self.sms = text(variant.sms_body)
             # Checked on every rendered text: a conditional can drop the line for real recipients
             # although the sample values used at authoring kept it.
             self.sms_marketing = variant.message_id is None or variant.message.is_marketing
+            templates = (self.sms,)
         else:
             self.title = text(variant.push_title)
             self.body = text(variant.push_body)
             self.url = text(variant.push_url)
             self.image_url = variant.push_image_url
+            templates = (self.title, self.body, self.url)
+        # The placeholders any of its parts reads; an email's List-Unsubscribe header needs its link too.
+        self.names = frozenset().union(*(template.names for template in templates))
+        if self.channel == Channel.EMAIL:
+            self.names |= {"unsubscribe_url"}
 
     def render(self, context: dict[str, str]):
         if self.channel == Channel.EMAIL:

@@ -67,3 +67,18 @@ def segment_list_uploaded_event(*, segment, actor, matched: int, unmatched: int)
 def segment_changed_event(*, segment, actor, changes: dict, created: bool = False) -> AuditEvent:
     action = AuditEvent.Action.CREATED if created else AuditEvent.Action.CHANGED
     return _event(subject=segment, action=action, actor=actor, changes=changes)
+
+
+def journey_published_event(*, journey, actor, version, moves: dict, old_status: str) -> AuditEvent:
+    """A version of the steps went live; ``moves`` says where people on removed steps went."""
+    changes = {"version": version.number}
+    if moves:
+        changes["moves"] = moves
+    if old_status != journey.status:
+        changes["status"] = [old_status, journey.status]
+    return _event(subject=journey, action=AuditEvent.Action.PUBLISHED, actor=actor, changes=changes)
+
+
+def journey_status_changed_event(*, journey, actor, old: str, new: str) -> AuditEvent:
+    """Paused, resumed, drained or archived."""
+    return _event(subject=journey, action=AuditEvent.Action.STATUS_CHANGED, actor=actor, changes={"status": [old, new]})

@@ -7,6 +7,7 @@ Each is a signed token of its own purpose, so none works as another. Both name w
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import lru_cache
 
 from django.conf import settings
@@ -49,22 +50,36 @@ def link_source(*, source: str = "", cause: str = "") -> str:
     return " ".join(part for part in (cause, source) if part)[:200]
 
 
-def message_links(*, customer, channel: str, source: str = "", cause: str = "", category: str = "") -> dict[str, str]:
+LINK_NAMES = ("unsubscribe_url", "preferences_url", "survey_url")
+
+
+def message_links(
+    *,
+    customer,
+    channel: str,
+    source: str = "",
+    cause: str = "",
+    category: str = "",
+    names: Collection[str] = LINK_NAMES,
+) -> dict[str, str]:
     """``unsubscribe_url`` (one-click, this channel), ``preferences_url`` (the preference centre) and
     ``survey_url`` (the 0-10 question, its answer recorded against ``campaign:4 delivery:123``).
 
     ``source`` is the delivery (``delivery:123``), ``cause`` what caused it (``campaign:4``), and
-    ``category`` the campaign's category, which the preference centre offers to leave.
+    ``category`` the campaign's category, which the preference centre offers to leave. Only the links
+    in ``names`` are made (each is a signature; a sender asks for those its message uses).
     """
     carried_by = link_source(source=source, cause=cause)
-    unsubscribe = unsubscribe_token(customer=customer, channel=channel, source=carried_by)
-    preferences = preference_token_make(customer=customer, source=carried_by, category=category)
-    survey = survey_token_make(customer=customer, source=carried_by)
-    return {
-        "unsubscribe_url": _unsubscribe_url(unsubscribe),
-        "preferences_url": _preferences_url(preferences),
-        "survey_url": _survey_url(survey),
-    }
+    links = {}
+    if "unsubscribe_url" in names:
+        token = unsubscribe_token(customer=customer, channel=channel, source=carried_by)
+        links["unsubscribe_url"] = _unsubscribe_url(token)
+    if "preferences_url" in names:
+        token = preference_token_make(customer=customer, source=carried_by, category=category)
+        links["preferences_url"] = _preferences_url(token)
+    if "survey_url" in names:
+        links["survey_url"] = _survey_url(survey_token_make(customer=customer, source=carried_by))
+    return links
 
 
 def preview_links() -> dict[str, str]:

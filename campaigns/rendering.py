@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from django.conf import settings
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 MAX_SOURCE_CHARS = 100_000
@@ -239,6 +239,8 @@ class CompiledTemplate:
 
     source: str
     template: object
+    # The placeholders the template reads: a sender computes only these (a link costs a signature).
+    names: frozenset[str] = frozenset(PLACEHOLDERS)
 
     def render(self, context: Mapping[str, object]) -> str:
         # Checked templates have no loops, calls or arithmetic, so output is at most the source plus
@@ -260,13 +262,17 @@ class RenderError(RuntimeError):
 def compile_text(source: str, *, allowed_names: frozenset[str] | None = None) -> CompiledTemplate:
     """Check and compile plain text (subject, SMS, push): no escaping."""
     template_check(source, allowed_names=allowed_names)
-    return CompiledTemplate(source=source, template=_from_string(_text_env, source))
+    return CompiledTemplate(source=source, template=_from_string(_text_env, source), names=_names(source))
 
 
 def compile_html(source: str, *, allowed_names: frozenset[str] | None = None) -> CompiledTemplate:
     """Check and compile HTML: every placeholder value is HTML-escaped."""
     template_check(source, allowed_names=allowed_names)
-    return CompiledTemplate(source=source, template=_from_string(_html_env, source))
+    return CompiledTemplate(source=source, template=_from_string(_html_env, source), names=_names(source))
+
+
+def _names(source: str) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(_text_env.parse(source)))
 
 
 def _from_string(env: _LockedSandbox, source: str):

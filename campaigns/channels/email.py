@@ -71,6 +71,15 @@ class EmailChannel:
         self.connection = connection
         self.esp = esp_name(connection)
         self._rate_key = email_rate_key(connection)
+        self._sender: tuple[str, str, dict] | None = None
+
+    def _marketing_sender(self) -> tuple[str, str, dict]:
+        """From address, List-Id and ESP extras: read from the settings once per backend (once per chunk)."""
+        if self._sender is None:
+            domain = urlparse(settings.PUBLIC_BASE_URL).hostname or "localhost"
+            list_id = f"{settings.TANDEM['BRAND_NAME']} marketing <marketing.{domain}>"
+            self._sender = (settings.MARKETING_FROM_EMAIL, list_id, marketing_esp_extra(esp=self.esp))
+        return self._sender
 
     def rate_limit_key(self, payload) -> str | None:
         return self._rate_key
@@ -80,25 +89,20 @@ class EmailChannel:
 
     def build_payload(self, *, rendered, to: str, metadata: dict, links: dict) -> EmailMultiAlternatives:
         """A multipart message from the marketing sender, with RFC 8058 one-click unsubscribe headers."""
-        domain = urlparse(settings.PUBLIC_BASE_URL).hostname or "localhost"
+        from_email, list_id, extra = self._marketing_sender()
         headers = {
             "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            "List-Id": f"{settings.TANDEM['BRAND_NAME']} marketing <marketing.{domain}>",
+            "List-Id": list_id,
         }
         message = EmailMultiAlternatives(
-            subject=rendered.subject,
-            body=rendered.text,
-            from_email=settings.MARKETING_FROM_EMAIL,
-            to=[to],
-            headers=headers,
+            subject=rendered.subject, body=rendered.text, from_email=from_email, to=[to], headers=headers
         )
         message.attach_alternative(rendered.html, "text/html")
         message.metadata = {key: str(value) for key, value in metadata.items()}  # anymail: finds the row later
         message.tags = marketing_tags(metadata, esp=self.esp)
-        extra = marketing_esp_extra(esp=self.esp)
         if extra:
-            message.esp_extra = extra
+            message.esp_extra = dict(extra)
         return message
 
     def _connection(self):

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from campaigns.audience import audience_q, reachable_q, variant_choice
+from campaigns.audience import audience_q, message_variants, reachable_q, variant_choice
 from campaigns.delivery.conf import conf
 from campaigns.delivery.local_time import (
     ANYWHERE,
@@ -45,15 +45,24 @@ class LaunchResult:
     ranges: list[tuple[int, int]]
 
 
-def _channel_select(campaign: Campaign, channel: str, *, now: datetime) -> tuple[str, list]:
+@dataclasses.dataclass(frozen=True)
+class _Parts:
+    """What every channel's SELECT reads from the campaign, read once for the whole launch."""
+
+    include: list
+    exclude: list
+    variants: list
+
+
+def _channel_select(campaign: Campaign, channel: str, *, now: datetime, parts: _Parts) -> tuple[str, list]:
     """``SELECT customer_id, channel, variant_id`` of everyone ``campaign`` reaches on ``channel``."""
     from django.core.exceptions import EmptyResultSet
 
     queryset = (
-        Customer.objects.filter(audience_q(campaign, now=now))
+        Customer.objects.filter(audience_q(campaign, now=now, include=parts.include, exclude=parts.exclude))
         .filter(reachable_q(channel, campaign, now=now))
         .order_by()
-        .annotate(variant_pick=variant_choice(campaign.message, channel, now=now))
+        .annotate(variant_pick=variant_choice(campaign.message, channel, now=now, variants=parts.variants))
         .values_list("pk", "variant_pick")
     )
     try:
@@ -70,9 +79,14 @@ def deliveries_insert_for_campaign(*, campaign: Campaign, now: datetime) -> int:
     Idempotent: rows already there (same campaign, customer, channel) are left as they are, so a second
     launch inserts nothing. Returns the number of rows inserted. Run it inside a transaction.
     """
+    read = _Parts(
+        include=list(campaign.include_segments.all()),
+        exclude=list(campaign.exclude_segments.all()),
+        variants=message_variants(campaign.message),
+    )
     parts, params = [], []
     for channel in campaign.channel_list:
-        sql, part_params = _channel_select(campaign, channel, now=now)
+        sql, part_params = _channel_select(campaign, channel, now=now, parts=read)
         if sql:
             parts.append(f"SELECT * FROM ({sql}) {channel}_part")  # noqa: S608 (channel is a validated choice)
             params.extend(part_params)
@@ -276,17 +290,19 @@ def campaign_launch(*, campaign: Campaign, now: datetime | None = None) -> Launc
     now = now or timezone.now()
     locked = Campaign.objects.select_for_update(of=("self",)).select_related("message", "offer").get(pk=campaign.pk)
     if locked.status != Campaign.Status.SENDING:
-        locked = campaign_transition(campaign=locked, to=Campaign.Status.SENDING, actor=None, note="launched")
+        # ``locked`` (its message and offer already read) takes the new status; the row stays locked.
+        campaign_transition(campaign=locked, to=Campaign.Status.SENDING, actor=None, note="launched", row_locked=True)
     created = deliveries_insert_for_campaign(campaign=locked, now=now)
     deliveries_allot_unique_codes(campaign=locked, now=now)
     ranges = queued_ranges(cause_type=CAMPAIGN, cause_id=locked.pk, due_by=now)
     chunks_enqueue(cause_type=CAMPAIGN, cause_id=locked.pk, ranges=ranges)
     logger.info("campaign %s launched: %s deliveries created, %s chunks", locked.pk, created, len(ranges))
+    campaign.status = locked.status
     if not ranges:
         from campaigns.delivery.sending import cause_finish_if_done
 
         cause_finish_if_done(cause_type=CAMPAIGN, cause_id=locked.pk)
-    campaign.status = Campaign.objects.values_list("status", flat=True).get(pk=locked.pk)
+        campaign.status = Campaign.objects.values_list("status", flat=True).get(pk=locked.pk)
     return LaunchResult(created=created, ranges=ranges)
 
 

@@ -224,7 +224,15 @@ def _customers_with_checks(customer_ids: set[int], channels: set[str], campaign,
                 check.excluded_q(channel, campaign, now), output_field=BooleanField()
             )
     queryset = Customer.objects.filter(pk__in=customer_ids).select_related("home_store").annotate(**flags)
-    return {customer.pk: customer for customer in queryset}
+    if connection.vendor != "postgresql":
+        return {customer.pk: customer for customer in queryset}
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # With the default random_page_cost the planner answers the consent EXISTS of a chunk's 1,000
+        # customers by hashing every granted consent of the channel (a sequential scan of the table, 128 ms
+        # per chunk at 100 k customers, growing with the customer base) rather than 1,000 probes of the
+        # cached index (13 ms). Pages here are in memory: say so for this one statement's transaction.
+        cursor.execute("SELECT set_config('random_page_cost', '1.1', true)")
+        return {customer.pk: customer for customer in queryset}
 
 
 def _loyalty_values(customer_ids: set[int], programme_id: int | None) -> dict[int, dict[str, str]]:
@@ -409,6 +417,7 @@ def delivery_chunk_send(
                 source=source,
                 cause=f"{cause_type}:{row.cause_id}",
                 category=getattr(cause, "category", ""),
+                names=compiled[variant.pk].names,
             )
             extra = {**loyalty.get(customer.pk, {}), "coupon_code": codes.get(row.coupon_code_id, "")}
             rendered = compiled[variant.pk].render(placeholder_context(customer=customer, links=links, extra=extra))

@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,10 +23,18 @@ from campaigns.journeys.drafts import journey_draft_publish, journey_draft_save,
 from campaigns.journeys.dry_run import journey_dry_run
 from campaigns.journeys.journey_form import JourneyForm
 from campaigns.journeys.selectors_admin import (
+    journey_audit,
     journey_draft,
     journey_removed_steps_with_people,
     journey_step_counts,
     journey_steps_for_editing,
+)
+from campaigns.journeys.services import (
+    JourneyStateError,
+    journey_archive,
+    journey_drain,
+    journey_pause,
+    journey_resume,
 )
 from campaigns.journeys.steps_form import (
     KIND_LABELS,
@@ -42,6 +50,14 @@ from campaigns.journeys.steps_form import (
 )
 from campaigns.journeys.templates_library import TEMPLATES, journey_from_template
 from campaigns.models import Journey
+
+#: what each button on the journey page does, and how the confirmation says it
+JOURNEY_STATUS_ACTIONS = {
+    "pause": (journey_pause, "is paused: nobody moves and nobody enters until you resume it"),
+    "resume": (journey_resume, "is live again: due steps run at the next minute"),
+    "drain": (journey_drain, "takes no new entries: people inside finish their steps"),
+    "archive": (journey_archive, "is archived: everyone still inside has left it"),
+}
 
 EXIT = "exit"
 
@@ -86,6 +102,7 @@ class JourneyAdmin(admin.ModelAdmin):
             path("<int:object_id>/diagram.svg", view(self.diagram_view), name="campaigns_journey_diagram"),
             path("<int:object_id>/dry-run/", view(self.dry_run_view), name="campaigns_journey_dry_run"),
             path("<int:object_id>/publish/", view(self.publish_view), name="campaigns_journey_publish"),
+            path("<int:object_id>/status/", view(self.status_view), name="campaigns_journey_status"),
             *super().get_urls(),
         ]
 
@@ -158,6 +175,7 @@ class JourneyAdmin(admin.ModelAdmin):
             "can_change": can_change,
             "has_draft": bool(journey.pk and journey_draft(journey)),
             "diagram": journey_diagram_svg(saved_steps, counts, title=journey.name) if journey.pk else "",
+            "audit": journey_audit(journey) if journey.pk else [],
         }
         return TemplateResponse(request, "admin/campaigns/journey/change_form.html", context)
 
@@ -221,6 +239,29 @@ class JourneyAdmin(admin.ModelAdmin):
             "diagram": journey_diagram_svg(draft.steps, {}, title=journey.name),
         }
         return TemplateResponse(request, "admin/campaigns/journey/publish.html", context)
+
+    # --- pause, resume, drain, archive ---------------------------------------------------------------
+
+    def status_view(self, request, object_id: int):
+        """POST only: ``action`` is pause, resume, drain or archive; back to the journey with what happened."""
+        journey = self._journey(request, object_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request, journey):
+            raise PermissionDenied
+        action = request.POST.get("action", "")
+        move = JOURNEY_STATUS_ACTIONS.get(action)
+        if move is None:
+            messages.error(request, "Choose pause, resume, drain or archive.")
+        else:
+            service, done = move
+            try:
+                service(journey=journey, user=request.user)
+            except JourneyStateError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"“{journey.name}” {done}.")
+        return HttpResponseRedirect(reverse("admin:campaigns_journey_change", args=[journey.pk]))
 
     # --- templates ----------------------------------------------------------------------------------
 

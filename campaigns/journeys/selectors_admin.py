@@ -1,4 +1,5 @@
-"""Reads for the journey admin: the steps being edited, live counts per step, a customer's journeys."""
+"""Reads for the journey admin: the steps being edited, live counts per step, a customer's journeys, and
+the journey's history."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections import defaultdict
 
 from django.db.models import Count
 
-from campaigns.models import Enrolment, Journey, JourneyStepRun, JourneyVersion
+from campaigns.models import AuditEvent, Enrolment, Journey, JourneyStepRun, JourneyVersion
 
 
 def journey_draft(journey: Journey) -> JourneyVersion | None:
@@ -14,6 +15,12 @@ def journey_draft(journey: Journey) -> JourneyVersion | None:
     if journey.pk is None:
         return None
     return JourneyVersion.objects.filter(journey=journey, published_at__isnull=True).order_by("-number").first()
+
+
+def journey_audit(journey: Journey, *, limit: int = 50) -> list[AuditEvent]:
+    """The journey's audit events (publishing, pausing, resuming, draining, archiving), newest first."""
+    events = AuditEvent.objects.filter(subject_type=Journey._meta.model_name, subject_id=journey.pk)
+    return list(events.select_related("actor").order_by("-occurred_at", "-id")[:limit])
 
 
 def journey_steps_for_editing(journey: Journey) -> list[dict]:

@@ -1,6 +1,7 @@
 """Journey writes: publishing a version of the steps (moving people on removed steps), pause, resume,
 drain, archive. Each locks the journey row; the tick takes the same lock's weaker sibling (it reads
-the status inside its own claim), so a publish and a tick never interleave on one enrolment."""
+the status inside its own claim), so a publish and a tick never interleave on one enrolment. Each
+change is recorded in the audit trail, as campaigns' are (a repeat that changes nothing is not)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.db.models import Case, Count, F, Value, When
 from django.utils import timezone
 
+from campaigns import events
 from campaigns.journeys.steps import EXIT, JourneyStepsError, steps_by_key, steps_validate
 from campaigns.models import Enrolment, Journey, JourneyVersion
 
@@ -65,6 +67,7 @@ def journey_publish(
     now = now or timezone.now()
     moves = dict(moves or {})
     locked = _locked(journey)
+    old_status = locked.status
     if locked.status == Status.ARCHIVED:
         raise JourneyStateError("An archived journey cannot be published again.")
     steps_validate(steps)
@@ -115,6 +118,9 @@ def journey_publish(
     if locked.status == Status.DRAFT:
         locked.status = Status.LIVE
     locked.save(update_fields=["live_version", "status", "trigger_watermark", "updated_at"])
+    events.journey_published_event(
+        journey=locked, actor=user, version=version, moves=version.moves, old_status=old_status
+    )
     journey.status, journey.live_version, journey.trigger_watermark = (
         locked.status,
         version,
@@ -123,15 +129,17 @@ def journey_publish(
     return version
 
 
-def _move(journey: Journey, *, allowed_from: set[str], to: str, verb: str) -> Journey:
+def _move(journey: Journey, *, allowed_from: set[str], to: str, verb: str, user) -> Journey:
     with transaction.atomic():
         locked = _locked(journey)
         if locked.status == to:
             return locked
         if locked.status not in allowed_from:
             raise JourneyStateError(f"A {locked.get_status_display().lower()} journey cannot be {verb}.")
+        old = locked.status
         locked.status = to
         locked.save(update_fields=["status", "updated_at"])
+        events.journey_status_changed_event(journey=locked, actor=user, old=old, new=to)
     journey.status = to
     return locked
 
@@ -139,18 +147,18 @@ def _move(journey: Journey, *, allowed_from: set[str], to: str, verb: str) -> Jo
 def journey_pause(*, journey: Journey, user=None) -> Journey:
     """Nobody moves and nobody enters until resumed; queued sends wait too (the claim reads the status).
     Locks the journey row; idempotent. Raises ``JourneyStateError`` from draft or archived."""
-    return _move(journey, allowed_from={Status.LIVE, Status.DRAINING}, to=Status.PAUSED, verb="paused")
+    return _move(journey, allowed_from={Status.LIVE, Status.DRAINING}, to=Status.PAUSED, verb="paused", user=user)
 
 
 def journey_resume(*, journey: Journey, user=None) -> Journey:
     """Live again: due steps run at the next tick, and trigger events since the pause are caught up from
     the watermark. Locks the journey row; idempotent."""
-    return _move(journey, allowed_from={Status.PAUSED, Status.DRAINING}, to=Status.LIVE, verb="resumed")
+    return _move(journey, allowed_from={Status.PAUSED, Status.DRAINING}, to=Status.LIVE, verb="resumed", user=user)
 
 
 def journey_drain(*, journey: Journey, user=None) -> Journey:
     """No new entries; people inside finish their steps. Locks the journey row; idempotent."""
-    return _move(journey, allowed_from={Status.LIVE, Status.PAUSED}, to=Status.DRAINING, verb="drained")
+    return _move(journey, allowed_from={Status.LIVE, Status.PAUSED}, to=Status.DRAINING, verb="drained", user=user)
 
 
 @transaction.atomic
@@ -163,7 +171,9 @@ def journey_archive(*, journey: Journey, user=None, now: datetime | None = None)
         Enrolment.objects.filter(journey=locked, status=Enrolment.Status.ACTIVE).update(
             status=Enrolment.Status.EXITED, exit_reason="archived", finished_at=now, due_at=None
         )
+        old = locked.status
         locked.status = Status.ARCHIVED
         locked.save(update_fields=["status", "updated_at"])
+        events.journey_status_changed_event(journey=locked, actor=user, old=old, new=Status.ARCHIVED)
     journey.status = Status.ARCHIVED
     return locked

@@ -1,20 +1,27 @@
 """The minutely tick: enrol from the triggers, then step every due enrolment, set-based.
 
-Due enrolments are claimed in batches (``FOR UPDATE SKIP LOCKED``, in due order), so two ticks at once
-share the work and never hold the same enrolment. In the batch's one transaction: the exit rules are
-re-checked (a few UPDATEs), goals are counted, then each group of enrolments on the same step of the
-same version runs it: its ``JourneyStepRun`` rows are inserted ``ON CONFLICT DO NOTHING RETURNING``
-(only runs inserted now act, so a step never acts twice for one enrolment), the step acts for the
-whole group (deliveries in one INSERT … SELECT, a due time, a branch's two halves…) and the
-enrolments move to their next step. A crash anywhere before the commit leaves nothing done; the
-chunk tasks of the deliveries are published only after it. The number of statements depends on the
-number of (version, step) groups in a batch, never on the number of enrolments.
+Due enrolments are claimed in batches (``FOR UPDATE SKIP LOCKED``, each moving journey's in due
+order), so two ticks at once share the work and never hold the same enrolment. In the batch's one
+transaction: the exit rules are re-checked (a few UPDATEs), then each group of enrolments on the same
+step of the same version runs it: its ``JourneyStepRun`` rows are inserted ``ON CONFLICT DO NOTHING
+RETURNING`` (only runs inserted now act, so a step never acts twice for one enrolment), the step acts
+for the whole group (deliveries in one INSERT, a due time, a branch's two halves…), and whoever goes
+on to a step due now runs it in the same batch (exit rules checked again first); only where each
+stops (a wait, the end, an exit) is written. A crash anywhere before the commit leaves nothing done;
+the chunk tasks of the deliveries are published only after it. The number of statements depends on
+the number of journeys and (version, step) groups in a batch, never on the number of enrolments.
+
+Every statement of a batch reaches its rows by key: the claim reads a range of an index in its own
+order, the batch's ids travel as one array parameter or one JSON row source, and the batch tells the
+planner its pages are in memory, so no statement reads every enrolment or step run. That keeps a
+batch's cost flat as those tables grow to millions of rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 from collections import Counter, defaultdict
 
@@ -81,6 +88,18 @@ def _in(column: str, ids) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(ids)) or 'NULL'})", ids
 
 
+def _row_source(columns: dict[str, str], rows: list[dict]) -> tuple[str, list]:
+    """``rows`` as a row source ``v`` with the given (name → PostgreSQL type) columns, in ONE JSON
+    parameter whatever their number; its params. Read straight from the parameter, never from a table
+    filtered by a list of ids (which the planner may answer by reading the whole table)."""
+    payload = json.dumps(rows)
+    if connection.vendor == "postgresql":
+        spec = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+        return f"jsonb_to_recordset(CAST(%s AS jsonb)) AS v({spec})", [payload]
+    picked = ", ".join(f"json_extract(value, '$.{name}') AS {name}" for name in columns)
+    return f"(SELECT {picked} FROM json_each(%s)) AS v", [payload]  # noqa: S608 (fixed column names)
+
+
 def journeys_tick(
     *, now: dt.datetime | None = None, batch_size: int = BATCH_SIZE, max_batches: int = 1000
 ) -> TickResult:
@@ -125,21 +144,36 @@ def goals_count(*, now: dt.datetime) -> int:
 
 def _claim(*, now: dt.datetime, batch_size: int) -> list[tuple]:
     """The due enrolments, locked: rows ``(id, journey_id, version_id, step_key, customer_id, gone)``,
-    ``gone`` when the customer is erased or merged (only those rows need the checks that join them)."""
+    ``gone`` when the customer is erased or merged (only those rows need the checks that join them).
+
+    One statement per moving journey until the batch is full, each a range of ``enrolment_journey_due``
+    (journey, due_at, id) read in the order it asks for and stopped at the LIMIT, whatever the
+    statistics say and however many enrolments wait in other (e.g. paused) journeys. The journey's
+    status is read again inside the claim, so a pause committed before it holds everyone still.
+    ``gone`` is a scalar subquery, one primary-key probe per claimed row: a join to customers could be
+    planned as a scan of every customer."""
     table = connection.ops.quote_name(Enrolment._meta.db_table)
     journeys = connection.ops.quote_name(Journey._meta.db_table)
     customers = connection.ops.quote_name(Customer._meta.db_table)
-    lock = " FOR UPDATE OF e SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    statement = (
+        "SELECT e.id, e.journey_id, e.version_id, e.step_key, e.customer_id, "  # noqa: S608
+        "(SELECT c.erased_at IS NOT NULL OR c.merged_into_id IS NOT NULL "
+        f"FROM {customers} c WHERE c.id = e.customer_id) FROM {table} e "
+        "WHERE e.journey_id = %s AND e.status = %s AND e.due_at <= %s "
+        f"AND EXISTS (SELECT 1 FROM {journeys} j WHERE j.id = %s AND j.status IN (%s, %s)) "
+        f"ORDER BY e.due_at, e.id LIMIT %s{lock}"
+    )
+    due = connection.ops.adapt_datetimefield_value(now)
+    claimed: list[tuple] = []
+    moving = Journey.objects.filter(status__in=MOVING).order_by("pk").values_list("pk", flat=True)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT e.id, e.journey_id, e.version_id, e.step_key, e.customer_id, "  # noqa: S608
-            "(c.erased_at IS NOT NULL OR c.merged_into_id IS NOT NULL) "
-            f"FROM {table} e JOIN {journeys} j ON j.id = e.journey_id JOIN {customers} c ON c.id = e.customer_id "
-            "WHERE e.status = %s AND e.due_at <= %s AND j.status IN (%s, %s) "
-            f"ORDER BY e.due_at, e.id LIMIT %s{lock}",
-            [ACTIVE, connection.ops.adapt_datetimefield_value(now), *MOVING, batch_size],
-        )
-        return cursor.fetchall()
+        for journey_id in moving:
+            cursor.execute(statement, [journey_id, ACTIVE, due, journey_id, *MOVING, batch_size - len(claimed)])
+            claimed.extend(cursor.fetchall())
+            if len(claimed) >= batch_size:
+                break
+    return claimed
 
 
 def _exit(ids_q: Q, reason: str, now: dt.datetime) -> int:
@@ -163,12 +197,14 @@ def _journey_channels(versions: dict[int, JourneyVersion]) -> dict[int, set[str]
 
 
 def _exit_rules(
-    ids: list[int], gone: list[int], journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult
+    members, gone: list[int], journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult
 ) -> int:
     """Re-check, before any step runs, what ends an enrolment; a few UPDATEs per journey in the batch.
 
-    ``gone`` are the claimed enrolments whose customer was erased or merged when claimed: only they
-    are exited or moved to the survivor. Returns how many enrolments changed (exited or moved).
+    ``members`` are the batch's (enrolment, customer) pairs; ``gone`` the enrolments whose customer was
+    erased or merged when claimed: only they are exited or moved to the survivor. The consent and
+    segment checks read the batch's customers only, never the whole population. Returns how many
+    enrolments changed (exited or moved).
     """
     from campaigns.audience import segment_member_q
     from campaigns.segments import consent_granted_q
@@ -181,7 +217,8 @@ def _exit_rules(
         result.exited["erased"] += erased
         result.exited["merged"] += merged
         changed += erased + moved + merged
-    claimed = _among(ids)
+    claimed = _among(pk for pk, _ in members)
+    batch_customers = _among({customer for _, customer in members})
     exited_before = sum(result.exited.values())
     channels = _journey_channels(versions)
     for journey in journeys.values():
@@ -196,11 +233,11 @@ def _exit_rules(
             unreachable = Q()
             for channel in sorted(channels[journey.pk]):
                 unreachable &= ~Q(consent_granted_q(channel))
-            gone = Customer.objects.filter(unreachable).values("pk")
+            gone = Customer.objects.filter(batch_customers, unreachable).values("pk")
             result.exited["consent_withdrawn"] += _exit(mine & Q(customer_id__in=gone), "consent_withdrawn", now)
         if "left_segment" in rules and journey.entry_segment_id:
-            members = Customer.objects.filter(segment_member_q(journey.entry_segment, now=now)).values("pk")
-            result.exited["left_segment"] += _exit(mine & ~Q(customer_id__in=members), "left_segment", now)
+            inside = Customer.objects.filter(batch_customers, segment_member_q(journey.entry_segment, now=now))
+            result.exited["left_segment"] += _exit(mine & ~Q(customer_id__in=inside.values("pk")), "left_segment", now)
         if "goal" in rules:
             result.exited["converted"] += _exit(mine & Q(converted_at__isnull=False), "converted", now)
     return changed + sum(result.exited.values()) - exited_before
@@ -231,6 +268,14 @@ def enrolments_step_batch(*, now: dt.datetime, batch_size: int, result: TickResu
     """Claim up to ``batch_size`` due enrolments and run their current step; returns how many were claimed."""
     result = result if result is not None else TickResult()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                # For this transaction only: every statement of a batch reads or writes its few thousand
+                # rows by key, in pages already in memory. At the default random_page_cost (4, disks that
+                # seek) the planner would rather read all 1 M enrolments or step runs than probe 10,000
+                # keys, so each batch cost more as the tables grew; and JIT compiles longer than these
+                # statements run.
+                cursor.execute("SELECT set_config('random_page_cost', '1.1', true), set_config('jit', 'off', true)")
         claimed = _claim(now=now, batch_size=batch_size)
         if not claimed:
             return 0
@@ -238,7 +283,7 @@ def enrolments_step_batch(*, now: dt.datetime, batch_size: int, result: TickResu
         journeys = Journey.objects.select_related("entry_segment").in_bulk({row[1] for row in claimed})
         versions = JourneyVersion.objects.in_bulk({row[2] for row in claimed})
         gone = [row[0] for row in claimed if row[5]]
-        if _exit_rules(ids, gone, journeys, versions, now, result):
+        if _exit_rules([(row[0], row[4]) for row in claimed], gone, journeys, versions, now, result):
             # someone exited or moved to a survivor: read the rest as they are now
             claimed = Enrolment.objects.filter(_among(ids), status=ACTIVE).values_list(
                 "pk", "journey_id", "version_id", "step_key", "customer_id"
@@ -246,32 +291,65 @@ def enrolments_step_batch(*, now: dt.datetime, batch_size: int, result: TickResu
         groups: dict[tuple[int, str], list[tuple[int, int]]] = defaultdict(list)
         for pk, _journey_id, version_id, step_key, customer_id, *_ in claimed:
             groups[(version_id, step_key)].append((pk, customer_id))
-        for (version_id, step_key), members in sorted(groups.items()):
-            version = versions[version_id]
-            step = steps_by_key(version.steps).get(step_key)
-            if step is None:  # unreachable after a checked publish; never leave anyone stuck on it
-                result.exited["step_missing"] += _exit(_among(pk for pk, _ in members), "step_missing", now)
-                continue
-            _step_run(journeys[version.journey_id], version, step, members, now, result)
-            result.stepped += len(members)
+        # Whoever a step sends on to another step runs it in this batch, without being claimed (and
+        # written) again in between: only where they stop (a wait, the end, an exit) is written. Steps
+        # form no loop (publishing refuses them), so this ends within as many rounds as there are steps.
+        for _ in range(1 + max(len(version.steps) for version in versions.values())):
+            onward: dict[tuple[int, str], list[tuple[int, int]]] = defaultdict(list)
+            for (version_id, step_key), members in sorted(groups.items()):
+                version = versions[version_id]
+                step = steps_by_key(version.steps).get(step_key)
+                if step is None:  # unreachable after a checked publish; never leave anyone stuck on it
+                    result.exited["step_missing"] += _exit(_among(pk for pk, _ in members), "step_missing", now)
+                    continue
+                for target, moving in _step_run(journeys[version.journey_id], version, step, members, now, result):
+                    onward[(version_id, target)].extend(moving)
+                result.stepped += len(members)
+            groups = _still_inside(onward, journeys, versions, now, result)
+            if not groups:
+                break
+        for (_version_id, step_key), members in groups.items():  # (never, but nobody is left unwritten)
+            _advance([pk for pk, _ in members], step_key, now)
         return len(ids)
 
 
-def _runs_insert(version: JourneyVersion, step: dict, enrolment_ids: list[int], outcome: str, now) -> dict[int, int]:
-    """Insert the step's runs ON CONFLICT DO NOTHING; {enrolment id: run id} of those inserted now."""
+def _still_inside(groups, journeys: dict[int, Journey], versions, now: dt.datetime, result: TickResult):
+    """``groups`` less whoever the exit rules, checked again before their next step, take out."""
+    if not groups or not any(journeys[versions[version_id].journey_id].exit_rules for version_id, _ in groups):
+        return groups
+    chained = [member for members in groups.values() for member in members]
+    ids = [pk for pk, _ in chained]
+    if not _exit_rules(chained, [], journeys, versions, now, result):
+        return groups
+    inside = set(Enrolment.objects.filter(_among(ids), status=ACTIVE).values_list("pk", flat=True))
+    kept = {key: [member for member in members if member[0] in inside] for key, members in groups.items()}
+    return {key: members for key, members in kept.items() if members}
+
+
+def _runs_insert(
+    version: JourneyVersion, step: dict, enrolment_ids: list[int], outcome: str | dict[int, str], now
+) -> dict[int, int]:
+    """Insert the step's runs ON CONFLICT DO NOTHING; {enrolment id: run id} of those inserted now.
+
+    ``outcome`` is one for all, or one per enrolment id (decided before the insert, so that no run is
+    written twice)."""
     if not enrolment_ids:
         return {}
     table = connection.ops.quote_name(JourneyStepRun._meta.db_table)
-    enrolments = connection.ops.quote_name(Enrolment._meta.db_table)
-    in_sql, in_params = _in("e.id", enrolment_ids)
+    outcome_of = outcome if isinstance(outcome, dict) else dict.fromkeys(enrolment_ids, outcome)
+    source, source_params = _row_source(
+        {"enrolment_id": "bigint", "outcome": "text"},
+        [{"enrolment_id": pk, "outcome": outcome_of[pk]} for pk in enrolment_ids],
+    )
+    # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
     statement = (
         f"INSERT INTO {table} (enrolment_id, step_key, kind, version_id, outcome, ran_at) "  # noqa: S608
-        f"SELECT e.id, %s, %s, %s, %s, %s FROM {enrolments} e WHERE {in_sql} "
+        f"SELECT v.enrolment_id, %s, %s, %s, v.outcome, %s FROM {source} WHERE true "
         "ON CONFLICT DO NOTHING RETURNING enrolment_id, id"
     )
-    params = [step["key"], step["kind"], version.pk, outcome, connection.ops.adapt_datetimefield_value(now)]
+    params = [step["key"], step["kind"], version.pk, connection.ops.adapt_datetimefield_value(now)]
     with connection.cursor() as cursor:
-        cursor.execute(statement, [*params, *in_params])
+        cursor.execute(statement, [*params, *source_params])
         return dict(cursor.fetchall())
 
 
@@ -290,7 +368,9 @@ def _advance(enrolment_ids, target: str | None, now: dt.datetime, *, due_at=None
         chosen.update(step_key=target, due_at=due_at or now)
 
 
-def _step_run(journey: Journey, version: JourneyVersion, step: dict, members, now, result: TickResult) -> None:
+def _step_run(journey: Journey, version: JourneyVersion, step: dict, members, now, result: TickResult):
+    """Run ``step`` for ``members``; returns ``(next step key, members)`` pairs for those who go on
+    to another step now (the caller runs it). Whoever stops here is written here."""
     kind = step["kind"]
     ids = [pk for pk, _ in members]
     customer_of = dict(members)
@@ -299,19 +379,20 @@ def _step_run(journey: Journey, version: JourneyVersion, step: dict, members, no
         ran_yes = _runs_insert(version, step, [pk for pk in ids if pk in yes], "yes", now)
         ran_no = _runs_insert(version, step, [pk for pk in ids if pk not in yes], "no", now)
         result.runs[f"{kind}"] += len(ran_yes) + len(ran_no)
-        _advance([pk for pk in ids if pk in yes], step.get("yes"), now)
-        _advance([pk for pk in ids if pk not in yes], step.get("no"), now)
-        return
+        return [
+            *_onward([m for m in members if m[0] in yes], step.get("yes"), now),
+            *_onward([m for m in members if m[0] not in yes], step.get("no"), now),
+        ]
     if kind in ("wait", "wait_until"):
-        _wait(version, step, ids, now, result)
-        return
+        return _wait(version, step, members, now, result)
+    target = step.get("next") or None
+    if kind == "send":
+        result.runs[kind] += _send(journey, version, step, ids, customer_of, now)
+        return _onward(members, target, now)
     outcome = {"exit": "exited", "attribute": "set"}.get(kind, "")
     ran = _runs_insert(version, step, ids, outcome, now)
     result.runs[kind] += len(ran)
-    target = step.get("next") or None
-    if kind == "send":
-        _send(journey, step, ran, customer_of, now)
-    elif kind == "coupon":
+    if kind == "coupon":
         _coupon(journey, step, ran, customer_of, now)
     elif kind == "points":
         _points(journey, step, ran, customer_of, now)
@@ -319,23 +400,35 @@ def _step_run(journey: Journey, version: JourneyVersion, step: dict, members, no
         _attribute(step, ran, customer_of)
     elif kind == "exit":
         _advance(ids, EXIT, now)
-        return
-    _advance(ids, target, now)
+        return []
+    return _onward(members, target, now)
 
 
-def _wait(version: JourneyVersion, step: dict, ids: list[int], now: dt.datetime, result: TickResult) -> None:
+def _onward(members, target: str | None, now: dt.datetime) -> list[tuple[str, list]]:
+    """Members done with a step: completed (no ``target``) or exited now, else going on to ``target``."""
+    if not members:
+        return []
+    if target is None or target == EXIT:
+        _advance([pk for pk, _ in members], target, now)
+        return []
+    return [(target, members)]
+
+
+def _wait(version: JourneyVersion, step: dict, members, now: dt.datetime, result: TickResult):
     """A wait keeps people on its step, so the diagram and the timeline show them waiting there.
 
-    Arriving inserts the step's run (the wait started) and makes the enrolment due when it ends; an
-    enrolment due again whose run is already there has waited, and moves on. Both in this transaction.
+    Arriving inserts the step's run (the wait started), puts the enrolment on the step and makes it due
+    when the wait ends; an enrolment due again whose run is already there has waited, and goes on. Both
+    in this transaction.
     """
+    ids = [pk for pk, _ in members]
     arrived = _runs_insert(version, step, ids, "waited", now)
     result.runs[step["kind"]] += len(arrived)
     if step["kind"] == "wait":
-        Enrolment.objects.filter(_among(arrived), status=ACTIVE).update(due_at=now + wait_duration(step))
+        _advance(list(arrived), step["key"], now, due_at=now + wait_duration(step))
     elif arrived:
         _due_at_local(list(arrived), step, now)
-    _advance([pk for pk in ids if pk not in arrived], step.get("next") or None, now)
+    return _onward([m for m in members if m[0] not in arrived], step.get("next") or None, now)
 
 
 def branch_yes(journey: Journey, step: dict, members, now: dt.datetime) -> set[int]:
@@ -384,66 +477,89 @@ def branch_yes(journey: Journey, step: dict, members, now: dt.datetime) -> set[i
     return set(runs.filter(Exists(deliveries)).values_list("enrolment_id", flat=True))
 
 
-def _send(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: dt.datetime) -> None:
-    """The runs' deliveries in ONE INSERT … SELECT through the audience checks, chunks on commit."""
+def _send(journey: Journey, version: JourneyVersion, step: dict, ids: list[int], customer_of, now) -> int:
+    """The step's runs and their deliveries; returns the number of runs inserted now.
+
+    Who is reachable on which channel (the audience checks, one SELECT over the group's customers)
+    is read first, so each run is inserted once with its outcome, "sent" or "unreachable"; then the
+    deliveries of the runs inserted now go in ONE INSERT from a row source of (run, customer, channel,
+    variant), never a join back to the step runs or enrolments. Chunk tasks are queued on commit."""
     from campaigns.audience import reachable_q, variant_choice
     from campaigns.delivery.conf import conf
     from campaigns.delivery.launch import _COLUMNS, chunks_enqueue
     from campaigns.models import Message
 
-    if not ran:
-        return
     message = Message.objects.get(pk=step["message"])
     available = set(message.variants.values_list("channel", flat=True))
     plan = SendPlan(category=journey.category, channel_list=[c for c in send_channels(step) if c in available])
-    customers = {customer_of[pk] for pk in ran}
-    runs_table = connection.ops.quote_name(JourneyStepRun._meta.db_table)
-    enrolments = connection.ops.quote_name(Enrolment._meta.db_table)
     parts, params = [], []
     for channel in plan.channel_list:
         queryset = (
-            Customer.objects.filter(_among(customers))
+            Customer.objects.filter(_among({customer_of[pk] for pk in ids}))
             .filter(reachable_q(channel, plan, now=now))
             .order_by()
             .annotate(variant_pick=variant_choice(message, channel, now=now))
             .values_list("pk", "variant_pick")
         )
         sql, part_params = queryset.query.sql_with_params()
-        select = "SELECT picked.pk AS customer_id, %s AS channel, picked.variant_pick AS variant_id"
-        parts.append(f"{select} FROM ({sql}) picked")
+        parts.append(f"SELECT picked.pk, %s, picked.variant_pick FROM ({sql}) picked")  # noqa: S608
         params.extend([channel, *part_params])
-    if not parts:
-        return
+    reach: dict[int, list[tuple[str, int | None]]] = defaultdict(list)
+    if parts:
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for customer_id, channel, variant_id in cursor.fetchall():
+                reach[customer_id].append((channel, variant_id))
+    outcomes = {pk: "sent" if customer_of[pk] in reach else "unreachable" for pk in ids}
+    ran = _runs_insert(version, step, ids, outcomes, now)
+    rows = [
+        {
+            "run_id": run_id,
+            "enrolment_id": pk,
+            "customer_id": customer_of[pk],
+            "channel": channel,
+            "variant_id": variant,
+        }
+        for pk, run_id in ran.items()
+        for channel, variant in reach.get(customer_of[pk], ())
+    ]
+    if not rows:
+        return len(ran)
     adapt = connection.ops.adapt_datetimefield_value
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    in_sql, in_params = _in("run.id", list(ran.values()))
+    runs_table = connection.ops.quote_name(JourneyStepRun._meta.db_table)
+    source, source_params = _row_source(
+        {
+            "run_id": "bigint",
+            "enrolment_id": "bigint",
+            "customer_id": "bigint",
+            "channel": "text",
+            "variant_id": "bigint",
+        },
+        rows,
+    )
     lease = now + dt.timedelta(seconds=conf("DELIVERY_REDRIVE_AFTER_SECONDS"))
     statement = (
         f"INSERT INTO {table} ({_COLUMNS}) "  # noqa: S608
-        "SELECT %s, run.id, reach.customer_id, reach.channel, %s, reach.variant_id, "
+        "SELECT %s, v.run_id, v.customer_id, v.channel, %s, v.variant_id, "
         # the code of the enrolment's latest coupon step, for the message's {{ coupon_code }}
-        f"(SELECT given.coupon_code_id FROM {runs_table} given WHERE given.enrolment_id = e.id "
+        f"(SELECT given.coupon_code_id FROM {runs_table} given WHERE given.enrolment_id = v.enrolment_id "
         # (by time, not by id: ordering by id would walk the runs' primary key, not the enrolment's)
         "AND given.coupon_code_id IS NOT NULL ORDER BY given.ran_at DESC, given.id DESC LIMIT 1), "
         "%s, '', '', '', '', 0, "
-        f"NULL, %s, %s, %s, NULL FROM ({' UNION ALL '.join(parts)}) reach "
-        f"JOIN {enrolments} e ON e.customer_id = reach.customer_id JOIN {runs_table} run ON run.enrolment_id = e.id "
-        f"WHERE {in_sql} ON CONFLICT DO NOTHING RETURNING id, cause_id"
+        f"NULL, %s, %s, %s, NULL FROM {source} WHERE true ON CONFLICT DO NOTHING RETURNING id"
     )
     head = [Delivery.Cause.JOURNEY_STEP, message.pk, Delivery.Status.QUEUED]
     with connection.cursor() as cursor:
-        cursor.execute(statement, [*head, adapt(lease), adapt(now), adapt(now), *params, *in_params])
-        written = cursor.fetchall()
-    sent_runs = {run_id for _, run_id in written}
-    JourneyStepRun.objects.filter(_among(sent_runs)).update(outcome="sent")
-    JourneyStepRun.objects.filter(_among(set(ran.values()) - sent_runs)).update(outcome="unreachable")
-    delivery_ids = sorted(delivery_id for delivery_id, _ in written)
+        cursor.execute(statement, [*head, adapt(lease), adapt(now), adapt(now), *source_params])
+        delivery_ids = sorted(delivery_id for (delivery_id,) in cursor.fetchall())
     size = conf("DELIVERY_CHUNK_SIZE")
     ranges = [
         (delivery_ids[start], delivery_ids[min(start + size, len(delivery_ids)) - 1])
         for start in range(0, len(delivery_ids), size)
     ]
     chunks_enqueue(cause_type=Delivery.Cause.JOURNEY_STEP, cause_id=journey.pk, ranges=ranges)
+    return len(ran)
 
 
 def _due_at_local(ids: list[int], step: dict, now: dt.datetime) -> None:
@@ -490,10 +606,10 @@ def _due_at_local(ids: list[int], step: dict, now: dt.datetime) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET due_at = COALESCE((SELECT r.release_at FROM ({release_sql}) r "  # noqa: S608
+            f"UPDATE {table} SET step_key = %s, due_at = COALESCE((SELECT r.release_at FROM ({release_sql}) r "  # noqa: S608
             f"JOIN {customers} c ON r.zone_key = {key_sql} LEFT JOIN {stores} s ON s.id = c.home_store_id "
             f"WHERE c.id = {table}.customer_id), {cast}) WHERE {in_sql}",
-            [*release_params, adapt(fallback), *in_params],
+            [step["key"], *release_params, adapt(fallback), *in_params],
         )
 
 
@@ -538,44 +654,31 @@ def _coupon(journey: Journey, step: dict, ran: dict[int, int], customer_of, now:
 
 
 def _points(journey: Journey, step: dict, ran: dict[int, int], customer_of, now: dt.datetime) -> None:
-    """Bonus points through loyalty's ledger, keyed by the step run (a repeat credits nothing). One
-    ledger call per member: a person's balance is only ever moved under their account lock."""
-    from loyalty.models import LedgerEntry, LoyaltyAccount
-    from loyalty.services.accounts import account_lock, ledger_append
+    """Bonus points through loyalty's ledger for the whole group at once, keyed by the step run (a
+    repeat credits nothing); the runs record who had an account to credit."""
+    from loyalty.models import LedgerEntry
+    from loyalty.services.accounts import points_credit_many
 
     if not ran:
         return
-    accounts = {
-        account.customer_id: account
-        for account in LoyaltyAccount.objects.filter(
-            customer_id__in={customer_of[pk] for pk in ran},
-            status=LoyaltyAccount.Status.ACTIVE,
-            programme__is_active=True,
-        ).select_related("programme")
-    }
-    credited = []
-    for enrolment_id, run_id in ran.items():
-        account = accounts.get(customer_of[enrolment_id])
-        if account is None:
-            continue
-        ledger_append(
-            account=account_lock(account),
-            kind=LedgerEntry.Kind.ADJUST if not hasattr(LedgerEntry.Kind, "BONUS") else LedgerEntry.Kind.BONUS,
-            points=int(step["points"]),
-            idempotency_key=f"journey_step:{run_id}",
-            occurred_at=now,
-            reason=(step.get("reason") or journey.name)[:300],
-        )
-        credited.append(run_id)
-    JourneyStepRun.objects.filter(pk__in=credited).update(outcome="credited")
-    JourneyStepRun.objects.filter(pk__in=set(ran.values()) - set(credited)).update(outcome="no_account")
+    key_of = {run_id: f"journey_step:{run_id}" for run_id in ran.values()}
+    credited = points_credit_many(
+        credits=[(customer_of[enrolment_id], key_of[run_id]) for enrolment_id, run_id in ran.items()],
+        points=int(step["points"]),
+        kind=LedgerEntry.Kind.ADJUST,
+        reason=(step.get("reason") or journey.name)[:300],
+        occurred_at=now,
+    )
+    with_account = [run_id for run_id, key in key_of.items() if key in credited]
+    JourneyStepRun.objects.filter(_among(with_account)).update(outcome="credited")
+    JourneyStepRun.objects.filter(_among(set(key_of) - set(with_account))).update(outcome="no_account")
 
 
 def _attribute(step: dict, ran: dict[int, int], customer_of) -> None:
-    """Set one custom attribute through the customers service (it validates and keeps the history)."""
-    from customers.services.editing import customer_update_profile
+    """Set one custom attribute on the group's profiles at once, through the customers service."""
+    from customers.services.editing import customers_attribute_set
 
-    for customer in Customer.objects.filter(pk__in={customer_of[pk] for pk in ran}, erased_at__isnull=True):
-        attributes = dict(customer.attributes or {})
-        attributes[step["name"].strip()] = step.get("value", "")
-        customer_update_profile(customer=customer, user=None, changes={"attributes": attributes})
+    if ran:
+        customers_attribute_set(
+            customer_ids={customer_of[pk] for pk in ran}, name=step["name"], value=step.get("value", "")
+        )

@@ -5,7 +5,8 @@ from django.db import models
 
 
 class AuditEvent(models.Model):
-    """Who changed what, when: one append-only row per change to a campaign, its message or a segment."""
+    """Who changed what, when: one append-only row per change to a campaign, its message, a segment or a
+    journey (publishing a version, pausing, resuming, draining, archiving)."""
 
     class Action(models.TextChoices):
         CREATED = "created", "Created"
@@ -14,6 +15,7 @@ class AuditEvent(models.Model):
         DUPLICATED = "duplicated", "Duplicated"
         TEST_SENT = "test_sent", "Test sent"
         LIST_UPLOADED = "list_uploaded", "List uploaded"
+        PUBLISHED = "published", "Published"
 
     campaign = models.ForeignKey(
         "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

@@ -140,10 +140,12 @@ class Enrolment(models.Model):
         EXITED = "exited", "Exited"
 
     id = models.BigAutoField(primary_key=True)
-    # No index of their own on journey and customer: the unique entry and ``enrolment_customer`` lead
-    # with them, and every index more is written again each time the tick moves an enrolment.
+    # No index of their own on journey and customer: the unique entry, ``enrolment_journey_due`` and
+    # ``enrolment_customer`` lead with them, and every index more is written again each time the tick
+    # moves an enrolment.
     journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="enrolments", db_index=False)
-    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
+    # Not indexed either: nothing reads enrolments by version (only deleting a version, with its journey, checks).
+    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+", db_index=False)
     customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False)
     # What made this entry, unique per journey and customer: "" when re-entry is never allowed, else the
     # trigger event ("purchase:123", "date:2026-11-29"), so the same event never enrols twice.
@@ -161,8 +163,11 @@ class Enrolment(models.Model):
             models.UniqueConstraint(fields=["journey", "customer", "entry_key"], name="enrolment_unique_entry")
         ]
         indexes = [
-            # The tick's claim: active enrolments whose step is due.
-            models.Index(fields=["due_at"], name="enrolment_due", condition=models.Q(status="active")),
+            # The tick's claim, per journey: active enrolments whose step is due, in the order claimed
+            # (id breaks ties: a whole segment enrolled at once is due at one instant).
+            models.Index(
+                fields=["journey", "due_at", "id"], name="enrolment_journey_due", condition=models.Q(status="active")
+            ),
             models.Index(fields=["customer"], name="enrolment_customer"),
         ]
 
@@ -174,11 +179,21 @@ class JourneyStepRun(models.Model):
     """One step one enrolment went through; the unique key makes each step run at most once."""
 
     id = models.BigAutoField(primary_key=True)
-    # indexed by the unique (enrolment, step_key), which leads with it
-    enrolment = models.ForeignKey(Enrolment, on_delete=models.CASCADE, related_name="step_runs", db_index=False)
+    # Indexed by the unique (enrolment, step_key), which leads with it. Not checked by the database (as
+    # deliveries' and frequency counters' keys are not): the tick inserts a run for every step of every
+    # enrolment, and the check cost a third of the insert; deleting an enrolment still deletes its runs
+    # (Django cascades).
+    enrolment = models.ForeignKey(
+        Enrolment, on_delete=models.CASCADE, related_name="step_runs", db_index=False, db_constraint=False
+    )
     step_key = models.CharField(max_length=64)
     kind = models.CharField(max_length=16)
-    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
+    # Which version's step ran, for the record. Neither indexed nor checked by the database (Django still
+    # protects a version from deletion): nothing reads runs by version, and the check cost a third of
+    # the insert too. Versions are only ever deleted with their journey, whose enrolments go first.
+    version = models.ForeignKey(
+        JourneyVersion, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     # e.g. "sent" (deliveries written), "yes" / "no" (a branch), "issued" (a coupon), "skipped"
     outcome = models.CharField(max_length=32, blank=True)
     ran_at = models.DateTimeField()

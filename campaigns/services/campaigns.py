@@ -144,12 +144,14 @@ def _locked(campaign: Campaign) -> Campaign:
 
 
 @transaction.atomic
-def campaign_transition(*, campaign: Campaign, to: str, actor, note: str = "") -> Campaign:
+def campaign_transition(*, campaign: Campaign, to: str, actor, note: str = "", row_locked: bool = False) -> Campaign:
     """Move the status along ``TRANSITIONS`` (locks the campaign row; records the change).
 
-    Raises ``TransitionError`` for a move the machine does not allow, changing nothing.
+    ``row_locked``: the caller read ``campaign`` with ``select_for_update`` in this transaction, so it is
+    changed as it is, without reading the row again. Raises ``TransitionError`` for a move the machine
+    does not allow, changing nothing.
     """
-    locked = _locked(campaign)
+    locked = campaign if row_locked else _locked(campaign)
     old = locked.status
     if to not in TRANSITIONS.get(old, frozenset()):
         raise TransitionError(

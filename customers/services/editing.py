@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from datetime import date
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from customers.exceptions import ConsentError, CustomerError, InvalidContact, InvalidText
-from customers.lock_objects import customers_lock
+from customers.lock_objects import customer_qs_select_for_update, customers_lock
 from customers.models import Channel, ConsentEvidence, ConsentMethod, ConsentState, ConsentStatus, Customer, Store
 from customers.normalization import normalize_email, normalize_name, normalize_phone, phone_sms_refusal
 from customers.selectors import suppressed_channels
@@ -31,6 +33,7 @@ EDITABLE_FIELDS = (
 )
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 MAX_STAFF_TEXT = 500
+MAX_ATTRIBUTE_NAME = 64
 
 
 class ProfileFieldError(CustomerError):
@@ -130,6 +133,47 @@ def profile_changes_clean(*, customer: Customer, changes: dict[str, Any]) -> dic
                 "(to forget the person, use Erase instead)."
             )
     return clean
+
+
+def customers_attribute_set(*, customer_ids, name: str, value: str | int | float | bool) -> int:
+    """Set one custom attribute on many profiles at once (an automation's batch), keeping their others.
+
+    Two statements whatever the number of profiles, inside the caller's transaction: the profiles are
+    locked in primary-key order (``customers.lock_objects``), then one UPDATE merges ``{name: value}``
+    into the attributes of those still active (merged or erased profiles are left alone). Returns how
+    many changed. Raises ``ProfileFieldError`` for a blank name, text with an invisible character or
+    a value that is not text, a number or a boolean (nothing written).
+    """
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > MAX_ATTRIBUTE_NAME:
+        raise ProfileFieldError("attributes", f"Name the attribute (at most {MAX_ATTRIBUTE_NAME} characters).")
+    if isinstance(value, str):
+        _no_nul("attributes", value)
+    elif not isinstance(value, int | float | bool):
+        raise ProfileFieldError("attributes", "An attribute is text, a number or yes/no.")
+    _no_nul("attributes", name)
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return 0
+    locked = list(customer_qs_select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    # A merge patch of one key: the key and value travel as one JSON parameter, never inside the SQL.
+    merged = (
+        "COALESCE(attributes, CAST('{}' AS jsonb)) || CAST(%s AS jsonb)"
+        if connection.vendor == "postgresql"
+        else "json_patch(COALESCE(attributes, '{}'), %s)"
+    )
+    if connection.vendor == "postgresql":
+        chosen, chosen_params = "id = ANY(CAST(%s AS bigint[]))", [locked]  # one parameter, not thousands
+    else:
+        chosen, chosen_params = f"id IN ({', '.join(['%s'] * len(locked)) or 'NULL'})", locked
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET attributes = {merged}, updated_at = %s "  # noqa: S608 (table name, placeholders)
+            f"WHERE {chosen} AND merged_into_id IS NULL AND erased_at IS NULL",
+            [json.dumps({name: value}), connection.ops.adapt_datetimefield_value(timezone.now()), *chosen_params],
+        )
+        return max(cursor.rowcount, 0)
 
 
 @dataclasses.dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -13,8 +14,10 @@ from loyalty.cards import card_number_generate
 from loyalty.exceptions import IdempotencyConflict, InsufficientPoints, InvalidAmount, LoyaltyError, NotEnrolled
 from loyalty.lock_objects import (
     account_person_lock,
+    customer_qs_select_for_update,
     customers_lock,
     loyalty_account_lock,
+    loyalty_account_qs_select_for_update,
 )
 from loyalty.models import LedgerEntry, LoyaltyAccount, Programme, TierChange
 from loyalty.services.tiers import tier_for_value
@@ -171,6 +174,72 @@ def ledger_append(
     LoyaltyAccount.objects.filter(pk=account.pk).update(points_balance=F("points_balance") + points)
     account.points_balance = new_balance
     return entry, True
+
+
+def points_credit_many(
+    *, credits: list[tuple[int, str]], points: int, kind: str, reason: str, occurred_at: datetime
+) -> set[str]:
+    """Credit ``points`` to the active account of each customer of ``credits`` (pairs of customer id and
+    idempotency key), set-based: a fixed number of statements whatever the number of customers.
+
+    For an automation's batch (a journey's bonus step), inside the caller's transaction. Locks the
+    customers, then their accounts, each in primary-key order (``loyalty.lock_objects``). A key already
+    on the account credits nothing again; a customer without an active account in an active programme
+    gets nothing. Entries carry their programme's expiry like ``ledger_append``'s. Returns the keys
+    credited, now or before. Raises ``InvalidAmount`` (nothing written) unless ``points`` is a positive
+    whole number no larger than one entry may move.
+    """
+    from django.db.models import F
+
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise InvalidAmount("Credit a positive whole number of points.")
+    clean_points(points)
+    if not credits:
+        return set()
+    customer_ids = sorted({customer_id for customer_id, _ in credits})
+    list(customer_qs_select_for_update().filter(pk__in=customer_ids).values_list("pk", flat=True))
+    accounts: dict[int, tuple[int, int, int | None]] = {}  # customer: (account, balance, days to expiry)
+    for account_id, customer_id, balance, expiry_days in (
+        loyalty_account_qs_select_for_update()
+        .filter(customer_id__in=customer_ids, status=LoyaltyAccount.Status.ACTIVE, programme__is_active=True)
+        .values_list("pk", "customer_id", "points_balance", "programme__points_expire_after_days")
+    ):
+        accounts.setdefault(customer_id, (account_id, balance, expiry_days))  # the first, by pk
+    wanted = [(accounts[customer_id], key) for customer_id, key in credits if customer_id in accounts]
+    recorded = set(
+        LedgerEntry.objects.filter(
+            account_id__in={account_id for (account_id, _, _), _ in wanted},
+            idempotency_key__in={key for _, key in wanted},
+        ).values_list("account_id", "idempotency_key")
+    )
+    credited = {key for (account_id, _, _), key in wanted if (account_id, key) in recorded}
+    balances = {account_id: balance for account_id, balance, _ in accounts.values()}
+    added: Counter = Counter()
+    entries = []
+    for (account_id, _, expiry_days), key in wanted:
+        if key in credited:
+            continue
+        credited.add(key)
+        added[account_id] += points
+        entries.append(
+            LedgerEntry(
+                account_id=account_id,
+                kind=kind,
+                points=points,
+                balance_after=balances[account_id] + added[account_id],
+                occurred_at=occurred_at,
+                expires_at=occurred_at + timedelta(days=expiry_days) if expiry_days else None,
+                reason=reason[:MAX_REASON_LENGTH],
+                idempotency_key=key,
+            )
+        )
+    LedgerEntry.objects.bulk_create(entries)
+    by_amount: dict[int, list[int]] = {}
+    for account_id, amount in added.items():
+        by_amount.setdefault(amount, []).append(account_id)
+    for amount, account_ids in by_amount.items():  # one amount, one UPDATE: almost always exactly one
+        LoyaltyAccount.objects.filter(pk__in=account_ids).update(points_balance=F("points_balance") + amount)
+    return credited
 
 
 @atomic_retry

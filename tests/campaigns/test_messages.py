@@ -319,3 +319,22 @@ def test_variant_save_audits_the_change_against_the_stored_row():
     variant_save(variant=variant, actor=None)
     event = AuditEvent.objects.filter(subject_type="variant", subject_id=variant.pk).latest("id")
     assert event.changes == {"subject": ["Hello {{ first_name }}", "New subject {{ first_name }}"]}
+
+
+def test_a_compiled_variant_names_the_placeholders_it_reads():
+    email = variant_compiled(EmailVariantFactory())
+    # The footer carries both links and the List-Unsubscribe header the first; nothing asks for a survey.
+    assert {"unsubscribe_url", "preferences_url", "first_name"} <= email.names
+    assert "survey_url" not in email.names
+    sms = variant_compiled(SmsVariantFactory(sms_body="Tandem: {{ survey_url }} Reply STOP to opt out"))
+    assert sms.names == {"survey_url"}
+
+
+def test_only_the_links_asked_for_are_signed():
+    from campaigns.links import message_links
+
+    customer = CustomerFactory()
+    assert set(message_links(customer=customer, channel="sms", names=())) == set()
+    assert set(message_links(customer=customer, channel="email", names={"unsubscribe_url"})) == {"unsubscribe_url"}
+    every = {"unsubscribe_url", "preferences_url", "survey_url"}
+    assert set(message_links(customer=customer, channel="email")) == every

@@ -188,3 +188,21 @@ def test_dispatch_skips_a_campaign_that_fails_to_launch_and_launches_the_others(
     assert campaigns_dispatch_due() == [fine.pk]
     assert Campaign.objects.get(pk=broken.pk).status == Campaign.Status.SCHEDULED
     assert not Delivery.objects.filter(cause_id=broken.pk).exists()
+
+
+def test_a_launch_takes_a_fixed_handful_of_statements_whatever_its_channels_and_audience(audience):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for customer in [CustomerFactory(phone=f"+1415555{n:04d}") for n in range(20)]:
+        granted(customer, "email", "sms")
+    campaign = sending_campaign()
+
+    with CaptureQueriesContext(connection) as queries:
+        result = campaign_launch(campaign=campaign)
+
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert result.created == 43
+    # The campaign locked and moved to sending (2 + its audit event), its segments and variants read once
+    # for both channels (3), the planner settings (PostgreSQL), the insert, the chunk ranges.
+    assert len(statements) <= 10, "\n".join(statements)

@@ -112,6 +112,27 @@ def test_consent_withdrawn_between_steps_exits():
 
 
 @pytest.mark.postgres
+def test_leaving_the_entry_segment_between_steps_exits_only_who_left():
+    from campaigns.models import Segment
+    from customers.models import Customer
+
+    start = timezone.now()
+    vips = Segment.objects.create(
+        name="VIP", rules={"match": "all", "rules": [{"type": "attribute", "key": "vip", "op": "eq", "value": 1}]}
+    )
+    journey = live_journey(now=start, exit_rules=["left_segment"], entry_segment=vips)
+    stays, leaves = consented(attributes={"vip": 1}), consented(attributes={"vip": 1})
+    for customer in (stays, leaves):
+        PurchaseFactory(customer=customer, occurred_at=start)
+    tick(start + timedelta(minutes=1))
+    Customer.objects.filter(pk=leaves.pk).update(attributes={"vip": 0})
+    tick(start + timedelta(hours=49))
+    assert Enrolment.objects.get(journey=journey, customer=leaves).exit_reason == "left_segment"
+    assert Enrolment.objects.get(journey=journey, customer=stays).status == "completed"
+    assert not JourneyStepRun.objects.filter(enrolment__customer=leaves, step_key="offer").exists()
+
+
+@pytest.mark.postgres
 def test_merge_during_a_journey_continues_on_the_survivor_once():
     # given two profiles in the journey, one waiting for step 2, the survivor not in it
     start = timezone.now()
