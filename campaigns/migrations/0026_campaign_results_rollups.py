@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0023_results_daily_rollups"),
+        ("campaigns", "0025_audit_event_published"),
     ]
 
     operations = [
