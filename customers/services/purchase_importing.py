@@ -137,15 +137,7 @@ def purchase_import_check(*, text: str, now=None) -> _Tally:
         )
     )
     earlier: dict[str, tuple[int, object]] = {}
-    for line, data, problem in parsed:
-        external_ref = (data or {}).get("external_ref", "")
-        if problem:
-            tally.add(line, external_ref, "refuse", problem)
-            continue
-        order, errors = order_clean(data, now=now)
-        if errors:
-            tally.add(line, external_ref, "refuse", _errors_text(errors))
-            continue
+    for line, order in _clean_orders(parsed, tally, now=now):
         ref = order.external_ref
         if ref in earlier:
             first_line, amount = earlier[ref]
@@ -188,10 +180,9 @@ def purchase_import_create(*, file_name: str, data: bytes, user=None) -> Purchas
     )
 
 
-def _apply_rows(text: str) -> _Tally:
-    tally = _Tally()
-    now = timezone.now()
-    for line, data, problem in _rows(text):
+def _clean_orders(parsed, tally: _Tally, *, now):
+    """(line, cleaned order) of each parsed row that reads as an order; the others are refused in ``tally``."""
+    for line, data, problem in parsed:
         external_ref = (data or {}).get("external_ref", "")
         if problem:
             tally.add(line, external_ref, "refuse", problem)
@@ -200,6 +191,12 @@ def _apply_rows(text: str) -> _Tally:
         if errors:
             tally.add(line, external_ref, "refuse", _errors_text(errors))
             continue
+        yield line, order
+
+
+def _apply_rows(text: str) -> _Tally:
+    tally = _Tally()
+    for line, order in _clean_orders(_rows(text), tally, now=timezone.now()):
         try:
             outcome = order_record(order=order, source=Purchase.Source.IMPORT)
         except CustomerError as exc:  # PurchaseConflict included: a repeat with other details
