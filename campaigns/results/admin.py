@@ -12,6 +12,7 @@ from django.utils.text import slugify
 from campaigns.models import GoalDashboard
 from campaigns.results import charts
 from campaigns.results.periods import period_from
+from campaigns.results.rollups import rollups_refreshed_at
 from campaigns.results.selectors import DEFAULT_ATTRIBUTION_WINDOW, goal_dashboard
 from campaigns.results.tables import Table, find_table, table_csv
 
@@ -192,5 +193,6 @@ class GoalDashboardAdmin(admin.ModelAdmin):
             "window_days": window.days,
             "goals": [(key, label, [(table, drawn.get(table.key)) for table in tables[key]]) for key, label in GOALS],
             "csv_base": _csv_base(request),
+            "refreshed_at": rollups_refreshed_at(),
         }
         return TemplateResponse(request, "admin/campaigns/results/dashboard.html", context)

@@ -703,6 +703,11 @@ def reachable_count(now: datetime) -> None:
     )
 
 
+def rollups_refreshed_at() -> datetime | None:
+    """When the last refresh finished (what the dashboard's figures are as of); None before the first."""
+    return RollupState.objects.filter(name=STATE).values_list("refreshed_at", flat=True).first()
+
+
 # --- the refresh ------------------------------------------------------------------------------------
 
 

@@ -85,3 +85,14 @@ def test_staff_without_permission_cannot_see_it(client):
     response = client.get(URL)
 
     assert response.status_code in (403, 404)
+
+
+def test_the_dashboard_says_when_its_figures_were_gathered(client, marketer):
+    before = client.get(URL).content.decode()
+    assert "The figures have not been gathered yet" in before
+
+    results_rollups_refresh()
+
+    after = client.get(URL).content.decode()
+    assert "Figures as of " in after
+    assert "The figures have not been gathered yet" not in after
