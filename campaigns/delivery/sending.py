@@ -175,8 +175,28 @@ def _outcomes_source(outcomes: list[Outcome]) -> tuple[str, str]:
     return json.dumps(rows), source
 
 
+def _chunk_bounds(table: str, ids: list[int], cause_type: str | None, cause_id: int | None) -> tuple[str, list]:
+    """SQL (and its parameters) bounding an update of claimed rows to their cause and id range.
+
+    Right after a large launch the table's statistics still count a handful of pending rows, so for
+    ``id IN (…) AND status = 'sending'`` the planner scanned the whole pending index (760 k entries at
+    1 M customers, ~30 ms a chunk, more as the campaign grows). Bounded like the claim, it is a range
+    scan of the chunk's own entries whatever the statistics say.
+    """
+    if cause_type is None or cause_id is None or not ids:
+        return "", []
+    sql = f" AND {table}.cause_type = %s AND {table}.cause_id = %s AND {table}.id BETWEEN %s AND %s"
+    return sql, [cause_type, cause_id, min(ids), max(ids)]
+
+
 def deliveries_record(
-    *, outcomes: list[Outcome], now: datetime, outbox: list[OutboxMessage] = (), costs: list[SmsCost] = ()
+    *,
+    outcomes: list[Outcome],
+    now: datetime,
+    outbox: list[OutboxMessage] = (),
+    costs: list[SmsCost] = (),
+    cause_type: str | None = None,
+    cause_id: int | None = None,
 ) -> int:
     """Write the outcomes of claimed rows in ONE ``UPDATE … FROM`` a JSON row set, with their outbox rows
     and the costs of the texts sent (stamped ``now``, their send time).
@@ -190,6 +210,7 @@ def deliveries_record(
     adapt = connection.ops.adapt_datetimefield_value
     table = _table()
     payload, source = _outcomes_source(outcomes)
+    bounds, bounds_params = _chunk_bounds(table, [item.id for item in outcomes], cause_type, cause_id)
     statement = (
         f"UPDATE {table} SET status = v.status, reason = v.reason, error = v.error, address = v.address, "  # noqa: S608
         "provider_message_id = v.provider_message_id, not_before = v.not_before, lease_until = NULL, updated_at = %s, "
@@ -198,9 +219,9 @@ def deliveries_record(
         f"handed_at = CASE WHEN v.status = %s THEN NULL ELSE {table}.handed_at END, "
         f"attempts = {table}.attempts - CASE WHEN v.uncount THEN 1 ELSE 0 END, "
         f"sent_at = CASE WHEN v.status = %s THEN %s ELSE {table}.sent_at END "
-        f"FROM {source} WHERE {table}.id = v.id AND {table}.status = %s RETURNING {table}.id"
+        f"FROM {source} WHERE {table}.id = v.id AND {table}.status = %s{bounds} RETURNING {table}.id"
     )
-    params = [adapt(now), Status.QUEUED, Status.SENT, adapt(now), payload, Status.SENDING]
+    params = [adapt(now), Status.QUEUED, Status.SENT, adapt(now), payload, Status.SENDING, *bounds_params]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement, params)
         updated = {row[0] for row in cursor.fetchall()}
@@ -295,15 +316,20 @@ def _address_text(channel: str, to) -> str:
     return str(to)
 
 
-def deliveries_mark_handed(*, ids: list[int], now: datetime) -> None:
+def deliveries_mark_handed(
+    *, ids: list[int], now: datetime, cause_type: str | None = None, cause_id: int | None = None
+) -> None:
     """Record, in one statement, that these claimed rows are about to reach their provider.
 
     The sweeper sends a row lost in ``sending`` again only when this mark is absent, so a worker killed
     after its claim but before the provider call loses nothing, and one killed after the call sends
-    nothing twice.
+    nothing twice. Given the cause all the rows share, they are found by its id range (see ``_chunk_bounds``).
     """
     if ids:
-        Delivery.objects.filter(pk__in=ids, status=Status.SENDING).update(handed_at=now)
+        rows = Delivery.objects.filter(pk__in=ids, status=Status.SENDING)
+        if cause_type is not None and cause_id is not None:
+            rows = rows.filter(cause_type=cause_type, cause_id=cause_id, pk__gte=min(ids), pk__lte=max(ids))
+        rows.update(handed_at=now)
 
 
 def _retry_or_fail(
@@ -377,6 +403,9 @@ def delivery_chunk_send(
     if not claimed:
         return ChunkResult(claimed=0, statuses={})
     cause = _load_cause(cause_type, cause_id)
+    # A campaign's chunk holds one cause; a journey chunk holds many step runs, so only id ranges bound it.
+    one_cause = {row.cause_id for row in claimed} == {cause_id}
+    bounds = {"cause_type": cause_type, "cause_id": cause_id} if one_cause else {}
     channels = {row.channel for row in claimed}
     customers = _customers_with_checks({row.customer_id for row in claimed}, channels, cause, now)
     variants = {v.pk: v for v in Variant.objects.filter(pk__in={r.variant_id for r in claimed if r.variant_id})}
@@ -448,7 +477,7 @@ def delivery_chunk_send(
     prices = PriceBook()
     for channel, items in pending.items():
         for batch in pacer.batches(channel, backends[channel], items):
-            deliveries_mark_handed(ids=[row.id for row, *_ in batch], now=now)
+            deliveries_mark_handed(ids=[row.id for row, *_ in batch], now=now, **bounds)
             results = _send_many(backends[channel], [payload for *_, payload in batch], channel)
             pacer.slow_down(backends[channel], batch, results)
             for (row, customer, address, _payload), result in zip(batch, results, strict=True):
@@ -473,7 +502,7 @@ def delivery_chunk_send(
             for (row, _customer, address, _payload), due in pacer.deferred(channel)
         )
 
-    deliveries_record(outcomes=outcomes, now=timezone.now(), outbox=outbox, costs=costs)
+    deliveries_record(outcomes=outcomes, now=timezone.now(), outbox=outbox, costs=costs, **bounds)
     unsent = [item.id for item in outcomes if item.status not in (Status.SENT, Status.UNKNOWN)]
     released = [slot for delivery_id in unsent for slot in reservations.get(delivery_id, ())]
     if released:  # a slot held for a message that did not leave frees for the next one

@@ -132,3 +132,25 @@ def test_a_paused_campaign_is_not_redriven_until_resumed(audience, django_captur
     assert paused.redriven == 0
     assert resumed.redriven == 3
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENDING
+
+
+def test_outcomes_bounded_to_another_cause_change_nothing():
+    from campaigns.delivery.sending import Outcome, deliveries_record
+    from tests.campaigns.delivery.conftest import granted
+    from tests.factories import CustomerFactory
+
+    campaign = sending_campaign(channels="email")
+    granted(CustomerFactory(), "email")
+    result = campaign_launch(campaign=campaign)
+    (first_id, last_id), now = result.ranges[0], timezone.now()
+    claimed = deliveries_claim(cause_type="campaign", cause_id=campaign.pk, first_id=first_id, last_id=last_id, now=now)
+    ids = [row.id for row in claimed]
+
+    deliveries_mark_handed(ids=ids, now=now, cause_type="campaign", cause_id=campaign.pk + 1)
+    assert not Delivery.objects.filter(pk__in=ids, handed_at__isnull=False).exists()
+    sent = [Outcome(row.id, "sent", address="a@example.com") for row in claimed]
+    assert deliveries_record(outcomes=sent, now=now, cause_type="campaign", cause_id=campaign.pk + 1) == 0
+
+    deliveries_mark_handed(ids=ids, now=now, cause_type="campaign", cause_id=campaign.pk)
+    assert Delivery.objects.filter(pk__in=ids, handed_at__isnull=False).count() == len(ids)
+    assert deliveries_record(outcomes=sent, now=now, cause_type="campaign", cause_id=campaign.pk) == len(ids)
