@@ -62,6 +62,7 @@ class CampaignResults:
     totals: dict[str, object]
     window_days: int
     cost: Table | None = None
+    as_of: datetime | None = None  # when its roll-up was computed; None: computed from the deliveries now
 
 
 def _attribution_end(campaign: Campaign, window: timedelta, now: datetime) -> datetime:
@@ -179,6 +180,7 @@ def campaign_results(
         lift=_lift(campaign, window, now, summary),
         totals=totals,
         window_days=days,
+        as_of=summary.computed_at if summary is not None else None,
     )
 
 

@@ -150,6 +150,15 @@ def test_a_campaign_not_rolled_up_yet_is_grouped_from_its_deliveries(world):
     assert not CampaignSummary.objects.exists()
     assert results.totals == campaign_results(campaign=world["spring"], now=NOW, direct=True).totals
     assert results.totals["audience"] > 0
+    assert results.as_of is None  # the page says it counted them just now
+
+
+def test_rolled_up_results_say_as_of_when():
+    campaign = sent_campaign("Fresh")
+    assert campaign_results(campaign=campaign, now=NOW).as_of is None
+    results_rollups_refresh()
+    summary = CampaignSummary.objects.get(cause_id=campaign.pk)
+    assert campaign_results(campaign=campaign, now=NOW).as_of == summary.computed_at
 
 
 def test_a_finished_campaign_is_redone_only_when_what_its_results_count_changed(world):
