@@ -110,6 +110,12 @@ def profile_days_dirty(since: datetime) -> set[date]:
     return _days(saved, "created_at") | _days(opted, "created_at") | _days(buying.order_by(), "created_at")
 
 
+def _replace(existing, model, rows) -> int:
+    """Delete ``existing`` roll-up rows and write ``rows`` (``model`` instances) in their place; returns how many."""
+    existing.delete()
+    return len(model.objects.bulk_create(rows, batch_size=2000))
+
+
 def profile_days_build(days: set[date] | None) -> int:
     """Replace the profile rows of ``days`` (all of them when None); returns the rows written."""
     opted = Exists(ConsentEvidence.objects.filter(_checkout_grant(), customer_id=OuterRef("pk")))
@@ -124,23 +130,21 @@ def profile_days_build(days: set[date] | None) -> int:
         opted_in=Count("pk", filter=Q(opted=True)),
         never_bought=Count("pk", filter=Q(bought=False)),
     )
-    existing.delete()
-    return len(
-        ProfileDay.objects.bulk_create(
-            [
-                ProfileDay(
-                    day=_day(row["day"]),
-                    source=row["source"],
-                    source_store_id=row["source_store_id"],
-                    source_clerk_id=row["source_clerk_id"],
-                    profiles=row["profiles"],
-                    checkout_opt_ins=row["opted_in"],
-                    never_bought=row["never_bought"],
-                )
-                for row in grouped
-            ],
-            batch_size=2000,
-        )
+    return _replace(
+        existing,
+        ProfileDay,
+        [
+            ProfileDay(
+                day=_day(row["day"]),
+                source=row["source"],
+                source_store_id=row["source_store_id"],
+                source_clerk_id=row["source_clerk_id"],
+                profiles=row["profiles"],
+                checkout_opt_ins=row["opted_in"],
+                never_bought=row["never_bought"],
+            )
+            for row in grouped
+        ],
     )
 
 
@@ -177,21 +181,19 @@ def purchase_days_build(days: set[date] | None) -> int:
             refunded=Sum("amount", filter=Q(is_refunded=True), default=0),
         )
     )
-    existing.delete()
-    return len(
-        PurchaseDay.objects.bulk_create(
-            [
-                PurchaseDay(
-                    day=_day(row["day"]),
-                    channel=row["channel"],
-                    kept_orders=row["orders"],
-                    net_revenue=row["revenue"],
-                    refunded_amount=row["refunded"],
-                )
-                for row in grouped
-            ],
-            batch_size=2000,
-        )
+    return _replace(
+        existing,
+        PurchaseDay,
+        [
+            PurchaseDay(
+                day=_day(row["day"]),
+                channel=row["channel"],
+                kept_orders=row["orders"],
+                net_revenue=row["revenue"],
+                refunded_amount=row["refunded"],
+            )
+            for row in grouped
+        ],
     )
 
 
@@ -284,15 +286,13 @@ def cohort_days_build() -> int:
         f"AS cohort, m.month AS month, m.day AS day FROM {inner} m) x GROUP BY x.cohort, x.month, x.day",
         params,
     )
-    CohortDay.objects.all().delete()
-    return len(
-        CohortDay.objects.bulk_create(
-            [
-                CohortDay(cohort=_day(cohort), month=_day(month), day=_day(day), customers=customers)
-                for cohort, month, day, customers in grouped
-            ],
-            batch_size=2000,
-        )
+    return _replace(
+        CohortDay.objects.all(),
+        CohortDay,
+        [
+            CohortDay(cohort=_day(cohort), month=_day(month), day=_day(day), customers=customers)
+            for cohort, month, day, customers in grouped
+        ],
     )
 
 
@@ -407,23 +407,21 @@ def send_days_build(campaign_ids: Iterable[int] | None) -> int:
         "GROUP BY y.day, y.cause_id, y.channel, y.variant_id"
     )
     grouped = rows(sql, [*params, Redemption.Status.CONFIRMED])
-    existing.delete()
     counts = ("messages", "opens", "clicks", "coupons", "redemptions", "store_redemptions", "online_redemptions")
-    return len(
-        SendDay.objects.bulk_create(
-            [
-                SendDay(
-                    day=_day(day),
-                    cause_type=CAMPAIGN,
-                    cause_id=cause_id,
-                    channel=channel,
-                    variant_id=variant_id,
-                    **{name: int(value or 0) for name, value in zip(counts, values, strict=True)},
-                )
-                for day, cause_id, channel, variant_id, *values in grouped
-            ],
-            batch_size=2000,
-        )
+    return _replace(
+        existing,
+        SendDay,
+        [
+            SendDay(
+                day=_day(day),
+                cause_type=CAMPAIGN,
+                cause_id=cause_id,
+                channel=channel,
+                variant_id=variant_id,
+                **{name: int(value or 0) for name, value in zip(counts, values, strict=True)},
+            )
+            for day, cause_id, channel, variant_id, *values in grouped
+        ],
     )
 
 
