@@ -210,28 +210,28 @@ def test_refreshing_again_changes_nothing_and_full_rebuilds_the_same(world):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_run_that_finds_another_running_does_nothing():
-    import threading
+    import time
+
+    from django.db import transaction
+
+    from tests.concurrency import race
 
     results_rollups_refresh()
-    holding, release = threading.Event(), threading.Event()
 
-    def hold_the_lock():
-        from django.db import connections, transaction
-
+    def hold_the_lock():  # another worker's refresh, still running
         with transaction.atomic():
             RollupState.objects.select_for_update().get()
-            holding.set()
-            release.wait(10)
-        connections.close_all()
+            time.sleep(3)
 
-    thread = threading.Thread(target=hold_the_lock)
-    thread.start()
-    holding.wait(10)
-    try:
-        assert results_rollups_refresh() is None
-    finally:
-        release.set()
-        thread.join()
+    def refresh_meanwhile():
+        time.sleep(1)  # the other process holds the state row by now
+        return results_rollups_refresh() is None
+
+    holder, second = race(hold_the_lock, refresh_meanwhile)
+
+    assert holder.ok, holder.detail
+    assert second.ok, second.detail
+    assert second.value is True  # it did nothing
     assert results_rollups_refresh() is not None
 
 
