@@ -27,6 +27,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--backend", choices=("outbox", "null", "providers"), default="null")
+    parser.add_argument(
+        "--esp",
+        choices=("postmark", "mailgun", "sendgrid"),
+        default="postmark",
+        help="--backend providers: the ESP (Mailgun and SendGrid take a chunk's emails of one variant in one request)",
+    )
     parser.add_argument("--processes", type=int, default=1, help="send from this many forked processes")
     parser.add_argument("--profile", help="write a cProfile of the send (one process) to this file")
     parser.add_argument("--launch-only", action="store_true", help="B1: stop after the launch")
@@ -102,7 +108,7 @@ def main() -> None:
     elif args.backend == "providers":
         from bench.http_answer import providers_answer_in_process
 
-        providers_answer_in_process(settings)
+        providers_answer_in_process(settings, args.esp)
 
     def send(ranges) -> tuple[int, float]:
         counted[0] = 0

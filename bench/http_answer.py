@@ -42,13 +42,17 @@ def _answer(adapter, request, **kwargs):
     url = request.url
     if "postmarkapp.com" in url:
         status, payload = 200, _postmark(request.body if isinstance(request.body, bytes) else request.body.encode())
+    elif "api.mailgun.net" in url:  # one id for the whole request, as Mailgun answers a batch
+        status, payload = 200, {"id": f"<b4.{next(_ids):012d}@mg.bench.example>", "message": "Queued. Thank you."}
+    elif "api.sendgrid.com" in url:
+        status, payload = 202, None
     elif "twilio.com" in url:
         status, payload = 201, _twilio(request.body or b"")
     else:
         raise AssertionError(f"Unexpected HTTP request in the benchmark: {request.method} {url}")
     response = requests.Response()
     response.status_code = status
-    response._content = json.dumps(payload).encode()
+    response._content = b"" if payload is None else json.dumps(payload).encode()
     response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
     response.url = url
     response.request = request
@@ -56,17 +60,28 @@ def _answer(adapter, request, **kwargs):
     return response
 
 
-def providers_answer_in_process(settings) -> None:
-    """Configure Postmark (email) and Twilio (SMS) and answer their HTTP calls here."""
-    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
-    settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_SERVER_TOKEN": "bench-token"}
+ESPS = {
+    "postmark": ("anymail.backends.postmark.EmailBackend", {"POSTMARK_SERVER_TOKEN": "bench-token"}),
+    "mailgun": (
+        "anymail.backends.mailgun.EmailBackend",
+        {"MAILGUN_API_KEY": "bench-key", "MAILGUN_SENDER_DOMAIN": "mg.bench.example"},
+    ),
+    "sendgrid": ("anymail.backends.sendgrid.EmailBackend", {"SENDGRID_API_KEY": "SG.bench-key"}),
+}
+
+
+def providers_answer_in_process(settings, esp: str = "postmark") -> None:
+    """Configure the ESP (email: Postmark, Mailgun or SendGrid) and Twilio (SMS); answer their HTTP calls here."""
+    backend, anymail = ESPS[esp]
+    settings.EMAIL_BACKEND = backend
+    settings.ANYMAIL = {**settings.ANYMAIL, **anymail}
     settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
     settings.TWILIO_AUTH_TOKEN = "bench-auth-token"  # noqa: S105 (answered in process, never sent)
     settings.TWILIO_MESSAGING_SERVICE_SID = "MG" + "0" * 32
     settings.DELIVERY_OUTBOX_CHANNELS = []
     settings.TANDEM_NULL_CHANNELS = []
     settings.DELIVERY_RATE_LIMITS = {
-        "email:postmark": {"rate": 1_000_000, "burst": 1_000_000},
+        f"email:{esp}": {"rate": 1_000_000, "burst": 1_000_000},
         "twilio:messaging-service": {"rate": 1_000_000, "burst": 1_000_000},
     }
     requests.adapters.HTTPAdapter.send = _answer

@@ -14,6 +14,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils.module_loading import import_string
 
 from campaigns.channels.base import SendResult, retry_after_seconds, session_environment_resolve
+from campaigns.delivery.conf import conf
 from campaigns.exceptions import ChannelNotConfiguredError, PermanentChannelError, TransientChannelError
 
 # ESPs (anymail's ``esp_name``) that accept one tag per message.
@@ -72,6 +73,9 @@ class EmailChannel:
         self.esp = esp_name(connection)
         self._rate_key = email_rate_key(connection)
         self._sender: tuple[str, str, dict] | None = None
+        self._style = False  # the ESP's batch style, looked up on first use
+        self._forms: dict[int, tuple] = {}
+        self._contents: dict[int, tuple[str, str, str]] = {}
 
     def _marketing_sender(self) -> tuple[str, str, dict]:
         """From address, List-Id and ESP extras: read from the settings once per backend (once per chunk)."""
@@ -111,38 +115,41 @@ class EmailChannel:
         return self.connection
 
     def send(self, payload: EmailMultiAlternatives) -> SendResult:
-        from anymail.exceptions import (
-            AnymailAPIError,
-            AnymailConfigurationError,
-            AnymailError,
-            AnymailRecipientsRefused,
-        )
-
         try:
             payload.connection = self._connection()
             payload.send(fail_silently=False)
-        except AnymailRecipientsRefused as exc:
-            raise PermanentChannelError(str(exc)) from exc
-        except AnymailAPIError as exc:
-            status = _status_code(exc)
-            if status is None or status >= 500 or status in (408, 429):
-                raise TransientChannelError(
-                    str(exc), retry_after=_retry_after(exc), throttled=status == 429
-                ) from exc
-            raise PermanentChannelError(str(exc)) from exc
-        except AnymailConfigurationError as exc:
-            raise ChannelNotConfiguredError(str(exc)) from exc
-        except AnymailError as exc:  # a message the ESP cannot carry as built (unsupported feature, bad address)
-            raise PermanentChannelError(str(exc)) from exc
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
-            raise PermanentChannelError(str(exc)) from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            raise TransientChannelError(str(exc)) from exc
+        except Exception as exc:
+            raise _channel_error(exc) from exc
         status = getattr(payload, "anymail_status", None)
         return SendResult(provider_id=(getattr(status, "message_id", None) or "") if status else "")
 
+    def _merge_style(self):
+        if self._style is False:
+            from campaigns.channels.email_batch import esp_merge
+
+            self._style = esp_merge(self._connection()) if conf("DELIVERY_EMAIL_BATCH") else None
+        return self._style
+
+    def batch_prepare(self, payload: EmailMultiAlternatives, *, compiled, context: dict, rendered) -> None:
+        """Mark ``payload`` as able to leave in one request with others of its variant, where the ESP can."""
+        from campaigns.channels.email_batch import merge_form, recipient_merge
+
+        style = self._merge_style()
+        if style is None:
+            return
+        key = id(compiled)
+        if key not in self._forms:
+            self._forms[key] = (compiled, merge_form(compiled))  # the variant kept alive: ids stay unique
+        payload.tandem_merge = recipient_merge(
+            self._forms[key][1], context=context, rendered=rendered, reserved=style.reserved
+        )
+
     def send_many(self, payloads: list[EmailMultiAlternatives]) -> list[SendResult | Exception]:
-        """Each payload's result or channel error, over one open ESP connection."""
+        """Each payload's result or channel error, over one open ESP connection.
+
+        Payloads marked by ``batch_prepare`` leave in batches, one request per variant and up to the
+        ESP's batch size; the rest one request each.
+        """
         try:
             connection = self._connection()
             opened = connection.open()
@@ -154,10 +161,121 @@ class EmailChannel:
                 return [ChannelNotConfiguredError(str(exc)) for _ in payloads]
             raise
         try:
-            return [_outcome(self.send, payload) for payload in payloads]
+            results: list[SendResult | Exception | None] = [None] * len(payloads)
+            style = self._merge_style()
+            if style is not None:
+                for batch in _batches(payloads, style.size):
+                    sent = self._send_batch([payloads[index] for index in batch], style)
+                    for index, result in zip(batch, sent, strict=True):
+                        results[index] = result
+            return [
+                result if result is not None else _outcome(self.send, payload)
+                for payload, result in zip(payloads, results, strict=True)
+            ]
         finally:
             if opened:
                 connection.close()
+
+    def _send_batch(self, payloads: list[EmailMultiAlternatives], style) -> list[SendResult | Exception]:
+        """One ESP request for ``payloads`` (one variant, distinct addresses): each one's result, in order."""
+        from campaigns.channels.email_batch import batch_content, batch_values
+
+        first = payloads[0]
+        form = first.tandem_merge.form
+        if id(form) not in self._contents:
+            self._contents[id(form)] = batch_content(form, style)
+        subject, html, text = self._contents[id(form)]
+        headers = {name: value for name, value in first.extra_headers.items() if name != "List-Unsubscribe"}
+        addresses = [payload.to[0] for payload in payloads]
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=text,
+            from_email=first.from_email,
+            to=addresses,
+            headers=headers,
+            connection=self._connection(),
+        )
+        message.attach_alternative(html, "text/html")
+        pairs = list(zip(addresses, payloads, strict=True))
+        message.merge_data = {address: batch_values(payload.tandem_merge, style) for address, payload in pairs}
+        message.merge_metadata = {address: payload.metadata for address, payload in pairs}
+        message.merge_headers = {
+            address: {"List-Unsubscribe": payload.extra_headers["List-Unsubscribe"]} for address, payload in pairs
+        }
+        message.tags = list(first.tags)
+        if getattr(first, "esp_extra", None):
+            message.esp_extra = dict(first.esp_extra)
+        try:
+            message.send(fail_silently=False)
+        except Exception as exc:
+            error = _channel_error(exc)
+            return [error] * len(payloads)
+        recipients = getattr(getattr(message, "anymail_status", None), "recipients", {}) or {}
+        return [_recipient_result(recipients.get(address)) for address in addresses]
+
+
+def _batch_key(payload: EmailMultiAlternatives) -> tuple:
+    """Payloads with equal keys can share one request: same form, sender, tags, ESP extras and headers."""
+    shared_headers = sorted((k, v) for k, v in payload.extra_headers.items() if k != "List-Unsubscribe")
+    extra = sorted((getattr(payload, "esp_extra", None) or {}).items())
+    return (id(payload.tandem_merge.form), payload.from_email, tuple(payload.tags), repr(extra), tuple(shared_headers))
+
+
+def _batches(payloads: list[EmailMultiAlternatives], size: int) -> list[list[int]]:
+    """Indexes of ``payloads`` that leave together: two or more, one address at most once in each."""
+    groups: dict[tuple, list[list[int]]] = {}
+    seen: dict[tuple, list[set[str]]] = {}
+    for index, payload in enumerate(payloads):
+        merge = getattr(payload, "tandem_merge", None)
+        if merge is None or len(payload.to) != 1 or "<" in payload.to[0]:
+            continue
+        key = _batch_key(payload)
+        batches, addresses = groups.setdefault(key, []), seen.setdefault(key, [])
+        address = payload.to[0].lower()
+        for batch, taken in zip(batches, addresses, strict=True):
+            if address not in taken and len(batch) < size:
+                batch.append(index)
+                taken.add(address)
+                break
+        else:
+            batches.append([index])
+            addresses.append({address})
+    return [batch for batches in groups.values() for batch in batches if len(batch) > 1]
+
+
+def _recipient_result(status) -> SendResult | Exception:
+    """A batch recipient's outcome from anymail's per-recipient status."""
+    if status is not None and status.status in ("rejected", "invalid", "failed"):
+        return PermanentChannelError(f"The ESP did not accept this recipient ({status.status}).")
+    message_id = getattr(status, "message_id", None) if status is not None else None
+    return SendResult(provider_id=message_id if isinstance(message_id, str) else "")
+
+
+def _channel_error(exc: Exception) -> Exception:
+    """The channel error an ESP or SMTP failure means; anything else is raised as it is."""
+    from anymail.exceptions import (
+        AnymailAPIError,
+        AnymailConfigurationError,
+        AnymailError,
+        AnymailRecipientsRefused,
+    )
+
+    if isinstance(exc, AnymailRecipientsRefused):
+        return PermanentChannelError(str(exc))
+    if isinstance(exc, AnymailAPIError):
+        status = _status_code(exc)
+        if status is None or status >= 500 or status in (408, 429):
+            return TransientChannelError(str(exc), retry_after=_retry_after(exc), throttled=status == 429)
+        return PermanentChannelError(str(exc))
+    if isinstance(exc, AnymailConfigurationError):
+        return ChannelNotConfiguredError(str(exc))
+    if isinstance(exc, AnymailError):  # a message the ESP cannot carry as built (unsupported feature, bad address)
+        return PermanentChannelError(str(exc))
+    if isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPSenderRefused):
+        return PermanentChannelError(str(exc))
+    if isinstance(exc, smtplib.SMTPException | OSError):
+        return TransientChannelError(str(exc))
+    raise exc
 
 
 def _outcome(send, payload):

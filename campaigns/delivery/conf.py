@@ -16,6 +16,9 @@ DEFAULTS = {
     "DELIVERY_RETRY_BASE_SECONDS": 60,
     # Rows re-driven per sweep at most (the rest on the next sweep).
     "DELIVERY_SWEEP_LIMIT": 100_000,
+    # Where the ESP substitutes per-recipient values (SendGrid, Mailgun), a chunk's emails of one variant
+    # leave in one request (campaigns/channels/email_batch.py); off, every email is its own request.
+    "DELIVERY_EMAIL_BATCH": True,
     # Channels whose messages go to the outbox table instead of a provider.
     "DELIVERY_OUTBOX_CHANNELS": ("email", "sms", "push"),
     # Transient errors wait a random time between 0 and min(cap, base * 2 ** (attempt - 1)) ("full jitter"),

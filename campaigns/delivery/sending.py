@@ -449,7 +449,8 @@ def delivery_chunk_send(
                 names=compiled[variant.pk].names,
             )
             extra = {**loyalty.get(customer.pk, {}), "coupon_code": codes.get(row.coupon_code_id, "")}
-            rendered = compiled[variant.pk].render(placeholder_context(customer=customer, links=links, extra=extra))
+            context = placeholder_context(customer=customer, links=links, extra=extra)
+            rendered = compiled[variant.pk].render(context)
         except Exception as exc:  # a template that passed its checks but cannot render this customer
             outcomes.append(Outcome(row.id, Status.FAILED, Reason.RENDER_FAILED, str(exc) or type(exc).__name__))
             continue
@@ -466,6 +467,9 @@ def delivery_chunk_send(
             metadata["campaign_id"] = cause_id  # the ESP tags the mail with its campaign
         try:
             payload = backends[row.channel].build_payload(rendered=rendered, to=to, metadata=metadata, links=links)
+            batch_prepare = getattr(backends[row.channel], "batch_prepare", None)
+            if batch_prepare is not None:  # email where the ESP fills in each recipient's values
+                batch_prepare(payload, compiled=compiled[variant.pk], context=context, rendered=rendered)
         except (PermanentChannelError, RenderError) as exc:
             outcomes.append(Outcome(row.id, Status.FAILED, Reason.PROVIDER_REFUSED, str(exc), address))
             continue
