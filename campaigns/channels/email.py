@@ -75,7 +75,6 @@ class EmailChannel:
         self._sender: tuple[str, str, dict] | None = None
         self._style = False  # the ESP's batch style, looked up on first use
         self._forms: dict[int, tuple] = {}
-        self._contents: dict[int, tuple[str, str, str]] = {}
 
     def _marketing_sender(self) -> tuple[str, str, dict]:
         """From address, List-Id and ESP extras: read from the settings once per backend (once per chunk)."""
@@ -178,13 +177,12 @@ class EmailChannel:
 
     def _send_batch(self, payloads: list[EmailMultiAlternatives], style) -> list[SendResult | Exception]:
         """One ESP request for ``payloads`` (one variant, distinct addresses): each one's result, in order."""
-        from campaigns.channels.email_batch import batch_content, batch_values
+        from campaigns.channels.email_batch import batch_message
 
         first = payloads[0]
-        form = first.tandem_merge.form
-        if id(form) not in self._contents:
-            self._contents[id(form)] = batch_content(form, style)
-        subject, html, text = self._contents[id(form)]
+        subject, html, text, data = batch_message(
+            first.tandem_merge.form, [payload.tandem_merge for payload in payloads], style
+        )
         headers = {name: value for name, value in first.extra_headers.items() if name != "List-Unsubscribe"}
         addresses = [payload.to[0] for payload in payloads]
         message = EmailMultiAlternatives(
@@ -196,11 +194,19 @@ class EmailChannel:
             connection=self._connection(),
         )
         message.attach_alternative(html, "text/html")
-        pairs = list(zip(addresses, payloads, strict=True))
-        message.merge_data = {address: batch_values(payload.tandem_merge, style) for address, payload in pairs}
-        message.merge_metadata = {address: payload.metadata for address, payload in pairs}
+        message.merge_data = dict(zip(addresses, data, strict=True))
+        # What every recipient shares is the message's metadata; the rest (the delivery id) per recipient.
+        shared = {
+            key: value for key, value in first.metadata.items() if all(p.metadata.get(key) == value for p in payloads)
+        }
+        message.metadata = shared
+        message.merge_metadata = {
+            address: {key: value for key, value in payload.metadata.items() if key not in shared}
+            for address, payload in zip(addresses, payloads, strict=True)
+        }
         message.merge_headers = {
-            address: {"List-Unsubscribe": payload.extra_headers["List-Unsubscribe"]} for address, payload in pairs
+            address: {"List-Unsubscribe": payload.extra_headers["List-Unsubscribe"]}
+            for address, payload in zip(addresses, payloads, strict=True)
         }
         message.tags = list(first.tags)
         if getattr(first, "esp_extra", None):

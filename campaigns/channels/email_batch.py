@@ -49,6 +49,10 @@ class Merge:
     text_values: dict[str, str]
 
 
+# Our merge-data keys: an email containing one is never batched, so the ESP substitutes only our fields.
+RESERVED_KEYS = ("tandem_h_", "tandem_t_", "tandem_b_")
+
+
 @dataclasses.dataclass(frozen=True)
 class EspMerge:
     """How an ESP refers to a merge field in inline content, and how many recipients one request takes."""
@@ -72,8 +76,8 @@ def esp_merge(connection) -> EspMerge | None:
         # anymail hands SendGrid's substitutions the keys as they are, unless a merge_field_format is set.
         field_format = getattr(connection, "merge_field_format", None)
         if field_format:
-            return EspMerge(field_format, False, ("tandem_h_", "tandem_t_"), 1000)
-        return EspMerge("-{}-", True, ("tandem_h_", "tandem_t_"), 1000)
+            return EspMerge(field_format, False, RESERVED_KEYS, 1000)
+        return EspMerge("-{}-", True, RESERVED_KEYS, 1000)
     if esp == "Mailgun":
         return EspMerge("%recipient.{}%", False, ("%recipient.",), 1000)
     return None
@@ -127,15 +131,34 @@ def recipient_merge(form: MergeForm | None, *, context: dict[str, str], rendered
     return Merge(form=form, html_values=html_values, text_values=text_values)
 
 
-def batch_content(form: MergeForm, style: EspMerge) -> tuple[str, str, str]:
-    """Subject, HTML and text of the batch message, each placeholder as the ESP's merge field."""
-    html = {name: style.token(f"tandem_h_{name}") for name in form.html_names}
-    text = {name: style.token(f"tandem_t_{name}") for name in form.text_names}
-    return _fill(form.subject, text), _fill(form.html, html), _fill(form.text, text)
+def batch_message(form: MergeForm, merges: list[Merge], style: EspMerge) -> tuple[str, str, str, list[dict]]:
+    """Subject, HTML and text of one batch message, and each recipient's merge data keyed as the ESP expects.
 
+    A value every recipient shares is written into the content; a value that is the same escaped or not
+    is sent once for both parts. The request carries only what differs.
+    """
+    html_fill: dict[str, str] = {}
+    text_fill: dict[str, str] = {}
+    data: list[dict[str, str]] = [{} for _ in merges]
 
-def batch_values(merge: Merge, style: EspMerge) -> dict[str, str]:
-    """One recipient's merge data, keyed as the ESP expects."""
-    values = {style.data_key(f"tandem_h_{name}"): value for name, value in merge.html_values.items()}
-    values.update({style.data_key(f"tandem_t_{name}"): value for name, value in merge.text_values.items()})
-    return values
+    def per_recipient(key: str, values: list[str]) -> str:
+        data_key = style.data_key(key)
+        for recipient, value in zip(data, values, strict=True):
+            recipient[data_key] = value
+        return style.token(key)
+
+    for name in sorted(form.html_names | form.text_names):
+        html = [merge.html_values[name] for merge in merges] if name in form.html_names else None
+        text = [merge.text_values[name] for merge in merges] if name in form.text_names else None
+        if html is not None and len(set(html)) == 1:
+            html_fill[name], html = html[0], None
+        if text is not None and len(set(text)) == 1:
+            text_fill[name], text = text[0], None
+        if html is not None and html == text:
+            html_fill[name] = text_fill[name] = per_recipient(f"tandem_b_{name}", html)
+            continue
+        if html is not None:
+            html_fill[name] = per_recipient(f"tandem_h_{name}", html)
+        if text is not None:
+            text_fill[name] = per_recipient(f"tandem_t_{name}", text)
+    return _fill(form.subject, text_fill), _fill(form.html, html_fill), _fill(form.text, text_fill), data

@@ -129,6 +129,12 @@ def test_one_request_carries_every_recipient_and_each_gets_exactly_their_own_ema
         else:
             assert email["variables"]["h:List-Unsubscribe"] == payload.extra_headers["List-Unsubscribe"]
             assert email["variables"]["v:delivery_id"] == str(payload.metadata["delivery_id"])
+    if esp == "sendgrid":
+        # What everyone shares (the brand, the campaign) is written once, not per recipient.
+        personalizations = http_stub.seen[0].json()["personalizations"]
+        assert not [key for p in personalizations for key in p["substitutions"] if "brand_name" in key]
+        assert all(set(p["custom_args"]) == {"delivery_id", "anymail_id"} for p in personalizations)
+        assert http_stub.seen[0].json()["custom_args"] == {"campaign_id": "7"}
     if esp == "sendgrid":  # anymail gives each recipient its own message id
         ids = [outcome.provider_id for outcome in outcomes]
         assert len(set(ids)) == len(ids)
