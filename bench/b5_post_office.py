@@ -8,7 +8,8 @@ Usage (PostgreSQL only; its own database, whose name must end in _bench; needs `
 
 The work, for each engine: from the customers with email consent (B1's fixture), one email per customer,
 subject and HTML personalised with the first name, with List-Unsubscribe headers, handed to anymail's
-Postmark backend, which builds and serialises every request and parses every answer (only the socket is
+backend for ``--esp`` (Postmark by default; Mailgun and SendGrid take Tandem's emails of one variant in one
+request, which post_office cannot), which builds and serialises every request and parses every answer (only the socket is
 answered in process: ``bench/http_answer.py``), and the outcome recorded.
 - ``tandem``: launch (one INSERT … SELECT with consent and suppression) and every chunk through
   ``delivery_chunk_send`` (send-time re-checks, caps, quiet hours, rendering, bulk outcomes).
@@ -114,6 +115,12 @@ def run_post_office() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=("tandem", "post_office"))
+    parser.add_argument(
+        "--esp",
+        choices=("postmark", "mailgun", "sendgrid"),
+        default="postmark",
+        help="the ESP both engines hand their mail to (Tandem batches a variant's emails where the ESP can)",
+    )
     parser.add_argument("--build", type=int, metavar="CUSTOMERS", help="build the fixture (both engines' tables)")
     args = parser.parse_args()
     if not args.engine and not args.build:
@@ -128,7 +135,8 @@ def main() -> None:
         fixture_build(customers=args.build, reuse=False)
         return
     settings.DEBUG = False
-    providers_answer_in_process(settings)
+    providers_answer_in_process(settings, args.esp)
+    settings.POST_OFFICE = {**settings.POST_OFFICE, "BACKENDS": {"default": settings.EMAIL_BACKEND}}
     started = time.perf_counter()
     sent = run_tandem() if args.engine == "tandem" else run_post_office()
     seconds = time.perf_counter() - started
