@@ -236,6 +236,18 @@ def deliveries_record(
     return len(updated)
 
 
+# What sending reads of a customer and their home store (addresses, placeholders, links, zones, checks):
+# a customer has three dozen columns, and loading them all was an eighth of a chunk's time.
+CHUNK_CUSTOMER_FIELDS = (
+    "id", "public_id", "email", "phone", "first_name", "last_name", "erased_at", "merged_into_id",
+    "time_zone", "time_zone_source", "home_store_id",
+)  # fmt: skip
+CHUNK_STORE_FIELDS = tuple(
+    f"home_store__{name}"
+    for name in ("id", "name", "street", "city", "postal_code", "state", "country", "time_zone")
+)
+
+
 def _customers_with_checks(customer_ids: set[int], channels: set[str], campaign, now: datetime) -> dict[int, Customer]:
     """The chunk's customers, each flagged by every check of every channel in the chunk; one query."""
     flags = {}
@@ -244,7 +256,12 @@ def _customers_with_checks(customer_ids: set[int], channels: set[str], campaign,
             flags[f"check_{channel}_{index}"] = ExpressionWrapper(
                 check.excluded_q(channel, campaign, now), output_field=BooleanField()
             )
-    queryset = Customer.objects.filter(pk__in=customer_ids).select_related("home_store").annotate(**flags)
+    queryset = (
+        Customer.objects.filter(pk__in=customer_ids)
+        .select_related("home_store")
+        .only(*CHUNK_CUSTOMER_FIELDS, *CHUNK_STORE_FIELDS)
+        .annotate(**flags)
+    )
     if connection.vendor != "postgresql":
         return {customer.pk: customer for customer in queryset}
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
