@@ -8,9 +8,9 @@ Usage (PostgreSQL only; its own database, whose name must end in _bench; needs `
 
 The work, for each engine: from the customers with email consent (B1's fixture), one email per customer,
 subject and HTML personalised with the first name, with List-Unsubscribe headers, handed to anymail's
-backend for ``--esp`` (Postmark by default; Mailgun and SendGrid take Tandem's emails of one variant in one
-request, which post_office cannot), which builds and serialises every request and parses every answer (only the socket is
-answered in process: ``bench/http_answer.py``), and the outcome recorded.
+backend for ``--esp`` (Postmark by default; Mailgun and SendGrid take Tandem's emails of one variant in
+one request, which post_office cannot), which builds and serialises every request and parses every
+answer (only the socket is answered in process: ``bench/http_answer.py``), and the outcome recorded.
 - ``tandem``: launch (one INSERT … SELECT with consent and suppression) and every chunk through
   ``delivery_chunk_send`` (send-time re-checks, caps, quiet hours, rendering, bulk outcomes).
 - ``post_office``: the same recipients selected, ``mail.send_many`` with a template and a context per

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from django.conf import settings
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from markupsafe import escape
 
 MAX_SOURCE_CHARS = 100_000
 MAX_OUTPUT_CHARS = 400_000
@@ -241,18 +242,57 @@ class CompiledTemplate:
     template: object
     # The placeholders the template reads: a sender computes only these (a link costs a signature).
     names: frozenset[str] = frozenset(PLACEHOLDERS)
+    # A template of text and bare ``{{ name }}`` only: its literal text and names alternating, which
+    # render by joining (what Jinja's compiled code does for such a template, without its context).
+    parts: tuple[str, ...] | None = None
+    escaped: bool = False
 
     def render(self, context: Mapping[str, object]) -> str:
+        if self.parts is not None:
+            try:
+                output = self._join(context)
+            except KeyError:  # a name the context lacks: Jinja renders it empty
+                output = self.render_compiled(context)
+        else:
+            output = self.render_compiled(context)
+        if len(output) > MAX_OUTPUT_CHARS:
+            raise RenderError(f"The message grew beyond {MAX_OUTPUT_CHARS:,} characters.")
+        return output
+
+    def _join(self, context: Mapping[str, object]) -> str:
+        filled = list(self.parts)
+        if self.escaped:
+            filled[1::2] = [escape(str(context[name])) for name in self.parts[1::2]]
+        else:
+            filled[1::2] = [str(context[name]) for name in self.parts[1::2]]
+        return "".join(filled)
+
+    def render_compiled(self, context: Mapping[str, object]) -> str:
+        """Through Jinja's compiled template, whatever the template's shape."""
         # Checked templates have no loops, calls or arithmetic, so output is at most the source plus
         # one value per placeholder: joining in one go is safe, and the size is checked after.
         template = self.template
         try:
-            output = "".join(template.root_render_func(template.new_context(dict(context))))
+            return "".join(template.root_render_func(template.new_context(dict(context))))
         except Exception as exc:  # anything the sandbox refuses or a template error
             raise RenderError(f"The message could not be rendered: {exc}") from exc
-        if len(output) > MAX_OUTPUT_CHARS:
-            raise RenderError(f"The message grew beyond {MAX_OUTPUT_CHARS:,} characters.")
-        return output
+
+
+def _plain_parts(env: _LockedSandbox, source: str) -> tuple[str, ...] | None:
+    """Literal text and names alternating (starting and ending with text), or ``None`` when the template
+    holds anything but text and bare ``{{ name }}`` outputs (a filter, a condition, a literal…)."""
+    parts = [""]
+    for node in env.parse(source).body:
+        if not isinstance(node, nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, nodes.TemplateData):
+                parts[-1] += child.data
+            elif isinstance(child, nodes.Name) and child.ctx == "load":
+                parts.extend((child.name, ""))
+            else:
+                return None
+    return tuple(parts)
 
 
 class RenderError(RuntimeError):
@@ -262,13 +302,24 @@ class RenderError(RuntimeError):
 def compile_text(source: str, *, allowed_names: frozenset[str] | None = None) -> CompiledTemplate:
     """Check and compile plain text (subject, SMS, push): no escaping."""
     template_check(source, allowed_names=allowed_names)
-    return CompiledTemplate(source=source, template=_from_string(_text_env, source), names=_names(source))
+    return CompiledTemplate(
+        source=source,
+        template=_from_string(_text_env, source),
+        names=_names(source),
+        parts=_plain_parts(_text_env, source),
+    )
 
 
 def compile_html(source: str, *, allowed_names: frozenset[str] | None = None) -> CompiledTemplate:
     """Check and compile HTML: every placeholder value is HTML-escaped."""
     template_check(source, allowed_names=allowed_names)
-    return CompiledTemplate(source=source, template=_from_string(_html_env, source), names=_names(source))
+    return CompiledTemplate(
+        source=source,
+        template=_from_string(_html_env, source),
+        names=_names(source),
+        parts=_plain_parts(_html_env, source),
+        escaped=True,
+    )
 
 
 def _names(source: str) -> frozenset[str]:
