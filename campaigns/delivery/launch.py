@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.audience import audience_q, message_variants, reachable_q, variant_choice
@@ -256,8 +256,14 @@ def queued_ranges(*, cause_type: str, cause_id: int, due_by: datetime | None = N
     queued = Delivery.objects.filter(cause_type=cause_type, cause_id=cause_id, status=Delivery.Status.QUEUED)
     if due_by is not None:
         queued = queued.filter(Q(not_before__isnull=True) | Q(not_before__lte=due_by))
-    low_high = queued.aggregate(low=Min("id"), high=Max("id"))
-    low, high = low_high["low"], low_high["high"]
+    # The lowest and the highest as two ordered LIMIT 1 reads from either end of the pending index, in one
+    # statement. Right after a launch the table's statistics still see it empty, and MIN/MAX was planned as
+    # a scan of every pending row (300 ms at 1 M).
+    lowest, low_params = queued.order_by("id").values("id")[:1].query.sql_with_params()
+    highest, high_params = queued.order_by("-id").values("id")[:1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT ({lowest}), ({highest})", [*low_params, *high_params])
+        low, high = cursor.fetchone()
     if low is None:
         return []
     return [(start, min(start + size - 1, high)) for start in range(low, high + 1, size)]
