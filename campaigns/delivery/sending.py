@@ -279,21 +279,18 @@ def _loyalty_values(customer_ids: set[int], programme_id: int | None) -> dict[in
 
     accounts = (
         LoyaltyAccount.objects.filter(customer_id__in=customer_ids, status=LoyaltyAccount.Status.ACTIVE)
-        .select_related("tier")
         .order_by("enrolled_at", "pk")
+        .values_list("customer_id", "programme_id", "points_balance", "tier__name")
     )
     values: dict[int, dict[str, str]] = {}
     preferred: set[int] = set()
-    for account in accounts:
-        matches = programme_id is not None and account.programme_id == programme_id
-        if account.customer_id in values and (account.customer_id in preferred or not matches):
+    for customer_id, account_programme, points_balance, tier_name in accounts:
+        matches = programme_id is not None and account_programme == programme_id
+        if customer_id in values and (customer_id in preferred or not matches):
             continue
-        values[account.customer_id] = {
-            "points_balance": f"{account.points_balance:,}",
-            "tier": account.tier.name if account.tier else "",
-        }
+        values[customer_id] = {"points_balance": f"{points_balance:,}", "tier": tier_name or ""}
         if matches:
-            preferred.add(account.customer_id)
+            preferred.add(customer_id)
     return values
 
 

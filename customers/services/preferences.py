@@ -57,12 +57,16 @@ class PreferenceLink:
     category: str = ""
 
 
+# Choices build their list of values on every access; a campaign checks one per message.
+_CATEGORIES = frozenset(MarketingCategory.values)
+
+
 def preference_token_make(*, customer: Customer, source: str = "", category: str = "") -> str:
     """A signed edit link for ``customer``; ``source`` names what carried it (e.g. campaign:4 delivery:9)."""
     payload = {"c": str(customer.public_id)}
     if source:
         payload["s"] = source[:200]
-    if category in MarketingCategory.values:
+    if category in _CATEGORIES:
         payload["k"] = category
     return token_make(purpose=PREFERENCES_PURPOSE, payload=payload)
 
