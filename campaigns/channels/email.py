@@ -180,21 +180,19 @@ class EmailChannel:
         from campaigns.channels.email_batch import batch_message
 
         first = payloads[0]
-        subject, html, text, data = batch_message(
-            first.tandem_merge.form, [payload.tandem_merge for payload in payloads], style
-        )
+        batch = batch_message(first.tandem_merge.form, [payload.tandem_merge for payload in payloads], style)
         headers = {name: value for name, value in first.extra_headers.items() if name != "List-Unsubscribe"}
         addresses = [payload.to[0] for payload in payloads]
         message = EmailMultiAlternatives(
-            subject=subject,
-            body=text,
+            subject=batch.subject,
+            body=batch.text,
             from_email=first.from_email,
             to=addresses,
             headers=headers,
             connection=self._connection(),
         )
-        message.attach_alternative(html, "text/html")
-        message.merge_data = dict(zip(addresses, data, strict=True))
+        message.attach_alternative(batch.html, "text/html")
+        message.merge_data = dict(zip(addresses, batch.data, strict=True))
         # What every recipient shares is the message's metadata; the rest (the delivery id) per recipient.
         shared = {
             key: value for key, value in first.metadata.items() if all(p.metadata.get(key) == value for p in payloads)
@@ -204,10 +202,22 @@ class EmailChannel:
             address: {key: value for key, value in payload.metadata.items() if key not in shared}
             for address, payload in zip(addresses, payloads, strict=True)
         }
-        message.merge_headers = {
-            address: {"List-Unsubscribe": payload.extra_headers["List-Unsubscribe"]}
-            for address, payload in zip(addresses, payloads, strict=True)
-        }
+        unsubscribe = batch.text_fields.get("unsubscribe_url")
+        if (
+            style.fields_in_headers
+            and unsubscribe is not None
+            and all(
+                payload.extra_headers["List-Unsubscribe"] == f"<{payload.tandem_merge.text_values['unsubscribe_url']}>"
+                for payload in payloads
+            )
+        ):
+            # The header is the link the text part carries: its merge field, not a second copy per recipient.
+            message.extra_headers["List-Unsubscribe"] = f"<{unsubscribe}>"
+        else:
+            message.merge_headers = {
+                address: {"List-Unsubscribe": payload.extra_headers["List-Unsubscribe"]}
+                for address, payload in zip(addresses, payloads, strict=True)
+            }
         message.tags = list(first.tags)
         if getattr(first, "esp_extra", None):
             message.esp_extra = dict(first.esp_extra)

@@ -61,6 +61,9 @@ class EspMerge:
     keys_are_tokens: bool  # anymail passes merge-data keys through as the ESP's substitution strings
     reserved: tuple[str, ...]  # text that must not appear in an email: the ESP would substitute it
     size: int
+    # The ESP substitutes merge fields in headers too (Mailgun): a header made of a merged value is sent
+    # once with the field, instead of once per recipient.
+    fields_in_headers: bool = False
 
     def token(self, key: str) -> str:
         return self.token_format.format(key)
@@ -79,7 +82,7 @@ def esp_merge(connection) -> EspMerge | None:
             return EspMerge(field_format, False, RESERVED_KEYS, 1000)
         return EspMerge("-{}-", True, RESERVED_KEYS, 1000)
     if esp == "Mailgun":
-        return EspMerge("%recipient.{}%", False, ("%recipient.",), 1000)
+        return EspMerge("%recipient.{}%", False, ("%recipient.",), 1000, fields_in_headers=True)
     return None
 
 
@@ -131,7 +134,16 @@ def recipient_merge(form: MergeForm | None, *, context: dict[str, str], rendered
     return Merge(form=form, html_values=html_values, text_values=text_values)
 
 
-def batch_message(form: MergeForm, merges: list[Merge], style: EspMerge) -> tuple[str, str, str, list[dict]]:
+@dataclasses.dataclass(frozen=True)
+class BatchMessage:
+    subject: str
+    html: str
+    text: str
+    data: list[dict[str, str]]  # each recipient's merge data, keyed as the ESP expects
+    text_fields: dict[str, str]  # what stands for each placeholder in plain text: its value or a merge field
+
+
+def batch_message(form: MergeForm, merges: list[Merge], style: EspMerge) -> BatchMessage:
     """Subject, HTML and text of one batch message, and each recipient's merge data keyed as the ESP expects.
 
     A value every recipient shares is written into the content; a value that is the same escaped or not
@@ -161,4 +173,10 @@ def batch_message(form: MergeForm, merges: list[Merge], style: EspMerge) -> tupl
             html_fill[name] = per_recipient(f"tandem_h_{name}", html)
         if text is not None:
             text_fill[name] = per_recipient(f"tandem_t_{name}", text)
-    return _fill(form.subject, text_fill), _fill(form.html, html_fill), _fill(form.text, text_fill), data
+    return BatchMessage(
+        subject=_fill(form.subject, text_fill),
+        html=_fill(form.html, html_fill),
+        text=_fill(form.text, text_fill),
+        data=data,
+        text_fields=text_fill,
+    )
