@@ -150,10 +150,37 @@ class _PhonePlace:
     region: str
 
 
+# What a +1 number points at is decided by its first six digits (area code and exchange): the plan's
+# countries by area code, phonenumbers' zone prefixes by at most those six digits (a test samples every
+# area code to hold it). One parse per exchange, not per number: a campaign's numbers share exchanges.
+_NANP_PREFIX = 8  # "+1" and six digits
+_NANP_PLACES_MAX = 200_000
+_nanp_places: dict[str, _PhonePlace | None] = {}
+
+
+def _phone_place(e164: str) -> _PhonePlace | None:
+    """Zones, country and region a phone number points at (cached: parsing costs more than a lookup)."""
+    if len(e164) == 12 and e164.startswith("+1") and e164[1:].isdigit():
+        prefix = e164[:_NANP_PREFIX]
+        try:
+            return _nanp_places[prefix]
+        except KeyError:
+            if len(_nanp_places) >= _NANP_PLACES_MAX:
+                _nanp_places.clear()
+            place = _nanp_places[prefix] = _phone_place_parsed(e164)
+            return place
+    return _phone_place_parsed(e164)
+
+
+def _phone_place_cache_clear() -> None:
+    _nanp_places.clear()
+    _phone_place_parsed.cache_clear()
+
+
 # Large enough that a customer's email and SMS rows, in different chunks, parse the number once (~20 MB).
 @functools.lru_cache(maxsize=65_536)
-def _phone_place(e164: str) -> _PhonePlace | None:
-    """Zones, country and region a phone number points at (cached per number: parsing costs more than a lookup)."""
+def _phone_place_parsed(e164: str) -> _PhonePlace | None:
+    """What ``_phone_place`` answers, from parsing the whole number."""
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:

@@ -9,7 +9,7 @@ import pytest
 from phonenumbers import geocoder
 from phonenumbers.geodata import GEOCODE_DATA
 
-from campaigns.delivery.quiet_hours import _phone_place
+from campaigns.delivery.quiet_hours import _phone_place, _phone_place_cache_clear, _phone_place_parsed
 from campaigns.delivery.us_phone_states import state_from_description, us_phone_state
 
 
@@ -54,7 +54,7 @@ def test_named_states_and_odd_descriptions():
 
 
 def test_the_quiet_hours_place_of_a_florida_number_has_its_state():
-    _phone_place.cache_clear()
+    _phone_place_cache_clear()
     assert _phone_place("+13055550100").region == "FL"
     assert _phone_place("+13055550100").country == "US"
     assert _phone_place("+442071234567").region == ""
@@ -70,3 +70,22 @@ def test_sending_does_not_load_the_geocoder_data(tmp_path):
     command = [sys.executable, "-c", code]  # our own interpreter and code only
     answer = subprocess.run(command, capture_output=True, text=True, env=env, check=True)  # noqa: S603
     assert answer.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_plus_one_number_points_where_its_exchange_does_whatever_its_last_four_digits():
+    """The cache answers a +1 number from the first number of its exchange: check that holds across the plan."""
+    import random
+
+    rng = random.Random(12)
+    for area in range(200, 1000):
+        for _ in range(3):
+            exchange = f"+1{area}{rng.randrange(200, 1000)}"
+            places = {_phone_place_parsed(f"{exchange}{rng.randrange(10_000):04d}") for _ in range(4)}
+            assert len(places) == 1, exchange
+    _phone_place_parsed.cache_clear()
+
+
+def test_the_exchange_cache_gives_what_parsing_the_whole_number_gives():
+    _phone_place_cache_clear()
+    numbers = ["+13055550100", "+13055559999", "+14165550123", "+18095550100", "+12125550100", "+442071234567"]
+    assert [_phone_place(n) for n in numbers] == [_phone_place_parsed(n) for n in numbers]
