@@ -55,6 +55,11 @@ def main() -> None:
     ]
     settings.DEBUG = False
     null_channels_use(settings)
+    # As a worker does when it starts (campaigns/delivery/preload.py): otherwise the first samples would
+    # time the imports, the URL map and the phone metadata, which a worker loads once, before any chunk.
+    from campaigns.delivery.preload import delivery_preload
+
+    delivery_preload()
     rates: list[tuple[str, str, int, float]] = []
     for label, rules in audiences:
         campaign = Campaign.objects.create(
