@@ -6,6 +6,7 @@ configuration set) and carries campaign tags, cut to one where the ESP takes onl
 
 from __future__ import annotations
 
+import logging
 import smtplib
 from urllib.parse import urlparse
 
@@ -16,6 +17,8 @@ from django.utils.module_loading import import_string
 from campaigns.channels.base import SendResult, retry_after_seconds, session_environment_resolve
 from campaigns.delivery.conf import conf
 from campaigns.exceptions import ChannelNotConfiguredError, PermanentChannelError, TransientChannelError
+
+logger = logging.getLogger(__name__)
 
 # ESPs (anymail's ``esp_name``) that accept one tag per message.
 SINGLE_TAG_ESPS = frozenset({"Postmark"})
@@ -175,8 +178,31 @@ class EmailChannel:
             if opened:
                 connection.close()
 
-    def _send_batch(self, payloads: list[EmailMultiAlternatives], style) -> list[SendResult | Exception]:
-        """One ESP request for ``payloads`` (one variant, distinct addresses): each one's result, in order."""
+    def _send_batch(self, payloads: list[EmailMultiAlternatives], style) -> list[SendResult | Exception | None]:
+        """One ESP request for ``payloads`` (one variant, distinct addresses): each one's result, in order.
+
+        ``None`` for each when the batch could not be built or the ESP refused the request as a whole (a
+        4xx: nothing was accepted): each then goes alone, so only an email that is itself refused fails.
+        """
+        from anymail.exceptions import AnymailRecipientsRefused
+
+        try:
+            message = self._batch_build(payloads, style)
+        except Exception:  # a batch only saves requests: never let it cost a message
+            logger.exception("an email batch could not be built; its emails go one by one")
+            return [None] * len(payloads)
+        try:
+            message.send(fail_silently=False)
+        except Exception as exc:
+            error = _channel_error(exc)
+            alone = isinstance(error, PermanentChannelError) and not isinstance(error, ChannelNotConfiguredError)
+            if alone and not isinstance(exc, AnymailRecipientsRefused):
+                return [None] * len(payloads)
+            return [error] * len(payloads)
+        recipients = getattr(getattr(message, "anymail_status", None), "recipients", {}) or {}
+        return [_recipient_result(recipients.get(payload.to[0])) for payload in payloads]
+
+    def _batch_build(self, payloads: list[EmailMultiAlternatives], style) -> EmailMultiAlternatives:
         from campaigns.channels.email_batch import batch_message
 
         first = payloads[0]
@@ -221,13 +247,7 @@ class EmailChannel:
         message.tags = list(first.tags)
         if getattr(first, "esp_extra", None):
             message.esp_extra = dict(first.esp_extra)
-        try:
-            message.send(fail_silently=False)
-        except Exception as exc:
-            error = _channel_error(exc)
-            return [error] * len(payloads)
-        recipients = getattr(getattr(message, "anymail_status", None), "recipients", {}) or {}
-        return [_recipient_result(recipients.get(address)) for address in addresses]
+        return message
 
 
 def _batch_key(payload: EmailMultiAlternatives) -> tuple:

@@ -18,7 +18,7 @@ from campaigns.channels.registry import channel_get
 from campaigns.composer import variant_compiled
 from campaigns.delivery.launch import campaign_launch
 from campaigns.delivery.sending import delivery_chunk_send
-from campaigns.exceptions import PermanentChannelError, TransientChannelError
+from campaigns.exceptions import TransientChannelError
 from campaigns.models import Delivery, Variant
 from campaigns.rendering import placeholder_context
 from tests.campaigns.delivery.conftest import granted
@@ -179,15 +179,47 @@ def test_one_address_twice_goes_in_two_requests(sendgrid):
     assert sorted(len(seen.json()["personalizations"]) for seen in sendgrid.seen) == [1, 2]
 
 
-@pytest.mark.parametrize(("status", "expected"), [(500, TransientChannelError), (400, PermanentChannelError)])
-def test_a_refused_batch_is_each_recipients_outcome(sendgrid, status, expected):
-    sendgrid.add("POST", ESPS["sendgrid"].url, status, {"errors": [{"message": "no"}]})
+def test_a_batch_the_esp_fails_with_a_5xx_is_each_recipients_transient_error(sendgrid):
+    sendgrid.add("POST", ESPS["sendgrid"].url, 500, {"errors": [{"message": "down"}]})
     backend = channel_get("email")
 
     outcomes = backend.send_many(_payloads(backend, _variant(), ["Ann", "Bob", "Cy"]))
 
-    assert len(sendgrid.seen) == 1
-    assert [type(outcome) for outcome in outcomes] == [expected] * 3
+    assert len(sendgrid.seen) == 1  # it may have been taken: retried later as a whole, never split now
+    assert [type(outcome) for outcome in outcomes] == [TransientChannelError] * 3
+
+
+def test_a_batch_refused_as_a_whole_goes_one_by_one_so_only_a_bad_email_fails(sendgrid):
+    def answer(seen):
+        personalizations = seen.json()["personalizations"]
+        if len(personalizations) > 1:
+            return 400, {"errors": [{"message": "one of the recipients is invalid"}]}
+        if personalizations[0]["to"][0]["email"] == "c1@example.com":
+            return 400, {"errors": [{"message": "invalid email"}]}
+        return 202, None
+
+    sendgrid.add("POST", ESPS["sendgrid"].url, answer=answer)
+    backend = channel_get("email")
+
+    outcomes = backend.send_many(_payloads(backend, _variant(), ["Ann", "Bob", "Cy"]))
+
+    assert len(sendgrid.seen) == 4  # the refused batch, then each alone
+    assert [type(outcome).__name__ for outcome in outcomes] == ["SendResult", "PermanentChannelError", "SendResult"]
+
+
+def test_a_batch_that_cannot_be_built_costs_no_email(sendgrid, monkeypatch):
+    from campaigns.channels import email_batch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(email_batch, "batch_message", broken)
+    backend = channel_get("email")
+
+    outcomes = backend.send_many(_payloads(backend, _variant(), ["Ann", "Bob"]))
+
+    assert len(sendgrid.seen) == 2
+    assert all(not isinstance(outcome, Exception) for outcome in outcomes)
 
 
 def test_postmark_and_a_switched_off_batch_send_one_request_per_email(settings, http_stub):
