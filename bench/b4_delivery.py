@@ -10,8 +10,9 @@ suppressed). Prints the launch time and SQL statements, then sends every chunk i
 (the counting null channels of ``campaigns/channels/null.py``: the real payloads are built, then
 counted in Redis or the shared cache instead of sent) or ``providers`` (anymail's Postmark backend and
 twilio's client, each building, signing and parsing its requests for real, with only the HTTP socket
-answered in process by ``bench/http_answer.py``). ``--channels email`` sends email only (B4 as stated);
-the default sends email and SMS. ``--processes N`` sends the chunks from N forked
+answered in process by ``bench/http_answer.py``; FCM through firebase-admin for push). ``--channels
+email`` sends email only (B4 as stated); the default sends email and SMS; ``push`` (an FCM device and push
+consent for every third customer, added once) can be added to either. ``--processes N`` sends the chunks from N forked
 processes at once (a worker process per core, as production runs). Figures are printed, never asserted.
 """
 
@@ -60,8 +61,8 @@ def main() -> None:
     from campaigns.models import Campaign, Delivery, Message, OutboxMessage, Segment, Variant
 
     channels = [name.strip() for name in args.channels.split(",") if name.strip()]
-    if not channels or set(channels) - {"email", "sms"}:
-        parser.error("--channels takes email, sms or both")
+    if not channels or set(channels) - {"email", "sms", "push"}:
+        parser.error("--channels takes email, sms, push or several")
     hour, minute = (int(part) for part in args.at.split(":"))
     fixture_build(customers=args.customers, reuse=args.reuse)
     deliveries_reset("B4")
@@ -75,6 +76,15 @@ def main() -> None:
     )
     sms_body = "Tandem Stores: hi {{ first_name }}, 20% off. Reply STOP to opt out"  # brand and opt-out: compliant
     Variant.objects.create(message=message, channel="sms", sms_body=sms_body)
+    Variant.objects.create(
+        message=message,
+        channel="push",
+        push_title="Hi {{ first_name }}",
+        push_body="Spring is in at {{ store_name }}: 20% off this week",
+        push_url="https://shop.tandem.example/spring",
+    )
+    if "push" in channels:
+        push_devices_ensure()
     campaign = Campaign.objects.create(
         name="B4", goal="engagement", kpi="click_rate", message=message, channels=channels, status="scheduled"
     )
@@ -143,6 +153,31 @@ def main() -> None:
     )
     if args.backend == "null":
         print("counted by the null channels: " + ", ".join(f"{c} {null_sent_count(c):,}" for c in channels))
+
+
+def push_devices_ensure() -> None:
+    """An FCM device and push consent for every third customer (once per fixture)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM campaigns_customerpushdevice)")
+        if cursor.fetchone()[0]:
+            return
+        cursor.execute(
+            "INSERT INTO push_notifications_gcmdevice (name, active, date_created, registration_id, "
+            "cloud_message_type, device_id) SELECT '', true, now(), 'bench-token-' || id, 'FCM', id "
+            "FROM customers_customer WHERE id % 3 = 0"
+        )
+        cursor.execute(
+            "INSERT INTO campaigns_customerpushdevice (customer_id, device_id, created_at) "
+            "SELECT d.device_id, d.id, now() FROM push_notifications_gcmdevice d"
+        )
+        cursor.execute(
+            "INSERT INTO customers_consentstate (customer_id, channel, status, granted_at, updated_at) "
+            "SELECT id, 'push', 'granted', now(), now() FROM customers_customer WHERE id % 3 = 0 "
+            "ON CONFLICT (customer_id, channel) DO NOTHING"
+        )
+        cursor.execute("ANALYZE customers_consentstate")
 
 
 def _send_forked(send, ranges, processes: int) -> tuple[int, float]:

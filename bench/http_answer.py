@@ -1,7 +1,8 @@
 """Answers the providers' HTTP calls in process, below their client libraries (benchmarks only).
 
-``requests``' ``HTTPAdapter.send`` is replaced: anymail's Postmark backend and twilio's client build,
-sign and serialise every request and parse every answer for real; only the socket is skipped. The
+``requests``' ``HTTPAdapter.send`` is replaced: anymail's ESP backends, twilio's client and firebase-admin
+(with google-auth's token request) build, sign and serialise every request and parse every answer for
+real; only the socket is skipped. The
 answers are the providers' documented success bodies.
 """
 
@@ -46,6 +47,10 @@ def _answer(adapter, request, **kwargs):
         status, payload = 200, {"id": f"<b4.{next(_ids):012d}@mg.bench.example>", "message": "Queued. Thank you."}
     elif "api.sendgrid.com" in url:
         status, payload = 202, None
+    elif "oauth2.googleapis.com/token" in url:  # google-auth's access token for FCM
+        status, payload = 200, {"access_token": "ya29.bench", "expires_in": 3600, "token_type": "Bearer"}
+    elif "fcm.googleapis.com" in url:
+        status, payload = 200, {"name": f"projects/tandem-bench/messages/0:{next(_ids)}"}
     elif "twilio.com" in url:
         status, payload = 201, _twilio(request.body or b"")
     else:
@@ -70,8 +75,32 @@ ESPS = {
 }
 
 
+def _fcm_service_account() -> str:
+    """A service-account file of our own making (its key signs the token request google-auth sends)."""
+    import tempfile
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    account = {
+        "type": "service_account",
+        "project_id": "tandem-bench",
+        "private_key_id": "bench-key-1",
+        "private_key": pem.decode(),
+        "client_email": "push@tandem-bench.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(account, handle)
+    return handle.name
+
+
 def providers_answer_in_process(settings, esp: str = "postmark") -> None:
-    """Configure the ESP (email: Postmark, Mailgun or SendGrid) and Twilio (SMS); answer their HTTP calls here."""
+    """Configure the ESP (email: Postmark, Mailgun or SendGrid), Twilio (SMS) and FCM (push, through
+    firebase-admin and google-auth); answer their HTTP calls here."""
     backend, anymail = ESPS[esp]
     settings.EMAIL_BACKEND = backend
     settings.ANYMAIL = {**settings.ANYMAIL, **anymail}
@@ -83,5 +112,8 @@ def providers_answer_in_process(settings, esp: str = "postmark") -> None:
     settings.DELIVERY_RATE_LIMITS = {
         f"email:{esp}": {"rate": 1_000_000, "burst": 1_000_000},
         "twilio:messaging-service": {"rate": 1_000_000, "burst": 1_000_000},
+        "fcm": {"rate": 1_000_000, "burst": 1_000_000},
     }
+    settings.FCM_CREDENTIALS_FILE = _fcm_service_account()
+    settings.FCM_PROJECT_ID = "tandem-bench"
     requests.adapters.HTTPAdapter.send = _answer
