@@ -19,6 +19,7 @@ from customers.services.purchase_importing import (
     MAX_ROWS,
     purchase_import_apply,
     purchase_import_create,
+    purchase_import_size_check,
 )
 
 
@@ -67,8 +68,7 @@ class PurchaseImportAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                if upload.size > MAX_FILE_BYTES:
-                    raise ImportFileError(f"The file is larger than {MAX_FILE_BYTES // 1024} KB; split it.")
+                purchase_import_size_check(upload.size)
                 purchase_import = purchase_import_create(file_name=upload.name, data=upload.read(), user=request.user)
             except ImportFileError as exc:
                 form.add_error("file", str(exc))

@@ -158,13 +158,18 @@ def purchase_import_check(*, text: str, now=None) -> _Tally:
     return tally
 
 
+def purchase_import_size_check(size: int) -> None:
+    """``ImportFileError`` for a file above the cap; the admin asks before reading the upload."""
+    if size > MAX_FILE_BYTES:
+        raise ImportFileError(f"The file is larger than {MAX_FILE_BYTES // 1024} KB; split it.")
+
+
 def purchase_import_create(*, file_name: str, data: bytes, user=None) -> PurchaseImport:
     """Store an uploaded file with its dry-run verdicts (status ``checked``); no order is recorded yet.
 
     Raises ``ImportFileError`` (and stores nothing) when the file cannot be read at all.
     """
-    if len(data) > MAX_FILE_BYTES:
-        raise ImportFileError(f"The file is larger than {MAX_FILE_BYTES // 1024} KB; split it.")
+    purchase_import_size_check(len(data))
     text = import_text_decode(data)
     tally = purchase_import_check(text=text)
     return PurchaseImport.objects.create(

@@ -164,3 +164,22 @@ def test_the_dry_run_costs_a_bounded_number_of_queries_per_row(store, django_ass
         purchase_import = purchase_import_create(file_name="orders.csv", data=csv(*rows))
 
     assert purchase_import.created_count == 20
+
+
+def test_a_file_above_the_size_cap_is_refused_by_the_service_and_by_the_admin_before_reading_it(client, monkeypatch):
+    from customers.services import purchase_importing
+
+    monkeypatch.setattr(purchase_importing, "MAX_FILE_BYTES", 100)
+    data = csv(*[f"A-{n},20.00,USD,2026-03-02T10:00:00Z,online,,,a{n}@example.com" for n in range(3)])
+    assert len(data) > 100
+
+    with pytest.raises(ImportFileError, match="larger than 0 KB"):
+        purchase_import_create(file_name="orders.csv", data=data)
+    client.force_login(MarketingUserFactory())
+    response = client.post(
+        reverse("admin:customers_purchaseimport_add"), {"file": SimpleUploadedFile("orders.csv", data)}
+    )
+
+    assert response.status_code == 200
+    assert "larger than 0 KB" in response.content.decode()
+    assert not PurchaseImport.objects.exists()
