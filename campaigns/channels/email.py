@@ -77,7 +77,7 @@ class EmailChannel:
         self._rate_key = email_rate_key(connection)
         self._sender: tuple[str, str, dict] | None = None
         self._style = False  # the ESP's batch style, looked up on first use
-        self._forms: dict[int, tuple] = {}
+        self._forms: dict[object, object] = {}  # compiled variant -> its merge form (or None)
 
     def _marketing_sender(self) -> tuple[str, str, dict]:
         """From address, List-Id and ESP extras: read from the settings once per backend (once per chunk)."""
@@ -139,11 +139,10 @@ class EmailChannel:
         style = self._merge_style()
         if style is None:
             return
-        key = id(compiled)
-        if key not in self._forms:
-            self._forms[key] = (compiled, merge_form(compiled))  # the variant kept alive: ids stay unique
+        if compiled not in self._forms:
+            self._forms[compiled] = merge_form(compiled)
         payload.tandem_merge = recipient_merge(
-            self._forms[key][1], context=context, rendered=rendered, reserved=style.reserved
+            self._forms[compiled], context=context, rendered=rendered, reserved=style.reserved
         )
 
     def send_many(self, payloads: list[EmailMultiAlternatives]) -> list[SendResult | Exception]:
