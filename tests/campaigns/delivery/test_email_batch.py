@@ -235,13 +235,15 @@ def test_postmark_and_a_switched_off_batch_send_one_request_per_email(settings, 
     assert len(http_stub.to("sendgrid")) == 2
 
 
-def test_a_form_marks_every_placeholder_and_a_filter_falls_back():
+def test_a_form_marks_every_bare_placeholder_and_a_filtered_one_makes_recipients_go_alone():
     variant = _variant(subject="{{ first_name|upper }} hello")
     form = merge_form(variant_compiled(variant))
     context = placeholder_context(customer=CustomerFactory.build(first_name="ann"), links={}, extra={})
     rendered = variant_compiled(variant).render(context)
     style = EspMerge("-{}-", True, ("tandem_h_",), 1000)
 
+    assert {"first_name", "coupon_code", "unsubscribe_url"} <= form.html_names
+    assert form.subject == ("TANDEMMERGE9FIRST_NAME9 hello",)  # the filter changed the marker: no field
     assert recipient_merge(form, context=context, rendered=rendered, reserved=style.reserved) is None
     assert recipient_merge(None, context=context, rendered=rendered, reserved=()) is None
 
